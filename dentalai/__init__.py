@@ -1,0 +1,1 @@
+"""dentalai: asynchronous inference service for dental radiographs."""

@@ -1,0 +1,158 @@
+from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf.internal import containers as _containers
+from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
+from google.protobuf import descriptor as _descriptor
+from google.protobuf import message as _message
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
+from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
+
+DESCRIPTOR: _descriptor.FileDescriptor
+
+class ToothNumbering(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TOOTH_NUMBERING_UNSPECIFIED: _ClassVar[ToothNumbering]
+    FDI: _ClassVar[ToothNumbering]
+    UNIVERSAL: _ClassVar[ToothNumbering]
+TOOTH_NUMBERING_UNSPECIFIED: ToothNumbering
+FDI: ToothNumbering
+UNIVERSAL: ToothNumbering
+
+class ModelInfo(_message.Message):
+    __slots__ = ("name", "version")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VERSION_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    version: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+
+class CephImage(_message.Message):
+    __slots__ = ("width", "height", "pixel_spacing_mm", "spacing_source")
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PIXEL_SPACING_MM_FIELD_NUMBER: _ClassVar[int]
+    SPACING_SOURCE_FIELD_NUMBER: _ClassVar[int]
+    width: int
+    height: int
+    pixel_spacing_mm: float
+    spacing_source: str
+    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., pixel_spacing_mm: _Optional[float] = ..., spacing_source: _Optional[str] = ...) -> None: ...
+
+class Landmark(_message.Message):
+    __slots__ = ("id", "name", "x", "y", "confidence")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    X_FIELD_NUMBER: _ClassVar[int]
+    Y_FIELD_NUMBER: _ClassVar[int]
+    CONFIDENCE_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    x: float
+    y: float
+    confidence: float
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., x: _Optional[float] = ..., y: _Optional[float] = ..., confidence: _Optional[float] = ...) -> None: ...
+
+class Norm(_message.Message):
+    __slots__ = ("mean", "sd")
+    MEAN_FIELD_NUMBER: _ClassVar[int]
+    SD_FIELD_NUMBER: _ClassVar[int]
+    mean: float
+    sd: float
+    def __init__(self, mean: _Optional[float] = ..., sd: _Optional[float] = ...) -> None: ...
+
+class Measurement(_message.Message):
+    __slots__ = ("id", "name", "value", "unit", "norm", "interpretation")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    NORM_FIELD_NUMBER: _ClassVar[int]
+    INTERPRETATION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    value: float
+    unit: str
+    norm: Norm
+    interpretation: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., value: _Optional[float] = ..., unit: _Optional[str] = ..., norm: _Optional[_Union[Norm, _Mapping]] = ..., interpretation: _Optional[str] = ...) -> None: ...
+
+class Classification(_message.Message):
+    __slots__ = ("id", "name", "value", "unit", "category", "label")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    CATEGORY_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    name: str
+    value: float
+    unit: str
+    category: int
+    label: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., value: _Optional[float] = ..., unit: _Optional[str] = ..., category: _Optional[int] = ..., label: _Optional[str] = ...) -> None: ...
+
+class CephSummary(_message.Message):
+    __slots__ = ("skeletal_class", "vertical_pattern")
+    SKELETAL_CLASS_FIELD_NUMBER: _ClassVar[int]
+    VERTICAL_PATTERN_FIELD_NUMBER: _ClassVar[int]
+    skeletal_class: str
+    vertical_pattern: str
+    def __init__(self, skeletal_class: _Optional[str] = ..., vertical_pattern: _Optional[str] = ...) -> None: ...
+
+class CephResult(_message.Message):
+    __slots__ = ("image", "landmarks", "measurements", "classifications", "summary")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    LANDMARKS_FIELD_NUMBER: _ClassVar[int]
+    MEASUREMENTS_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFICATIONS_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    image: CephImage
+    landmarks: _containers.RepeatedCompositeFieldContainer[Landmark]
+    measurements: _containers.RepeatedCompositeFieldContainer[Measurement]
+    classifications: _containers.RepeatedCompositeFieldContainer[Classification]
+    summary: CephSummary
+    def __init__(self, image: _Optional[_Union[CephImage, _Mapping]] = ..., landmarks: _Optional[_Iterable[_Union[Landmark, _Mapping]]] = ..., measurements: _Optional[_Iterable[_Union[Measurement, _Mapping]]] = ..., classifications: _Optional[_Iterable[_Union[Classification, _Mapping]]] = ..., summary: _Optional[_Union[CephSummary, _Mapping]] = ...) -> None: ...
+
+class PanoImage(_message.Message):
+    __slots__ = ("width", "height")
+    WIDTH_FIELD_NUMBER: _ClassVar[int]
+    HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    width: int
+    height: int
+    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+
+class Tooth(_message.Message):
+    __slots__ = ("fdi", "number", "score", "bbox", "polygon", "area_px")
+    FDI_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    BBOX_FIELD_NUMBER: _ClassVar[int]
+    POLYGON_FIELD_NUMBER: _ClassVar[int]
+    AREA_PX_FIELD_NUMBER: _ClassVar[int]
+    fdi: int
+    number: int
+    score: float
+    bbox: _containers.RepeatedScalarFieldContainer[float]
+    polygon: _struct_pb2.ListValue
+    area_px: float
+    def __init__(self, fdi: _Optional[int] = ..., number: _Optional[int] = ..., score: _Optional[float] = ..., bbox: _Optional[_Iterable[float]] = ..., polygon: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ..., area_px: _Optional[float] = ...) -> None: ...
+
+class PanoSummary(_message.Message):
+    __slots__ = ("tooth_count",)
+    TOOTH_COUNT_FIELD_NUMBER: _ClassVar[int]
+    tooth_count: int
+    def __init__(self, tooth_count: _Optional[int] = ...) -> None: ...
+
+class PanoResult(_message.Message):
+    __slots__ = ("image", "numbering", "teeth", "missing_teeth", "summary")
+    IMAGE_FIELD_NUMBER: _ClassVar[int]
+    NUMBERING_FIELD_NUMBER: _ClassVar[int]
+    TEETH_FIELD_NUMBER: _ClassVar[int]
+    MISSING_TEETH_FIELD_NUMBER: _ClassVar[int]
+    SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    image: PanoImage
+    numbering: ToothNumbering
+    teeth: _containers.RepeatedCompositeFieldContainer[Tooth]
+    missing_teeth: _containers.RepeatedScalarFieldContainer[int]
+    summary: PanoSummary
+    def __init__(self, image: _Optional[_Union[PanoImage, _Mapping]] = ..., numbering: _Optional[_Union[ToothNumbering, str]] = ..., teeth: _Optional[_Iterable[_Union[Tooth, _Mapping]]] = ..., missing_teeth: _Optional[_Iterable[int]] = ..., summary: _Optional[_Union[PanoSummary, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,93 @@
+"""What every pipeline shares: the decoded image it receives, its error, its stage timer.
+
+A pipeline is pure: the worker, the CLI and the evaluation scripts call `run` the same way.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import ClassVar
+
+import numpy as np
+from google.protobuf.message import Message
+
+from dentalai.errors import DentalAIError, ErrorCode
+from dentalai.v1 import results_pb2, task_pb2
+from engines.base import Engine
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An image as the worker decoded it.
+
+    `pixels` is 2-D grayscale (H, W), uint8 or uint16; the decoder converts colour to gray and
+    applies DICOM photometric interpretation, so pipelines see "bright = dense" everywhere.
+    """
+
+    pixels: np.ndarray
+    # From DICOM PixelSpacing / ImagerPixelSpacing when present (row spacing, col spacing averaged
+    # only if they differ by < 1 %); None otherwise.
+    pixel_spacing_mm: float | None = None
+    source_format: str = ""
+
+    @property
+    def width(self) -> int:
+        return int(self.pixels.shape[1])
+
+    @property
+    def height(self) -> int:
+        return int(self.pixels.shape[0])
+
+
+class PipelineError(DentalAIError):
+    """A processing error with its contract code (11003, 12001, 12003, ...)."""
+
+
+@dataclass
+class StageTimer:
+    """Wall time per named stage, in milliseconds; used by benchmarks and the worker's logs."""
+
+    stages_ms: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.stages_ms[name] = self.stages_ms.get(name, 0.0) + (time.perf_counter() - start) * 1000
+
+
+class Pipeline(ABC):
+    """Turns a decoded radiograph into the result message of one taskType."""
+
+    task_type: ClassVar[str]
+    # Name of the model directory under models/ that this pipeline needs.
+    model_name: ClassVar[str]
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+
+    @property
+    def model_info(self) -> results_pb2.ModelInfo:
+        manifest = self.engine.manifest
+        return results_pb2.ModelInfo(name=manifest.name, version=manifest.version)
+
+    @abstractmethod
+    def run(
+        self,
+        image: DecodedImage,
+        options: task_pb2.AnalysisOptions,
+        timer: StageTimer | None = None,
+    ) -> Message:
+        """Analyse `image`; raise PipelineError with its contract code when it cannot."""
+
+
+def require(condition: bool, code: ErrorCode, message: str) -> None:
+    """Raise PipelineError(code, message) unless `condition` holds."""
+    if not condition:
+        raise PipelineError(code, message)
