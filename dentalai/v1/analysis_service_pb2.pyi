@@ -1,8 +1,12 @@
+import datetime
+
 from dentalai.v1 import task_pb2 as _task_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
+from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -92,3 +96,53 @@ class ResendCallbackResponse(_message.Message):
     TASK_FIELD_NUMBER: _ClassVar[int]
     task: _task_pb2.Task
     def __init__(self, task: _Optional[_Union[_task_pb2.Task, _Mapping]] = ...) -> None: ...
+
+class GetServiceStatusRequest(_message.Message):
+    __slots__ = ()
+    def __init__(self) -> None: ...
+
+class WorkerInfo(_message.Message):
+    __slots__ = ("worker_id", "runtime", "models", "task_types", "last_seen")
+    WORKER_ID_FIELD_NUMBER: _ClassVar[int]
+    RUNTIME_FIELD_NUMBER: _ClassVar[int]
+    MODELS_FIELD_NUMBER: _ClassVar[int]
+    TASK_TYPES_FIELD_NUMBER: _ClassVar[int]
+    LAST_SEEN_FIELD_NUMBER: _ClassVar[int]
+    worker_id: str
+    runtime: str
+    models: _containers.RepeatedScalarFieldContainer[str]
+    task_types: _containers.RepeatedScalarFieldContainer[str]
+    last_seen: _timestamp_pb2.Timestamp
+    def __init__(self, worker_id: _Optional[str] = ..., runtime: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., task_types: _Optional[_Iterable[str]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
+
+class GetServiceStatusResponse(_message.Message):
+    __slots__ = ("store_reachable", "ready", "queue_depth", "tasks_by_status", "workers", "callback_attempts", "dead_letter_depth")
+    class TasksByStatusEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class CallbackAttemptsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    STORE_REACHABLE_FIELD_NUMBER: _ClassVar[int]
+    READY_FIELD_NUMBER: _ClassVar[int]
+    QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    TASKS_BY_STATUS_FIELD_NUMBER: _ClassVar[int]
+    WORKERS_FIELD_NUMBER: _ClassVar[int]
+    CALLBACK_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
+    DEAD_LETTER_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    store_reachable: bool
+    ready: bool
+    queue_depth: int
+    tasks_by_status: _containers.ScalarMap[str, int]
+    workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
+    callback_attempts: _containers.ScalarMap[str, int]
+    dead_letter_depth: int
+    def __init__(self, store_reachable: _Optional[bool] = ..., ready: _Optional[bool] = ..., queue_depth: _Optional[int] = ..., tasks_by_status: _Optional[_Mapping[str, int]] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., callback_attempts: _Optional[_Mapping[str, int]] = ..., dead_letter_depth: _Optional[int] = ...) -> None: ...

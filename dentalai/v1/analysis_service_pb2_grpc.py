@@ -66,6 +66,11 @@ class AnalysisServiceStub:
                 request_serializer=dentalai_dot_v1_dot_analysis__service__pb2.ResendCallbackRequest.SerializeToString,
                 response_deserializer=dentalai_dot_v1_dot_analysis__service__pb2.ResendCallbackResponse.FromString,
                 _registered_method=True)
+        self.GetServiceStatus = channel.unary_unary(
+                '/dentalai.v1.AnalysisService/GetServiceStatus',
+                request_serializer=dentalai_dot_v1_dot_analysis__service__pb2.GetServiceStatusRequest.SerializeToString,
+                response_deserializer=dentalai_dot_v1_dot_analysis__service__pb2.GetServiceStatusResponse.FromString,
+                _registered_method=True)
 
 
 class AnalysisServiceServicer:
@@ -115,6 +120,13 @@ class AnalysisServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetServiceStatus(self, request, context):
+        """Queue store reachability, queue depth, task counts and live workers, for /readyz and /metrics.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalysisServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -147,6 +159,11 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.ResendCallback,
                     request_deserializer=dentalai_dot_v1_dot_analysis__service__pb2.ResendCallbackRequest.FromString,
                     response_serializer=dentalai_dot_v1_dot_analysis__service__pb2.ResendCallbackResponse.SerializeToString,
+            ),
+            'GetServiceStatus': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetServiceStatus,
+                    request_deserializer=dentalai_dot_v1_dot_analysis__service__pb2.GetServiceStatusRequest.FromString,
+                    response_serializer=dentalai_dot_v1_dot_analysis__service__pb2.GetServiceStatusResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -313,6 +330,33 @@ class AnalysisService:
             '/dentalai.v1.AnalysisService/ResendCallback',
             dentalai_dot_v1_dot_analysis__service__pb2.ResendCallbackRequest.SerializeToString,
             dentalai_dot_v1_dot_analysis__service__pb2.ResendCallbackResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetServiceStatus(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dentalai.v1.AnalysisService/GetServiceStatus',
+            dentalai_dot_v1_dot_analysis__service__pb2.GetServiceStatusRequest.SerializeToString,
+            dentalai_dot_v1_dot_analysis__service__pb2.GetServiceStatusResponse.FromString,
             options,
             channel_credentials,
             insecure,
