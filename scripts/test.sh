@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The test command: sets up what is missing, then lint (ruff, buf) and the whole pytest suite.
+# Tests start their own redis-server on free ports; nothing needs to be running beforehand.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+"$root/scripts/setup.sh"
+
+echo "== ruff"; .venv/bin/ruff check .
+echo "== buf lint"; (cd protos && ../.tools/node_modules/.bin/buf lint)
+if git rev-parse --verify -q main >/dev/null; then
+  echo "== buf breaking (against main)"
+  (cd protos && ../.tools/node_modules/.bin/buf breaking --against "$root/.git#branch=main,subdir=protos")
+fi
+echo "== pytest"; .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
