@@ -1,0 +1,84 @@
+"""Load a model by directory and pick its runtime; find the models in a model repository.
+
+`runtime="auto"` takes TensorRT only when a GPU, tensorrt, pycuda and a plan built for this GPU
+and TensorRT version are all present; otherwise ONNX Runtime (which itself uses its CUDA provider
+when onnxruntime-gpu is installed). The choice and its reason are logged and kept on the engine
+as `selection_reason`, so the worker and /readyz can show them.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from engines.base import Engine, EngineError
+from engines.manifest import ModelManifest
+from engines.onnxruntime_engine import OnnxRuntimeEngine
+
+log = logging.getLogger(__name__)
+
+RUNTIMES = ("auto", "tensorrt", "onnxruntime")
+
+
+def discover_models(models_dir: Path | str) -> dict[str, Path]:
+    """{model name: directory} for every `models_dir/<name>/manifest.json`; the directory name must
+    equal the manifest's name, so a pipeline's `model_name` finds it either way."""
+    found: dict[str, Path] = {}
+    for manifest_path in sorted(Path(models_dir).glob("*/manifest.json")):
+        directory = manifest_path.parent
+        manifest = ModelManifest.load(directory)
+        if manifest.name != directory.name:
+            raise ValueError(
+                f"{manifest_path}: name {manifest.name!r} differs from its directory {directory.name!r}"
+            )
+        found[manifest.name] = directory
+    return found
+
+
+def load_engine(model_dir: Path | str, runtime: str = "auto", ort_intra_threads: int = 0) -> Engine:
+    """Load the model in `model_dir` on the chosen runtime; raise EngineError when it cannot."""
+    if runtime not in RUNTIMES:
+        raise ValueError(f"engine runtime must be one of {RUNTIMES}, got {runtime!r}")
+    manifest = ModelManifest.load(Path(model_dir))
+    try:
+        # Always against the ONNX file: a TensorRT plan is trusted only through its sidecar's sha256.
+        manifest.verify_checksum()
+    except (OSError, ValueError) as exc:
+        raise EngineError(f"model {manifest.name!r}: {exc}") from exc
+
+    engine: Engine | None = None
+    reason = "configured engine: onnxruntime"
+    if runtime != "onnxruntime":
+        engine, reason = _try_tensorrt(manifest, required=runtime == "tensorrt")
+    if engine is None:
+        engine = OnnxRuntimeEngine(manifest, intra_threads=ort_intra_threads)
+        reason = f"{reason}; providers {engine.providers}"
+    engine.selection_reason = reason  # type: ignore[attr-defined]  # informational, not in the protocol
+    log.info("model %s: runtime %s (%s)", manifest.name, engine.runtime, reason)
+    return engine
+
+
+def _try_tensorrt(manifest: ModelManifest, required: bool) -> tuple[Engine | None, str]:
+    # Imported here so that merely using the registry never imports tensorrt or pycuda.
+    from engines import tensorrt_engine
+
+    found = tensorrt_engine.probe()
+    if not found.usable:
+        if required:
+            raise EngineError(f"model {manifest.name!r}: engine 'tensorrt' configured but {found.reason}")
+        return None, f"auto: {found.reason}"
+    plan = found.plan_path(manifest.directory)
+    if not plan.is_file() and not required:
+        return None, (
+            f"auto: GPU {found.gpu_name} but no plan for TensorRT {found.trt_version} at {plan} "
+            f"(build with engines/build_engines.sh)"
+        )
+    try:
+        engine = tensorrt_engine.TensorRTEngine(manifest, plan_path=plan)
+    except EngineError as exc:
+        if required:
+            raise
+        # auto: a plan that is stale (other ONNX sha) or unreadable must not stop the worker.
+        log.warning("model %s: TensorRT plan unusable, falling back to ONNX Runtime: %s", manifest.name, exc)
+        return None, f"auto: TensorRT plan unusable ({exc})"
+    return engine, f"TensorRT {found.trt_version} on {found.gpu_name}, plan {plan}"

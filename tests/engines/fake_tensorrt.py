@@ -1,0 +1,311 @@
+"""A FAKE of the few `tensorrt` and `pycuda.driver` calls that engines/tensorrt_engine.py makes.
+
+Not TensorRT: it exists so that the engine's logic (binding setup, shape and address setting,
+profile bounds, plan refusal, CUDA context push/pop on the owner thread) is tested on a machine
+without a GPU. Installed only inside tests, through `install(monkeypatch)` into sys.modules.
+
+A fake plan is JSON naming an ONNX file; "executing" it runs that ONNX file with ONNX Runtime on
+the bytes the engine copied into fake device memory, so results can be compared with the real
+OnnxRuntimeEngine. The fake refuses any CUDA call made while its context is not current on the
+calling thread, which is how the push/pop discipline is checked.
+"""
+
+from __future__ import annotations
+
+import enum
+import itertools
+import json
+import threading
+import types
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from engines.plans import PLAN_FILE, SIDECAR_FILE, PlanBuild, plan_dir
+
+PROFILE = {"image": [[1, 1, 32, 32], [2, 1, 32, 32], [4, 1, 32, 32]]}
+
+
+@dataclass
+class FakeState:
+    version: str = "10.8.0.43"
+    compute_capability: tuple[int, int] = (8, 6)
+    device_count: int = 1
+    memory: dict[int, bytearray] = field(default_factory=dict)
+    calls: list[tuple] = field(default_factory=list)
+    contexts_made: int = 0
+    thread_ids: set[int] = field(default_factory=set)
+
+
+class _ContextStack(threading.local):
+    def __init__(self) -> None:
+        self.stack: list[FakeContext] = []
+
+
+_STACK = _ContextStack()
+_ADDRESSES = itertools.count(0x1000, 0x1000)
+
+
+class FakeCudaError(RuntimeError):
+    pass
+
+
+def _require_current(state: FakeState, what: str) -> None:
+    state.thread_ids.add(threading.get_ident())
+    if not _STACK.stack or _STACK.stack[-1].detached:
+        raise FakeCudaError(f"{what}: no current CUDA context on thread {threading.current_thread().name}")
+
+
+# ---- pycuda.driver ----
+
+class FakeContext:
+    def __init__(self, state: FakeState) -> None:
+        self.state, self.detached = state, False
+
+    def push(self) -> None:
+        self.state.calls.append(("push",))
+        _STACK.stack.append(self)
+
+    def pop(self) -> None:  # pycuda: pops the calling thread's current context
+        self.state.calls.append(("pop",))
+        if not _STACK.stack:
+            raise FakeCudaError("pop with an empty context stack")
+        _STACK.stack.pop()
+
+    def detach(self) -> None:
+        self.state.calls.append(("detach",))
+        self.detached = True
+
+
+class FakeDeviceAllocation:
+    def __init__(self, state: FakeState, nbytes: int) -> None:
+        self.state, self.address = state, next(_ADDRESSES) * 1000
+        state.memory[self.address] = bytearray(nbytes)
+
+    def __int__(self) -> int:
+        return self.address
+
+    def free(self) -> None:
+        _require_current(self.state, "free")
+        del self.state.memory[self.address]
+
+
+def make_driver(state: FakeState) -> types.ModuleType:
+    cuda = types.ModuleType("pycuda.driver")
+
+    class Device:
+        def __init__(self, index: int) -> None:
+            if index >= state.device_count:
+                raise FakeCudaError(f"invalid device {index}")
+
+        @staticmethod
+        def count() -> int:
+            return state.device_count
+
+        def compute_capability(self) -> tuple[int, int]:
+            return state.compute_capability
+
+        def name(self) -> str:
+            return "Fake GPU"
+
+        def make_context(self) -> FakeContext:
+            state.contexts_made += 1
+            ctx = FakeContext(state)
+            ctx.push()
+            return ctx
+
+    class Stream:
+        def __init__(self) -> None:
+            _require_current(state, "Stream()")
+            self.handle = 0xABC
+
+        def synchronize(self) -> None:
+            _require_current(state, "synchronize")
+
+    def mem_alloc(nbytes: int) -> FakeDeviceAllocation:
+        _require_current(state, "mem_alloc")
+        return FakeDeviceAllocation(state, nbytes)
+
+    def memcpy_htod_async(dest: FakeDeviceAllocation, src: np.ndarray, stream: Stream) -> None:
+        _require_current(state, "memcpy_htod_async")
+        raw = np.ascontiguousarray(src).tobytes()
+        state.memory[int(dest)][: len(raw)] = raw
+
+    def memcpy_dtoh_async(dest: np.ndarray, src: FakeDeviceAllocation, stream: Stream) -> None:
+        _require_current(state, "memcpy_dtoh_async")
+        raw = state.memory[int(src)][: dest.nbytes]
+        dest[...] = np.frombuffer(bytes(raw), dtype=dest.dtype).reshape(dest.shape)
+
+    cuda.init = lambda: None
+    cuda.Device = Device
+    cuda.Stream = Stream
+    cuda.mem_alloc = mem_alloc
+    cuda.pagelocked_empty = lambda shape, dtype: np.empty(shape, dtype)
+    cuda.memcpy_htod_async = memcpy_htod_async
+    cuda.memcpy_dtoh_async = memcpy_dtoh_async
+    cuda.Error = FakeCudaError
+    return cuda
+
+
+# ---- tensorrt ----
+
+class TensorIOMode(enum.Enum):
+    INPUT = 1
+    OUTPUT = 2
+
+
+class DataType(enum.Enum):
+    FLOAT = "float32"
+    HALF = "float16"
+    INT32 = "int32"
+    INT64 = "int64"
+    BOOL = "bool"
+    UINT8 = "uint8"
+
+
+def write_fake_plan(
+    path: Path, onnx_path: Path, profiles: dict[str, list[list[int]]], **overrides: str
+) -> None:
+    """A fake plan: the ONNX file to run, and profile 0 as {input: [min, opt, max]}."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"fake_tensorrt_plan": 1, "onnx": str(onnx_path), "profiles": profiles,
+                                "dtypes": overrides}))
+
+
+class FakeCudaEngine:
+    def __init__(self, state: FakeState, plan: dict) -> None:
+        self.state = state
+        self.session = ort.InferenceSession(plan["onnx"], providers=["CPUExecutionProvider"])
+        self.profiles = {k: [tuple(s) for s in v] for k, v in plan["profiles"].items()}
+        self.dtypes = plan.get("dtypes", {})
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.names = self.inputs + self.outputs
+        self.num_io_tensors = len(self.names)
+        self.num_optimization_profiles = 1
+
+    def get_tensor_name(self, index: int) -> str:
+        return self.names[index]
+
+    def get_tensor_mode(self, name: str) -> TensorIOMode:
+        return TensorIOMode.INPUT if name in self.inputs else TensorIOMode.OUTPUT
+
+    def get_tensor_dtype(self, name: str) -> DataType:
+        return DataType(self.dtypes.get(name, "float32"))
+
+    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+        nodes = {n.name: n for n in (*self.session.get_inputs(), *self.session.get_outputs())}
+        return tuple(d if isinstance(d, int) else -1 for d in nodes[name].shape)
+
+    def get_tensor_profile_shape(self, name: str, profile: int) -> list[tuple[int, ...]]:
+        assert profile == 0
+        return self.profiles[name]
+
+    def create_execution_context(self) -> FakeExecutionContext:
+        _require_current(self.state, "create_execution_context")
+        return FakeExecutionContext(self)
+
+
+class FakeExecutionContext:
+    def __init__(self, engine: FakeCudaEngine) -> None:
+        self.engine, self.state = engine, engine.state
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self.addresses: dict[str, int] = {}
+
+    def set_optimization_profile_async(self, index: int, stream_handle: int) -> bool:
+        self.state.calls.append(("set_optimization_profile_async", index))
+        return index == 0
+
+    def set_input_shape(self, name: str, shape: tuple[int, ...]) -> bool:
+        self.state.calls.append(("set_input_shape", name, tuple(shape)))
+        low, _opt, high = self.engine.profiles[name]
+        if not all(lo <= d <= hi for lo, d, hi in zip(low, shape, high, strict=True)):
+            return False
+        self.shapes[name] = tuple(shape)
+        return True
+
+    def _run(self, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        outs = self.engine.session.run(self.engine.outputs, feeds)
+        return dict(zip(self.engine.outputs, outs, strict=True))
+
+    def get_tensor_shape(self, name: str) -> tuple[int, ...]:
+        if name in self.engine.inputs:
+            return self.shapes[name]
+        zeros = {n: np.zeros(self.shapes[n], np.float32) for n in self.engine.inputs}
+        return self._run(zeros)[name].shape
+
+    def set_tensor_address(self, name: str, address: int) -> bool:
+        self.state.calls.append(("set_tensor_address", name))
+        self.addresses[name] = address
+        return True
+
+    def execute_async_v3(self, stream_handle: int) -> bool:
+        _require_current(self.state, "execute_async_v3")
+        self.state.calls.append(("execute_async_v3",))
+        memory = self.state.memory
+        feeds = {}
+        for name in self.engine.inputs:
+            shape = self.shapes[name]
+            count = int(np.prod(shape))
+            raw = bytes(memory[self.addresses[name]][: count * 4])
+            feeds[name] = np.frombuffer(raw, np.float32).reshape(shape)
+        for name, value in self._run(feeds).items():
+            raw = value.astype(np.float32).tobytes()
+            memory[self.addresses[name]][: len(raw)] = raw
+        return True
+
+
+def make_tensorrt(state: FakeState) -> types.ModuleType:
+    trt = types.ModuleType("tensorrt")
+    trt.__version__ = state.version
+
+    class Logger:
+        WARNING = 2
+
+        def __init__(self, severity: int = 2) -> None:
+            self.severity = severity
+
+    class Runtime:
+        def __init__(self, logger: Logger) -> None:
+            self.logger = logger
+
+        def deserialize_cuda_engine(self, data: bytes) -> FakeCudaEngine | None:
+            _require_current(state, "deserialize_cuda_engine")
+            try:
+                plan = json.loads(data)
+            except ValueError:
+                return None  # what TensorRT does with a plan it cannot read
+            return FakeCudaEngine(state, plan)
+
+    trt.Logger = Logger
+    trt.Runtime = Runtime
+    trt.TensorIOMode = TensorIOMode
+    trt.DataType = DataType
+    trt.nptype = lambda dtype: np.dtype(dtype.value).type
+    return trt
+
+
+def install(monkeypatch, state: FakeState | None = None) -> FakeState:
+    """Put the fakes into sys.modules for this test only."""
+    state = state or FakeState()
+    driver = make_driver(state)
+    pycuda = types.ModuleType("pycuda")
+    pycuda.driver = driver
+    monkeypatch.setitem(__import__("sys").modules, "tensorrt", make_tensorrt(state))
+    monkeypatch.setitem(__import__("sys").modules, "pycuda", pycuda)
+    monkeypatch.setitem(__import__("sys").modules, "pycuda.driver", driver)
+    return state
+
+
+def build_fake_plan(manifest, version: str = "10.8.0.43", cc: str = "86", sha: str | None = None,
+                    **dtypes: str) -> None:
+    """A fake plan and its sidecar where engines/build_engines.sh would put them."""
+    directory = plan_dir(manifest.directory, version, cc)
+    write_fake_plan(directory / PLAN_FILE, manifest.onnx_path, PROFILE, **dtypes)
+    PlanBuild(
+        model=manifest.name, model_version=manifest.version, onnx_sha256=sha or manifest.sha256,
+        tensorrt_version=version, compute_capability=f"sm{cc}", precision="fp32", typing="test",
+        shapes={}, command="fake",
+    ).write(directory / SIDECAR_FILE)
