@@ -123,8 +123,10 @@ def _main(argv: list[str]) -> int:
 
     manifest = ModelManifest.load(args.model_dir)
     if args.cmd == "shapes":
-        shapes = trtexec_shapes(manifest)
-        print(f"--minShapes={shapes['min']} --optShapes={shapes['opt']} --maxShapes={shapes['max']}")
+        # trtexec rejects shape flags for a model without dynamic axes: print nothing then.
+        if any(isinstance(d, str) for spec in manifest.inputs for d in spec.shape):
+            shapes = trtexec_shapes(manifest)
+            print(f"--minShapes={shapes['min']} --optShapes={shapes['opt']} --maxShapes={shapes['max']}")
     elif args.cmd == "plan-dir":
         print(plan_dir(args.model_dir, args.trt_version, args.cc))
     elif args.cmd == "is-current":
