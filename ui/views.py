@@ -1,0 +1,94 @@
+"""What the UI shows, computed from a task dict (proto3 JSON mapping); no Gradio here."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from dentalai.overlay import result_dict
+
+MEASUREMENT_COLUMNS = ["id", "name", "value", "unit", "norm", "interpretation"]
+CLASS_COLUMNS = ["id", "name", "value", "unit", "class", "label"]
+TOOTH_COLUMNS = ["number", "fdi", "score", "areaPx", "bbox"]
+
+
+def task_result(task: dict[str, Any]) -> dict[str, Any] | None:
+    """The result `data` of a task, whichever way the service nests it."""
+    for key in ("ceph", "pano", "result", "data"):
+        if isinstance(task.get(key), dict) and task[key]:
+            return result_dict(task[key])
+    return None
+
+
+def task_error(task: dict[str, Any]) -> tuple[int, str] | None:
+    err = task.get("error") or {}
+    code = int(err.get("code") or 0)
+    return (code, str(err.get("message") or "")) if code else None
+
+
+def status_markdown(task: dict[str, Any], backend: str) -> str:
+    status = task.get("status", "?")
+    line = f"**{status}** · task `{task.get('taskId', '?')}` · via {backend}"
+    error = task_error(task)
+    if error:
+        line += f"\n\n**Error {error[0]}**: {error[1]}"
+    model = task.get("model") or {}
+    if model.get("name"):
+        line += f"\n\nmodel {model['name']} {model.get('version', '')}"
+    timing = task.get("timing") or {}
+    if timing.get("totalMs"):
+        line += f" · queued {timing.get('queuedMs', 0)} ms, processing {timing.get('processingMs', 0)} ms"
+    return line
+
+
+def error_markdown(code: int | None, message: str) -> str:
+    return f"**Error {code}**: {message}" if code else f"**Error**: {message}"
+
+
+def _num(value: Any) -> Any:
+    return round(float(value), 2) if isinstance(value, int | float) else value
+
+
+def measurement_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """ceph: measurements with norm and interpretation; pano: one row per tooth."""
+    if "teeth" in data:
+        rows = [
+            [t.get("number"), t.get("fdi"), _num(t.get("score", 0)), _num(t.get("areaPx", 0)),
+             ", ".join(str(_num(v)) for v in t.get("bbox") or [])]
+            for t in data.get("teeth") or []
+        ]  # fmt: skip
+        return TOOTH_COLUMNS, rows
+    rows = []
+    for m in data.get("measurements") or []:
+        norm = m.get("norm") or {}
+        norm_text = f"{_num(norm.get('mean', 0))} ± {_num(norm.get('sd', 0))}" if norm else ""
+        rows.append([m.get("id"), m.get("name"), _num(m.get("value", 0)), m.get("unit"), norm_text,
+                     m.get("interpretation")])  # fmt: skip
+    return MEASUREMENT_COLUMNS, rows
+
+
+def class_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
+    """ceph: the eight classifications and the summary; pano: count and missing teeth."""
+    if "teeth" in data:
+        summary = data.get("summary") or {}
+        missing = ", ".join(str(n) for n in data.get("missingTeeth") or []) or "none"
+        return ["item", "value"], [
+            ["numbering", data.get("numbering", "")],
+            ["tooth count", summary.get("toothCount", len(data.get("teeth") or []))],
+            ["missing teeth", missing],
+        ]
+    rows = [
+        [
+            c.get("id"),
+            c.get("name"),
+            _num(c.get("value", 0)),
+            c.get("unit"),
+            c.get("category"),
+            c.get("label"),
+        ]
+        for c in data.get("classifications") or []
+    ]
+    summary = data.get("summary") or {}
+    if summary:
+        rows.append(["summary", "skeletal class", "", "", "", summary.get("skeletalClass", "")])
+        rows.append(["summary", "vertical pattern", "", "", "", summary.get("verticalPattern", "")])
+    return CLASS_COLUMNS, rows
