@@ -188,7 +188,7 @@ def build_ui(cfg: UIConfig, backend: Backend | None = None) -> gr.Blocks:
                 )
                 task_type = gr.Radio(["ceph", "pano"], value="ceph", label="taskType", elem_id="task-type")
                 spacing = gr.Number(
-                    label="pixelSpacingMm (empty: from DICOM or the default)",
+                    label="pixelSpacingMm (0: from DICOM or the default)",
                     value=None,
                     minimum=0,
                     elem_id="spacing",
@@ -206,8 +206,16 @@ def build_ui(cfg: UIConfig, backend: Backend | None = None) -> gr.Blocks:
                 measurements = gr.Dataframe(label="Measurements / teeth", elem_id="measurements", wrap=True)
                 classes = gr.Dataframe(label="Classes / summary", elem_id="classes", wrap=True)
                 raw = gr.JSON(label="Raw task JSON", elem_id="raw-json")
+        analysis = Analysis(cfg, backend)
+
+        def run(
+            file: str | None, task_type: str, spacing: float | None, numbering: str
+        ) -> Iterator[tuple[Any, ...]]:
+            # Gradio streams only from a generator function, not from a callable object.
+            yield from analysis(file, task_type, spacing, numbering)
+
         submit.click(
-            Analysis(cfg, backend),
+            run,
             inputs=[file, task_type, spacing, numbering],
             outputs=[status, image, measurements, classes, raw, downloads],
         )
