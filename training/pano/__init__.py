@@ -1,0 +1,1 @@
+"""Training of the pano tooth segmentation model (PyTorch, CPU). Never imported by the service."""
