@@ -88,7 +88,7 @@ def drive(url: str, image: Path, task_type: str, screenshot: Path, timeout_s: fl
             page.locator("#upload input[type=file]").set_input_files(str(image))
             page.locator("#task-type").get_by_label(task_type, exact=True).check()
             # The upload must finish before the click, or the function gets no file.
-            page.locator("#upload").get_by_text(image.name).first.wait_for(timeout=15_000)
+            page.locator(f'#upload a[download="{image.name}"]').wait_for(timeout=15_000)
             page.locator("#submit").click()
             status = page.locator("#status")
             page.wait_for_function(
@@ -104,6 +104,7 @@ def drive(url: str, image: Path, task_type: str, screenshot: Path, timeout_s: fl
                 "measurements": page.locator("#measurements").inner_text(),
                 "classes": page.locator("#classes").inner_text(),
                 "raw": page.locator("#raw-json").inner_text(),
+                "downloads": page.locator("#downloads a[download]").count(),
             }
         finally:
             browser.close()
