@@ -71,11 +71,13 @@ class OnnxRuntimeEngine:
             raise EngineError(
                 f"model {manifest.name!r}: ONNX Runtime cannot load {manifest.onnx_path}: {exc}"
             ) from exc
+        # What ONNX Runtime actually enabled: a CUDA provider that failed to start is dropped.
+        self.providers = self._session.get_providers()
         self._check_graph_matches_manifest(self._session)
         self._output_names = [spec.name for spec in manifest.outputs]
         log.info(
             "model %s %s loaded on ONNX Runtime %s, providers %s, intra_threads %d",
-            manifest.name, manifest.version, ort.__version__, self._session.get_providers(), intra_threads,
+            manifest.name, manifest.version, ort.__version__, self.providers, intra_threads,
         )
 
     def _check_graph_matches_manifest(self, session: ort.InferenceSession) -> None:
