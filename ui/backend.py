@@ -32,12 +32,19 @@ class ServiceUnreachable(Exception):
 
 class RestBackend:
     def __init__(
-        self, base_url: str, callback_url: str, token: str | None = None, timeout: float = 10.0
+        self,
+        base_url: str,
+        callback_url: str,
+        token: str | None = None,
+        timeout: float = 10.0,
+        transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.callback_url = callback_url
         headers = {"authorization": f"Bearer {token}"} if token else {}
-        self._http = httpx.Client(base_url=self.base_url, headers=headers, timeout=timeout)
+        self._http = httpx.Client(
+            base_url=self.base_url, headers=headers, timeout=timeout, transport=transport
+        )
         self.description = f"REST {self.base_url}"
 
     def submit(self, task_type: str, image: bytes, options: dict[str, Any]) -> dict[str, Any]:

@@ -1,0 +1,99 @@
+"""The UI's REST backend and views: request body, envelope and error parsing, tables."""
+
+from __future__ import annotations
+
+import base64
+import json
+import sys
+from pathlib import Path
+
+import httpx
+import pytest
+
+from dentalai.errors import DentalAIError, ErrorCode
+from ui import views
+from ui.app import UIConfig, config_from_settings
+from ui.backend import RestBackend, ServiceUnreachable
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "tools"))
+from sample_results import ceph_result, pano_result  # noqa: E402
+
+
+def _backend(handler):
+    return RestBackend(
+        "http://api", "http://localhost:7860/ui-callback", token="tok", transport=httpx.MockTransport(handler)
+    )
+
+
+def test_submit_sends_contract_body_and_reads_envelope():
+    seen = {}
+
+    def handler(request):
+        seen["body"] = json.loads(request.content)
+        seen["auth"] = request.headers["authorization"]
+        return httpx.Response(
+            202, json={"code": 0, "message": "accepted", "data": {"taskId": "a", "status": "QUEUED"}}
+        )
+
+    task = _backend(handler).submit("pano", b"\x89PNG", {"toothNumbering": "UNIVERSAL"})
+    assert task == {"taskId": "a", "status": "QUEUED"}
+    body = seen["body"]
+    assert body["taskType"] == "pano" and base64.b64decode(body["imageBase64"]) == b"\x89PNG"
+    assert body["callbackUrl"] == "http://localhost:7860/ui-callback"
+    assert body["options"] == {"toothNumbering": "UNIVERSAL"}
+    assert seen["auth"] == "Bearer tok"
+
+
+def test_errors_keep_code_message_and_details():
+    def handler(request):
+        detail = {"field": "options.pixelSpacingMm", "reason": "must be > 0"}
+        return httpx.Response(400, json={"code": 10001, "message": "invalid parameter", "details": [detail]})
+
+    with pytest.raises(DentalAIError) as err:
+        _backend(handler).submit("ceph", b"x", {"pixelSpacingMm": -1})
+    assert err.value.code == ErrorCode.INVALID_PARAMETER
+    assert err.value.details == [("options.pixelSpacingMm", "must be > 0")]
+    with pytest.raises(DentalAIError) as err:
+        _backend(lambda r: httpx.Response(404, json={"code": 10009, "message": "unknown task"})).get("zz")
+    assert err.value.code == ErrorCode.TASK_NOT_FOUND
+    with pytest.raises(DentalAIError) as err:
+        _backend(lambda r: httpx.Response(502, text="<html>bad gateway")).get("zz")
+    assert err.value.code == ErrorCode.INTERNAL and "502" in err.value.message
+
+
+def test_unreachable_is_not_a_contract_error():
+    def handler(request):
+        raise httpx.ConnectError("refused")
+
+    with pytest.raises(ServiceUnreachable):
+        _backend(handler).get("a")
+
+
+def test_views_for_ceph_pano_and_failure():
+    cols, rows = views.measurement_rows(ceph_result())
+    assert cols[4] == "norm" and rows[0] == ["SNA", "SNA angle", 82.0, "deg", "82.0 ± 3.5", "normal"]
+    _, classes = views.class_rows(ceph_result())
+    assert classes[0][-1] == "Class II" and classes[-1][-1] == "normodivergent"
+    cols, teeth = views.measurement_rows(pano_result())
+    assert cols[0] == "number" and [t[0] for t in teeth] == [11, 21, 31, 41]
+    _, summary = views.class_rows(pano_result())
+    assert ["missing teeth", "18, 28"] in summary
+    failed = {
+        "taskId": "t",
+        "status": "FAILED",
+        "error": {"code": 12004, "message": "model for ceph is not available"},
+    }
+    assert views.task_result(failed) is None
+    assert "**Error 12004**: model for ceph is not available" in views.status_markdown(failed, "REST")
+
+
+def test_config_from_settings_and_env(monkeypatch):
+    settings = {"api": {"host": "0.0.0.0", "port": 8100}, "grpc": {"host": "10.0.0.2", "port": 50100},
+                "auth": {"tokens": ["t1", "t2"]}}  # fmt: skip
+    monkeypatch.delenv("DENTALAI_TOKEN", raising=False)
+    cfg = config_from_settings(settings)
+    assert (cfg.api_url, cfg.grpc_target, cfg.token) == ("http://127.0.0.1:8100", "10.0.0.2:50100", "t1")
+    assert cfg.effective_callback_url == "http://localhost:7860/ui-callback"
+    monkeypatch.setenv("DENTALAI_UI_CALLBACK_URL", "https://cb.example/x")
+    assert config_from_settings(settings).effective_callback_url == "https://cb.example/x"
+    assert UIConfig(port=9).effective_callback_url == "http://localhost:9/ui-callback"
