@@ -1,0 +1,171 @@
+"""Evaluate the pano pipeline (through the ONNX engine) on a COCO file and its images.
+
+    .venv/bin/python -m pipelines.pano.evaluation.eval_pano \
+        --coco ../shared/data/pano/ufba425/annotations.json --images ../shared/data/pano/ufba425/images \
+        --split training/pano/split.json --split-key val --out /tmp/pano_eval.json
+
+Detection: predicted and ground-truth teeth are matched class-agnostically, greedily by IoU
+(>= 0.5), one to one. Numbering accuracy: share of matched teeth whose FDI number is right.
+Dice: mean per-tooth Dice over matched teeth. Masks are compared at the image's own size.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dentalai.v1 import task_pb2
+from engines.manifest import ModelManifest
+from engines.onnxruntime_engine import OnnxRuntimeEngine
+from pipelines.base_pipeline import DecodedImage, PipelineError
+from pipelines.pano.pipeline import PanoConfig, PanoPipeline
+
+ROOT = Path(__file__).resolve().parents[3]
+
+
+def polygon_mask(points: np.ndarray, height: int, width: int) -> np.ndarray:
+    mask = np.zeros((height, width), np.uint8)
+    cv2.fillPoly(mask, [np.round(points * 8).astype(np.int32)], 1, shift=3)
+    return mask.astype(bool)
+
+
+def polygon_points(tooth: object) -> np.ndarray:
+    """(N, 2) array from a Tooth's ListValue polygon."""
+    return np.array([[c.number_value for c in v.list_value.values] for v in tooth.polygon.values], np.float64)
+
+
+def match(
+    pred: list[np.ndarray], gt: list[np.ndarray], threshold: float = 0.5
+) -> list[tuple[int, int, float]]:
+    """Greedy one-to-one matching by IoU; returns (pred index, gt index, dice)."""
+    if not pred or not gt:
+        return []
+    p = np.stack([m.ravel() for m in pred]).astype(np.float32)
+    g = np.stack([m.ravel() for m in gt]).astype(np.float32)
+    inter = p @ g.T
+    ps, gs = p.sum(1)[:, None], g.sum(1)[None, :]
+    iou = inter / np.maximum(ps + gs - inter, 1)
+    dice = 2 * inter / np.maximum(ps + gs, 1)
+    pairs, used_p, used_g = [], set(), set()
+    for flat in np.argsort(-iou, axis=None):
+        i, j = divmod(int(flat), iou.shape[1])
+        if iou[i, j] < threshold:
+            break
+        if i in used_p or j in used_g:
+            continue
+        used_p.add(i)
+        used_g.add(j)
+        pairs.append((i, j, float(dice[i, j])))
+    return pairs
+
+
+def evaluate(pipeline: PanoPipeline, coco: dict, images_dir: Path, ids: list[int] | None) -> dict:
+    images = {im["id"]: im for im in coco["images"]}
+    by_image: dict[int, list[dict]] = {}
+    for ann in coco["annotations"]:
+        by_image.setdefault(ann["image_id"], []).append(ann)
+    ids = sorted(images) if ids is None else ids
+    tp = fp = fn = correct = 0
+    dices: list[float] = []
+    per_fdi: dict[int, dict[str, float]] = {}
+    errors: dict[str, int] = {}
+    seconds: list[float] = []
+    for image_id in ids:
+        im = images[image_id]
+        pixels = cv2.imread(str(images_dir / im["file_name"]), cv2.IMREAD_GRAYSCALE)
+        h, w = pixels.shape
+        anns = by_image.get(image_id, [])
+        gt = [polygon_mask(np.asarray(a["segmentation"][0], np.float32).reshape(-1, 2), h, w) for a in anns]
+        start = time.perf_counter()
+        try:
+            result = pipeline.run(DecodedImage(pixels), task_pb2.AnalysisOptions())
+            teeth = [(t.fdi, polygon_points(t)) for t in result.teeth]
+        except PipelineError as exc:
+            errors[str(int(exc.code))] = errors.get(str(int(exc.code)), 0) + 1
+            teeth = []
+        seconds.append(time.perf_counter() - start)
+        pred = [polygon_mask(poly, h, w) for _, poly in teeth]
+        pairs = match(pred, gt)
+        tp += len(pairs)
+        fp += len(pred) - len(pairs)
+        fn += len(gt) - len(pairs)
+        matched_gt = {j: (i, d) for i, j, d in pairs}
+        for j, ann in enumerate(anns):
+            empty = {"gt": 0, "found": 0, "right_number": 0, "dice_sum": 0.0}
+            row = per_fdi.setdefault(ann["category_id"], empty)
+            row["gt"] += 1
+            if j in matched_gt:
+                i, d = matched_gt[j]
+                row["found"] += 1
+                row["dice_sum"] += d
+                ok = teeth[i][0] == ann["category_id"]
+                row["right_number"] += ok
+                correct += ok
+                dices.append(d)
+    precision = tp / max(tp + fp, 1)
+    recall = tp / max(tp + fn, 1)
+    return {
+        "images": len(ids),
+        "gt_teeth": tp + fn,
+        "predicted_teeth": tp + fp,
+        "precision": precision,
+        "recall": recall,
+        "f1": 2 * precision * recall / max(precision + recall, 1e-9),
+        "numbering_accuracy": correct / max(tp, 1),
+        "mean_dice": float(np.mean(dices)) if dices else 0.0,
+        "pipeline_errors": errors,
+        "seconds_per_image": float(np.mean(seconds)),
+        "per_fdi": {
+            str(f): {
+                "gt": int(r["gt"]),
+                "recall": r["found"] / r["gt"],
+                "numbering_accuracy": r["right_number"] / max(r["found"], 1),
+                "dice": r["dice_sum"] / max(r["found"], 1),
+            }
+            for f, r in sorted(per_fdi.items())
+        },
+    }
+
+
+def print_table(report: dict) -> None:
+    print(f"images {report['images']}  gt teeth {report['gt_teeth']}  predicted {report['predicted_teeth']}  "
+          f"errors {report['pipeline_errors']}  {report['seconds_per_image'] * 1000:.0f} ms/image")
+    print(f"precision {report['precision']:.4f}  recall {report['recall']:.4f}  F1 {report['f1']:.4f}  "
+          f"numbering {report['numbering_accuracy']:.4f}  mean Dice {report['mean_dice']:.4f}")
+    print(f"{'FDI':>4} {'gt':>4} {'recall':>7} {'number':>7} {'dice':>6}")
+    for fdi, row in report["per_fdi"].items():
+        print(f"{fdi:>4} {row['gt']:>4} {row['recall']:7.3f} "
+              f"{row['numbering_accuracy']:7.3f} {row['dice']:6.3f}")
+
+
+def main() -> None:
+    data = ROOT.parent / "shared" / "data" / "pano" / "ufba425"
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--coco", type=Path, default=data / "annotations.json")
+    parser.add_argument("--images", type=Path, default=data / "images")
+    parser.add_argument("--split", type=Path, help="JSON file with image-id lists, or a JSON list of ids")
+    parser.add_argument("--split-key", default="val")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / "pano-teeth")
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--no-renumber", action="store_true", help="ablation: keep the model's own numbers")
+    parser.add_argument("--out", type=Path)
+    args = parser.parse_args()
+    ids = None
+    if args.split:
+        raw = json.loads(args.split.read_text())
+        ids = raw if isinstance(raw, list) else raw[args.split_key]
+    engine = OnnxRuntimeEngine(ModelManifest.load(args.model), intra_threads=args.threads)
+    pipeline = PanoPipeline(engine, PanoConfig(renumber=not args.no_renumber))
+    report = evaluate(pipeline, json.loads(args.coco.read_text()), args.images, ids)
+    print_table(report)
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,79 @@
+"""Tooth outlines in the coordinates of the submitted image.
+
+The instance mask is at model resolution (256 x 512 for images up to ~3000 px wide), so its outline
+is refined on an upsampled crop: the foreground probability (smooth, sub-pixel towards the bone)
+limited to the tooth's own territory (its mask grown by two pixels, minus other teeth).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+# Crop margin (model px) and territory growth (model px).
+MARGIN = 3
+GROW = 2
+MAX_UPSAMPLE = 8.0
+
+
+@dataclass(frozen=True)
+class Outline:
+    polygon: list[list[float]]  # [[x, y], ...] in input pixels
+    bbox: list[float]  # [x, y, w, h] in input pixels
+    area_px: float
+
+
+def model_to_input(u: np.ndarray, scale: float) -> np.ndarray:
+    """Pixel-centre mapping of cv2.resize between model and input frames."""
+    return (u + 0.5) * scale - 0.5
+
+
+def outline(
+    mask: np.ndarray,
+    others: np.ndarray,
+    foreground: np.ndarray,
+    scale_x: float,
+    scale_y: float,
+    image_size: tuple[int, int],
+) -> Outline | None:
+    """Outline of `mask` (bool, model frame); `others` marks pixels of other teeth.
+
+    `foreground` is 1 - P(background) in the model frame; `image_size` is (width, height).
+    """
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    x0, x1 = max(int(xs.min()) - MARGIN, 0), min(int(xs.max()) + MARGIN + 1, w)
+    y0, y1 = max(int(ys.min()) - MARGIN, 0), min(int(ys.max()) + MARGIN + 1, h)
+    own = mask[y0:y1, x0:x1].astype(np.uint8)
+    grown = cv2.dilate(own, np.ones((2 * GROW + 1, 2 * GROW + 1), np.uint8)).astype(bool)
+    territory = (grown & ~others[y0:y1, x0:x1]) | own.astype(bool)
+    fx = float(np.clip(scale_x, 1.0, MAX_UPSAMPLE))
+    fy = float(np.clip(scale_y, 1.0, MAX_UPSAMPLE))
+    size = (max(int(round((x1 - x0) * fx)), 1), max(int(round((y1 - y0) * fy)), 1))
+    fx, fy = size[0] / (x1 - x0), size[1] / (y1 - y0)
+    fg_up = cv2.resize(foreground[y0:y1, x0:x1].astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+    terr_up = cv2.resize(territory.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+    keep = ((fg_up > 0.5) & (terr_up > 0.5)).astype(np.uint8)
+    n, comp, stats, _ = cv2.connectedComponentsWithStats(keep, connectivity=8)
+    if n < 2:
+        return None
+    biggest = 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+    keep = (comp == biggest).astype(np.uint8)
+    contours, _ = cv2.findContours(keep, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    contour = max(contours, key=cv2.contourArea)
+    contour = cv2.approxPolyDP(contour, 0.5 * min(fx, fy), True)[:, 0, :].astype(np.float64)
+    if len(contour) < 3:
+        return None
+    # Up-sampled crop pixel -> model frame -> input frame.
+    mx = x0 + (contour[:, 0] + 0.5) / fx - 0.5
+    my = y0 + (contour[:, 1] + 0.5) / fy - 0.5
+    width, height = image_size
+    px = np.clip(model_to_input(mx, scale_x), 0, width - 1)
+    py = np.clip(model_to_input(my, scale_y), 0, height - 1)
+    polygon = [[round(float(a), 1), round(float(b), 1)] for a, b in zip(px, py, strict=True)]
+    area = float(keep.sum()) / (fx * fy) * scale_x * scale_y
+    bx, by = float(px.min()), float(py.min())
+    bbox = [round(bx, 1), round(by, 1), round(float(px.max()) - bx, 1), round(float(py.max()) - by, 1)]
+    return Outline(polygon=polygon, bbox=bbox, area_px=round(area, 1))

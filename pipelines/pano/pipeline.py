@@ -1,0 +1,143 @@
+"""Panoramic radiograph -> PanoResult (CONTRACT.md section 6): teeth outlines with their numbers."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+
+from dentalai.errors import ErrorCode
+from dentalai.v1 import results_pb2, task_pb2
+from engines.base import Engine
+from pipelines.base_pipeline import DecodedImage, Pipeline, PipelineError, StageTimer, require
+from pipelines.pano import instances, postrules
+from pipelines.pano.numbering import CLASS_FDI, PERMANENT_FDI, fdi_to_universal
+from pipelines.pano.outline import Outline, outline
+from pipelines.pano.preprocess import prepare, to_gray_float
+
+# (FDI number, score, outline) of one reported tooth.
+Tooth = tuple[int, float, Outline]
+
+
+@dataclass(frozen=True)
+class PanoConfig:
+    """Input checks and output filters; defaults fit the UFBA-trained model."""
+
+    min_width: int = 400
+    min_height: int = 200
+    # Width / height: UFBA images are stretched to 1:1, real panoramics are about 2:1;
+    # cephalograms (about 0.8) and intraoral films fall outside.
+    min_aspect: float = 0.9
+    max_aspect: float = 3.2
+    # 1st-99th percentile spread below this share of the value range: blank or nearly flat image.
+    min_contrast: float = 0.04
+    # Teeth whose mean tooth probability is below this are not reported.
+    min_score: float = 0.5
+    # Off only for evaluation ablations: keep the model's own numbers (duplicates possible).
+    renumber: bool = True
+
+
+class PanoPipeline(Pipeline):
+    task_type: ClassVar[str] = "pano"
+    model_name: ClassVar[str] = "pano-teeth"
+
+    def __init__(self, engine: Engine, config: PanoConfig | None = None) -> None:
+        super().__init__(engine)
+        self.config = config or PanoConfig()
+        spec = engine.manifest.inputs[0]
+        self.input_name = spec.name
+        self.output_name = engine.manifest.outputs[0].name
+        self.height, self.width = int(spec.shape[2]), int(spec.shape[3])
+
+    def check_input(self, pixels: np.ndarray) -> None:
+        """11003 for images that cannot be a panoramic radiograph this model can read."""
+        cfg = self.config
+        require(pixels.ndim in (2, 3), ErrorCode.IMAGE_CHECK_FAILED, f"not a 2-D image: shape {pixels.shape}")
+        h, w = pixels.shape[:2]
+        require(
+            w >= cfg.min_width and h >= cfg.min_height,
+            ErrorCode.IMAGE_CHECK_FAILED,
+            f"image {w}x{h} is too small for a panoramic (minimum {cfg.min_width}x{cfg.min_height})",
+        )
+        aspect = w / h
+        require(
+            cfg.min_aspect <= aspect <= cfg.max_aspect,
+            ErrorCode.IMAGE_CHECK_FAILED,
+            f"aspect ratio {aspect:.2f} (width/height) is not that of a panoramic "
+            f"({cfg.min_aspect}-{cfg.max_aspect})",
+        )
+        gray = to_gray_float(pixels[:: max(h // 512, 1), :: max(w // 512, 1)])
+        full_range = 65535.0 if pixels.dtype == np.uint16 and gray.max() > 255 else 255.0
+        lo, hi = np.percentile(gray, [1, 99])
+        require(
+            (hi - lo) / full_range >= cfg.min_contrast,
+            ErrorCode.IMAGE_CHECK_FAILED,
+            "image is blank or has almost no contrast",
+        )
+
+    def run(
+        self,
+        image: DecodedImage,
+        options: task_pb2.AnalysisOptions,
+        timer: StageTimer | None = None,
+    ) -> results_pb2.PanoResult:
+        timer = timer or StageTimer()
+        pixels = image.pixels
+        with timer.stage("check"):
+            self.check_input(pixels)
+        with timer.stage("preprocess"):
+            prepared = prepare(pixels, self.height, self.width)
+        with timer.stage("inference"):
+            try:
+                logits = self.engine.infer({self.input_name: prepared.tensor[None]})[self.output_name][0]
+            except Exception as exc:  # engine failures carry their own message
+                raise PipelineError(ErrorCode.INFERENCE_FAILED, f"pano model failed: {exc}") from exc
+        with timer.stage("postprocess"):
+            teeth = self._teeth(logits.astype(np.float32), prepared.scale_x, prepared.scale_y, image)
+        require(bool(teeth), ErrorCode.NO_USABLE_RESULT, "no teeth found on the image")
+        universal = options.tooth_numbering == results_pb2.UNIVERSAL
+        return build_result(teeth, image.width, image.height, universal)
+
+    def _teeth(
+        self, logits: np.ndarray, scale_x: float, scale_y: float, image: DecodedImage
+    ) -> list[Tooth]:
+        probs = instances.softmax(logits)
+        cands = instances.extract(probs)
+        if self.config.renumber:
+            numbers = postrules.renumber(cands, float(self.width))
+        else:
+            numbers = [CLASS_FDI[c.label] for c in cands]
+        kept = [(c, n) for c, n in zip(cands, numbers, strict=True) if n is not None]
+        kept = [(c, n) for c, n in kept if c.foreground >= self.config.min_score]
+        owner = np.full(probs.shape[1:], -1, np.int32)
+        for k, (c, _) in enumerate(kept):
+            owner[c.mask] = k
+        foreground = 1.0 - probs[0]
+        teeth = []
+        for k, (c, fdi) in enumerate(kept):
+            shape = outline(c.mask, (owner >= 0) & (owner != k), foreground, scale_x, scale_y,
+                            (image.width, image.height))
+            if shape is not None:
+                teeth.append((fdi, round(c.foreground, 4), shape))
+        return teeth
+
+
+def build_result(
+    teeth: list[Tooth], width: int, height: int, universal: bool
+) -> results_pb2.PanoResult:
+    """The contract message; teeth sorted by FDI number, missing teeth in the requested system."""
+    number = fdi_to_universal if universal else (lambda f: f)
+    result = results_pb2.PanoResult(
+        image=results_pb2.PanoImage(width=width, height=height),
+        numbering=results_pb2.UNIVERSAL if universal else results_pb2.FDI,
+    )
+    for fdi, score, shape in sorted(teeth, key=lambda t: t[0]):
+        tooth = result.teeth.add(
+            fdi=fdi, number=number(fdi), score=score, bbox=shape.bbox, area_px=shape.area_px
+        )
+        tooth.polygon.extend(shape.polygon)
+    found = {t[0] for t in teeth}
+    result.missing_teeth.extend(sorted(number(f) for f in PERMANENT_FDI if f not in found))
+    result.summary.tooth_count = len(result.teeth)
+    return result

@@ -1,0 +1,85 @@
+"""Export a training checkpoint to models/pano-teeth/ (ONNX opset 17, dynamic batch) with its manifest.
+
+    .venv/bin/python -m training.pano.export --checkpoint training/pano/runs/unet-256x512/best.pt
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from pipelines.pano import preprocess
+from pipelines.pano.numbering import CLASS_FDI
+from training.pano.model import TeethUNet
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "models" / "pano-teeth"
+TRAIN_COMMAND = ".venv/bin/python -m training.pano.train --max-minutes 60"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--checkpoint", type=Path, default=ROOT / "training/pano/runs/unet-256x512/best.pt")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    ckpt = torch.load(args.checkpoint, weights_only=False, map_location="cpu")
+    model = TeethUNet(len(CLASS_FDI))
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    h, w = preprocess.INPUT_HEIGHT, preprocess.INPUT_WIDTH
+    args.out.mkdir(parents=True, exist_ok=True)
+    onnx_path = args.out / "model.onnx"
+    example = torch.randn(1, 1, h, w)
+    torch.onnx.export(
+        model, (example,), str(onnx_path), opset_version=17, input_names=["image"], output_names=["logits"],
+        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
+    )
+    # The exported graph must reproduce PyTorch on a batch of two.
+    batch = torch.randn(2, 1, h, w)
+    with torch.no_grad():
+        expected = model(batch).numpy()
+    got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(
+        ["logits"], {"image": batch.numpy()})[0]
+    err = float(np.abs(got - expected).max())
+    assert err < 1e-3, f"ONNX differs from PyTorch by {err}"
+    manifest = {
+        "name": "pano-teeth",
+        "version": "1.0.0",
+        "task_type": "pano",
+        "onnx": "model.onnx",
+        "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+        "inputs": [{"name": "image", "dtype": "float32", "shape": ["batch", 1, h, w]}],
+        "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", len(CLASS_FDI), h, w]}],
+        "batch": {"min": 1, "opt": 1, "max": 4},
+        "preprocessing": {
+            "resize": f"stretch to {w}x{h} (width x height), cv2.INTER_AREA when shrinking",
+            "input_height": h,
+            "input_width": w,
+            "gray": True,
+            "clip_percentiles": [preprocess.LOW_PERCENTILE, preprocess.HIGH_PERCENTILE],
+            "normalise": "clip to the percentile window, scale to [0, 1], then per-image zero mean, unit std",
+            "code": "pipelines/pano/preprocess.py",
+        },
+        "training": {
+            "command": TRAIN_COMMAND,
+            "data": "pano/ufba425 (UFBA-425 subset, 360 images), "
+            "split training/pano/split.json (300 train / 60 val)",
+            "wall_minutes": round(ckpt["state"]["elapsed_s"] / 60, 1),
+            "epoch": ckpt["state"]["epoch"],
+            "val_tooth_dice_at_checkpoint": round(ckpt["state"]["best"], 4),
+        },
+        "classes": list(CLASS_FDI),
+    }
+    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"exported {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB), max |onnx - torch| {err:.2e}")
+
+
+if __name__ == "__main__":
+    main()
