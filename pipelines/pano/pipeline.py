@@ -12,10 +12,12 @@ from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
 from pipelines.base_pipeline import DecodedImage, Pipeline, PipelineError, StageTimer, require
 from pipelines.pano import instances, postrules
-from pipelines.pano.numbering import CLASS_FDI, PERMANENT_FDI, fdi_to_universal
+from pipelines.pano.numbering import CLASS_FDI, PERMANENT_FDI, fdi_to_universal, mirror_fdi
 from pipelines.pano.outline import Outline, outline
 from pipelines.pano.preprocess import prepare, to_gray_float
 
+# Channel of the same tooth on the other side (11 <-> 21 ...), for the mirrored pass.
+MIRROR_CHANNELS = [0] + [CLASS_FDI.index(mirror_fdi(f)) for f in CLASS_FDI[1:]]
 # (FDI number, score, outline) of one reported tooth.
 Tooth = tuple[int, float, Outline]
 
@@ -34,6 +36,9 @@ class PanoConfig:
     min_contrast: float = 0.04
     # Teeth whose mean tooth probability is below this are not reported.
     min_score: float = 0.5
+    # Also run the mirrored image (with left/right numbers swapped back) and average: steadier
+    # numbering for twice the inference time.
+    flip_tta: bool = True
     # Off only for evaluation ablations: keep the model's own numbers (duplicates possible).
     renumber: bool = True
 
@@ -90,7 +95,7 @@ class PanoPipeline(Pipeline):
             prepared = prepare(pixels, self.height, self.width)
         with timer.stage("inference"):
             try:
-                logits = self.engine.infer({self.input_name: prepared.tensor[None]})[self.output_name][0]
+                logits = self._infer(prepared.tensor)
             except Exception as exc:  # engine failures carry their own message
                 raise PipelineError(ErrorCode.INFERENCE_FAILED, f"pano model failed: {exc}") from exc
         with timer.stage("postprocess"):
@@ -98,6 +103,13 @@ class PanoPipeline(Pipeline):
         require(bool(teeth), ErrorCode.NO_USABLE_RESULT, "no teeth found on the image")
         universal = options.tooth_numbering == results_pb2.UNIVERSAL
         return build_result(teeth, image.width, image.height, universal)
+
+    def _infer(self, tensor: np.ndarray) -> np.ndarray:
+        if not self.config.flip_tta:
+            return self.engine.infer({self.input_name: tensor[None]})[self.output_name][0]
+        batch = np.stack([tensor, tensor[:, :, ::-1]])
+        out = self.engine.infer({self.input_name: batch})[self.output_name]
+        return 0.5 * (out[0] + out[1][MIRROR_CHANNELS, :, ::-1])
 
     def _teeth(
         self, logits: np.ndarray, scale_x: float, scale_y: float, image: DecodedImage

@@ -10,6 +10,7 @@ import numpy as np
 
 from engines.manifest import ModelManifest, TensorSpec
 from pipelines.pano.numbering import CLASS_FDI
+from pipelines.pano.pipeline import MIRROR_CHANNELS
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
 MODEL_DIR = Path(__file__).resolve().parents[2] / "models" / "pano-teeth"
@@ -79,8 +80,11 @@ class FakeEngine:
         self.seen: list[np.ndarray] = []
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
-        self.seen.append(inputs["image"])
-        return {"logits": self.logits[None]}
+        batch = inputs["image"]
+        self.seen.append(batch)
+        # What a mirror-consistent model gives for a mirrored input: mirrored image, swapped sides.
+        mirrored = self.logits[MIRROR_CHANNELS, :, ::-1]
+        return {"logits": np.stack([self.logits, mirrored][: len(batch)])}
 
     def warmup(self) -> None:
         pass

@@ -86,5 +86,7 @@ def test_engine_gets_the_model_input() -> None:
     engine = FakeEngine(synthetic_logits(TEETH))
     PanoPipeline(engine).run(DecodedImage(pano_like().astype(np.uint16) * 200), task_pb2.AnalysisOptions())
     (tensor,) = engine.seen
-    assert tensor.shape == (1, 1, 256, 512) and tensor.dtype == np.float32
+    # Image and its mirror, for the flip test-time augmentation.
+    assert tensor.shape == (2, 1, 256, 512) and tensor.dtype == np.float32
+    np.testing.assert_array_equal(tensor[1], tensor[0][:, :, ::-1])
     assert abs(float(tensor.mean())) < 1e-3 and abs(float(tensor.std()) - 1) < 1e-2

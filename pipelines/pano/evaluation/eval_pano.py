@@ -153,6 +153,7 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "pano-teeth")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-renumber", action="store_true", help="ablation: keep the model's own numbers")
+    parser.add_argument("--no-flip-tta", action="store_true", help="ablation: one pass, no mirrored pass")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     ids = None
@@ -160,7 +161,7 @@ def main() -> None:
         raw = json.loads(args.split.read_text())
         ids = raw if isinstance(raw, list) else raw[args.split_key]
     engine = OnnxRuntimeEngine(ModelManifest.load(args.model), intra_threads=args.threads)
-    pipeline = PanoPipeline(engine, PanoConfig(renumber=not args.no_renumber))
+    pipeline = PanoPipeline(engine, PanoConfig(renumber=not args.no_renumber, flip_tta=not args.no_flip_tta))
     report = evaluate(pipeline, json.loads(args.coco.read_text()), args.images, ids)
     print_table(report)
     if args.out:
