@@ -73,3 +73,29 @@ def test_occlusal_plane_lies_between_palatal_and_mandibular_planes():
     centre, direction = overlay.occlusal_plane(CEPH_POINTS)
     assert np.allclose(centre, [482.5, 527.5])
     assert direction[0] > 0.9  # runs front-to-back, nearly horizontal
+
+
+def test_dicom_monochrome1_is_inverted_for_display(tmp_path):
+    pydicom = pytest.importorskip("pydicom")
+    from pydicom.dataset import FileMetaDataset
+    from pydicom.uid import ExplicitVRLittleEndian, SecondaryCaptureImageStorage, generate_uid
+
+    meta = FileMetaDataset()
+    meta.MediaStorageSOPClassUID = SecondaryCaptureImageStorage
+    meta.MediaStorageSOPInstanceUID = generate_uid()
+    meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds = pydicom.Dataset()
+    ds.file_meta = meta
+    ds.SOPClassUID, ds.SOPInstanceUID = meta.MediaStorageSOPClassUID, meta.MediaStorageSOPInstanceUID
+    pixels = np.zeros((20, 30), dtype=np.uint16)
+    pixels[:, :10] = 1000
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME1"
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 16, 15, 0
+    ds.PixelData = pixels.tobytes()
+    path = tmp_path / "x.dcm"
+    ds.save_as(path, enforce_file_format=True)
+    shown = overlay.load_image(path)
+    assert shown.shape == (20, 30)
+    assert shown[0, 0] < shown[0, 20]  # MONOCHROME1: high values are dark
+    assert overlay.to_rgb(shown)[0, 20].tolist() == [255, 255, 255]
