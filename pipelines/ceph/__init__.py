@@ -1,0 +1,1 @@
+"""Lateral cephalogram analysis: 19 ISBI-2015 landmarks, measurements, classes (CONTRACT section 6)."""
