@@ -1,0 +1,67 @@
+"""Every Redis key name in one place, all under the configurable prefix (default "dentalai:").
+
+| key                               | type   | what                                                   |
+|-----------------------------------|--------|--------------------------------------------------------|
+| {p}task:{id}                      | hash   | one task (store.py fields), expires after result_ttl_s |
+| {p}jobs                           | stream | queued jobs, field `task_id`; consumer group `workers` |
+| {p}jobs:dead                      | stream | jobs abandoned after max_deliveries (12005)            |
+| {p}callbacks:schedule             | zset   | member task id, score = due unix time of its callback  |
+| {p}workers:{id}                   | string | JSON heartbeat of a worker, TTL heartbeat_ttl_s        |
+| {p}stats:callback:{outcome}       | string | counter of callback attempts by outcome                |
+| {p}stats:tasks:{status}           | string | counter of tasks that reached a status                 |
+| {p}events:{id}                    | pubsub | channel: the task's status changed (payload = status)  |
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CONSUMER_GROUP = "workers"
+
+
+@dataclass(frozen=True)
+class Keys:
+    prefix: str = "dentalai:"
+
+    def task(self, task_id: str) -> str:
+        return f"{self.prefix}task:{task_id}"
+
+    @property
+    def task_pattern(self) -> str:
+        return f"{self.prefix}task:*"
+
+    @property
+    def jobs(self) -> str:
+        return f"{self.prefix}jobs"
+
+    @property
+    def dead_letter(self) -> str:
+        return f"{self.prefix}jobs:dead"
+
+    @property
+    def callback_schedule(self) -> str:
+        return f"{self.prefix}callbacks:schedule"
+
+    def worker(self, worker_id: str) -> str:
+        return f"{self.prefix}workers:{worker_id}"
+
+    @property
+    def worker_pattern(self) -> str:
+        return f"{self.prefix}workers:*"
+
+    def callback_stat(self, outcome: str) -> str:
+        return f"{self.prefix}stats:callback:{outcome}"
+
+    @property
+    def callback_stat_pattern(self) -> str:
+        return f"{self.prefix}stats:callback:*"
+
+    def task_stat(self, status: str) -> str:
+        return f"{self.prefix}stats:tasks:{status}"
+
+    @property
+    def task_stat_pattern(self) -> str:
+        return f"{self.prefix}stats:tasks:*"
+
+    def events(self, task_id: str) -> str:
+        return f"{self.prefix}events:{task_id}"
