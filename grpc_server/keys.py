@@ -8,8 +8,8 @@
 | {p}callbacks:schedule             | zset   | member task id, score = due unix time of its callback  |
 | {p}workers:{id}                   | string | JSON heartbeat of a worker, TTL heartbeat_ttl_s        |
 | {p}stats:callback:{outcome}       | string | counter of callback attempts by outcome                |
-| {p}stats:tasks:{status}           | string | counter of tasks that reached a status                 |
-| {p}events:{id}                    | pubsub | channel: the task's status changed (payload = status)  |
+| {p}stats:tasks                    | hash   | tasks by status: QUEUED/RUNNING now; final statuses    |
+|                                   |        | are totals (expired tasks are not subtracted)          |
 """
 
 from __future__ import annotations
@@ -56,12 +56,6 @@ class Keys:
     def callback_stat_pattern(self) -> str:
         return f"{self.prefix}stats:callback:*"
 
-    def task_stat(self, status: str) -> str:
-        return f"{self.prefix}stats:tasks:{status}"
-
     @property
-    def task_stat_pattern(self) -> str:
-        return f"{self.prefix}stats:tasks:*"
-
-    def events(self, task_id: str) -> str:
-        return f"{self.prefix}events:{task_id}"
+    def task_stats(self) -> str:
+        return f"{self.prefix}stats:tasks"

@@ -1,0 +1,346 @@
+"""The task store: one Redis hash per task, expiring result_ttl_s after creation and again after finish.
+
+Hash fields (keys.Keys.task):
+- `task`         serialized dentalai.v1.Task without image and without `callback` (see below)
+- `status`       the TaskStatus name, duplicated so that scripts can check transitions
+- `image`        image bytes of an imageData submission; removed when the task is final
+- `request_hash` sha256 of the submission, for idempotent taskIds
+- `callback`     serialized CallbackInfo. Written by create/finish/resend here and otherwise ONLY by
+                 the callback dispatcher (`set_callback`), so neither overwrites the other's facts.
+- `webhook_id`   set once at finish; the same on every delivery attempt and re-send
+
+Every state change is one MULTI/EXEC under WATCH (or one Lua script), so a crash never leaves a
+final task without its scheduled callback, and a task taken over by a second worker gets one final
+state only (the first `finish` wins).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+from google.protobuf.message import Message
+from google.protobuf.timestamp_pb2 import Timestamp
+from redis.exceptions import WatchError
+
+from dentalai.errors import DentalAIError, ErrorCode
+from dentalai.v1 import task_pb2
+from grpc_server.keys import Keys
+
+TaskStatus = task_pb2.TaskStatus
+FINAL = {task_pb2.SUCCEEDED, task_pb2.FAILED, task_pb2.CANCELLED}
+
+# Create and enqueue in one step: an existing taskId answers "exists" with its request hash, a full
+# queue answers "full"; otherwise the hash is written, expires, and the job is appended.
+_CREATE = """
+if redis.call('EXISTS', KEYS[1]) == 1 then
+  return {'exists', redis.call('HGET', KEYS[1], 'request_hash') or ''}
+end
+if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[5]) then
+  return {'full', ''}
+end
+redis.call('HSET', KEYS[1], 'task', ARGV[1], 'status', 'QUEUED', 'request_hash', ARGV[2], 'callback', ARGV[3])
+if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'image', ARGV[4]) end
+redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
+redis.call('XADD', KEYS[2], '*', 'task_id', ARGV[7])
+redis.call('HINCRBY', KEYS[3], 'QUEUED', 1)
+return {'created', ''}
+"""
+
+# The dispatcher's write: only the callback field, only while the task exists.
+_SET_CALLBACK = """
+if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
+redis.call('HSET', KEYS[1], 'callback', ARGV[1])
+return 1
+"""
+
+
+def now_ts() -> Timestamp:
+    ts = Timestamp()
+    ts.GetCurrentTime()
+    return ts
+
+
+def status_name(status: int) -> str:
+    return task_pb2.TaskStatus.Name(status)
+
+
+@dataclass(frozen=True)
+class StoredTask:
+    """A task as read from the store, with the fields the worker and dispatcher need beside it."""
+
+    task: task_pb2.Task  # callback merged in
+    image: bytes | None
+    request_hash: str
+    webhook_id: str
+
+
+class CreateOutcome:
+    CREATED = "created"
+    EXISTS = "exists"
+    FULL = "full"
+
+
+class TaskStore:
+    """Async access to task hashes. `redis` must be a redis.asyncio client with decode_responses=False."""
+
+    def __init__(self, redis: aioredis.Redis, keys: Keys, result_ttl_s: int) -> None:
+        self.redis = redis
+        self.keys = keys
+        self.result_ttl_s = result_ttl_s
+        self._create = redis.register_script(_CREATE)
+        self._set_callback = redis.register_script(_SET_CALLBACK)
+
+    # ---- reading -------------------------------------------------------------------------------
+
+    async def get(self, task_id: str) -> task_pb2.Task | None:
+        """The task with its CallbackInfo merged in, or None when unknown or expired."""
+        stored = await self.get_stored(task_id, with_image=False)
+        return stored.task if stored else None
+
+    async def get_stored(self, task_id: str, with_image: bool = False) -> StoredTask | None:
+        """The task plus image (when asked), request hash and webhook id; None when unknown."""
+        fields = [b"task", b"callback", b"request_hash", b"webhook_id"] + ([b"image"] if with_image else [])
+        values = await self.redis.hmget(self.keys.task(task_id), fields)
+        if values[0] is None:
+            return None
+        return _decode(values, with_image)
+
+    # ---- writing -------------------------------------------------------------------------------
+
+    async def create(
+        self, task: task_pb2.Task, image: bytes | None, request_hash: str, queue_max_length: int
+    ) -> tuple[str, str]:
+        """Store a new QUEUED task and append its job to the stream, atomically.
+
+        Returns (outcome, stored request hash): CREATED; EXISTS (nothing written; compare the hash
+        to tell a resubmission from a conflict); FULL (nothing written: 10007).
+        """
+        callback = task.callback
+        bare = task_pb2.Task()
+        bare.CopyFrom(task)
+        bare.ClearField("callback")
+        outcome, existing = await self._create(
+            keys=[self.keys.task(task.task_id), self.keys.jobs, self.keys.task_stats],
+            args=[
+                bare.SerializeToString(),
+                request_hash,
+                callback.SerializeToString(),
+                image or b"",
+                queue_max_length,
+                self.result_ttl_s,
+                task.task_id,
+            ],
+        )
+        return outcome.decode(), existing.decode()
+
+    async def set_callback(self, task_id: str, info: task_pb2.CallbackInfo) -> bool:
+        """Dispatcher's write of the callback facts; False when the task no longer exists."""
+        return bool(await self._set_callback(keys=[self.keys.task(task_id)], args=[info.SerializeToString()]))
+
+    async def mark_running(self, task_id: str, max_deliveries: int) -> tuple[str, StoredTask | None]:
+        """A worker takes the task. Returns ("run", task with image) after setting RUNNING and
+        counting the delivery; ("skip", task-or-None) when it is final, cancelled or gone;
+        ("abandon", task) when this delivery would exceed max_deliveries (caller fails it 12005)."""
+        result: list[str] = ["skip"]
+
+        def change(stored: StoredTask) -> dict[bytes, bytes] | None:
+            task = stored.task
+            if task.status in FINAL:
+                return None
+            if task.deliveries + 1 > max_deliveries:
+                result[0] = "abandon"
+                return None
+            task.status = task_pb2.RUNNING
+            task.deliveries += 1
+            task.started_at.CopyFrom(now_ts())
+            result[0] = "run"
+            return {b"task": _without_callback(task), b"status": b"RUNNING"}
+
+        stored = await self._transition(task_id, change, with_image=True)
+        return result[0], stored
+
+    async def release(self, task_id: str) -> bool:
+        """Put a RUNNING task back to QUEUED (graceful worker stop); the delivery is not counted."""
+
+        def change(stored: StoredTask) -> dict[bytes, bytes] | None:
+            task = stored.task
+            if task.status != task_pb2.RUNNING:
+                return None
+            task.status = task_pb2.QUEUED
+            task.deliveries = max(0, task.deliveries - 1)
+            task.ClearField("started_at")
+            return {b"task": _without_callback(task), b"status": b"QUEUED"}
+
+        return await self._transition(task_id, change) is not None
+
+    async def finish(
+        self,
+        task_id: str,
+        result: Message | None = None,
+        error: task_pb2.TaskError | None = None,
+        model: Message | None = None,
+    ) -> bool:
+        """Store the final state (SUCCEEDED with `result`, or FAILED with `error`), set the callback
+        PENDING, give the task its webhook id and ZADD it to the callback schedule due now, all in
+        one transaction. Returns False (nothing written) when the task is already final or gone."""
+        stamp = now_ts()
+
+        def change(stored: StoredTask) -> dict[bytes, bytes] | None:
+            task = stored.task
+            if task.status in FINAL:
+                return None
+            if error is not None:
+                task.status = task_pb2.FAILED
+                task.error.CopyFrom(error)
+            else:
+                task.status = task_pb2.SUCCEEDED
+                if result is not None:
+                    getattr(task, _result_field(task)).CopyFrom(result)
+            if model is not None:
+                task.model.CopyFrom(model)
+            task.finished_at.CopyFrom(stamp)
+            _fill_timing(task)
+            callback = task_pb2.CallbackInfo()
+            callback.CopyFrom(task.callback)
+            callback.state = task_pb2.PENDING
+            callback.next_attempt_at.CopyFrom(stamp)
+            return {
+                b"task": _without_callback(task),
+                b"status": status_name(task.status).encode(),
+                b"callback": callback.SerializeToString(),
+                b"webhook_id": (stored.webhook_id or f"msg_{uuid.uuid4().hex}").encode(),
+            }
+
+        return await self._transition(task_id, change, schedule_callback=True) is not None
+
+    async def cancel(self, task_id: str) -> task_pb2.Task:
+        """Cancel a QUEUED task (no callback is sent). Raises 10009 when unknown, 10010 when it is
+        RUNNING or final. The job stays in the stream; the worker skips it."""
+
+        def change(stored: StoredTask) -> dict[bytes, bytes] | None:
+            task = stored.task
+            if task.status != task_pb2.QUEUED:
+                raise DentalAIError(
+                    ErrorCode.TASK_NOT_CANCELLABLE,
+                    f"task {task_id} is {status_name(task.status)}; only a QUEUED task can be cancelled",
+                )
+            task.status = task_pb2.CANCELLED
+            task.finished_at.CopyFrom(now_ts())
+            _fill_timing(task)
+            return {b"task": _without_callback(task), b"status": b"CANCELLED"}
+
+        stored = await self._transition(task_id, change, drop_image=True)
+        if stored is None:
+            raise DentalAIError(ErrorCode.TASK_NOT_FOUND, f"task {task_id} not found")
+        return stored.task
+
+    async def resend(self, task_id: str) -> task_pb2.Task:
+        """Re-arm a finished task's callback: state PENDING, attempts reset, due now (same
+        webhook id). Raises 10009 when unknown, 10010 when the task is not SUCCEEDED/FAILED."""
+
+        def change(stored: StoredTask) -> dict[bytes, bytes] | None:
+            task = stored.task
+            if task.status not in (task_pb2.SUCCEEDED, task_pb2.FAILED):
+                raise DentalAIError(
+                    ErrorCode.TASK_NOT_CANCELLABLE,
+                    f"task {task_id} is {status_name(task.status)}; only a finished task's callback "
+                    "can be sent again",
+                )
+            callback = task.callback
+            callback.state = task_pb2.PENDING
+            callback.attempts = 0
+            callback.next_attempt_at.CopyFrom(now_ts())
+            return {b"callback": callback.SerializeToString()}
+
+        stored = await self._transition(task_id, change, schedule_callback=True, count_status=False)
+        if stored is None:
+            raise DentalAIError(ErrorCode.TASK_NOT_FOUND, f"task {task_id} not found")
+        return stored.task
+
+    # ---- internals -----------------------------------------------------------------------------
+
+    async def _transition(
+        self,
+        task_id: str,
+        change: Callable[[StoredTask], dict[bytes, bytes] | None],
+        with_image: bool = False,
+        schedule_callback: bool = False,
+        drop_image: bool = False,
+        count_status: bool = True,
+    ) -> StoredTask | None:
+        """Read under WATCH, let `change` mutate the task and return the fields to write (or None
+        for no change), then write them in MULTI/EXEC; retried when another writer got between.
+        Returns the (changed) task, or None when it is gone or `change` declined."""
+        key = self.keys.task(task_id)
+        fields = [b"task", b"callback", b"request_hash", b"webhook_id"] + ([b"image"] if with_image else [])
+        while True:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    values = await pipe.hmget(key, fields)
+                    if values[0] is None:
+                        return None
+                    stored = _decode(values, with_image)
+                    old_status = stored.task.status
+                    updates = change(stored)
+                    if updates is None:
+                        await pipe.unwatch()
+                        return stored if with_image else None
+                    pipe.multi()
+                    pipe.hset(key, mapping=updates)
+                    new_status = stored.task.status
+                    if count_status and new_status != old_status:
+                        pipe.hincrby(self.keys.task_stats, status_name(old_status), -1)
+                        pipe.hincrby(self.keys.task_stats, status_name(new_status), 1)
+                    if new_status in FINAL and count_status:
+                        pipe.hdel(key, b"image")
+                        pipe.expire(key, self.result_ttl_s)
+                    elif drop_image:
+                        pipe.hdel(key, b"image")
+                    if schedule_callback:
+                        pipe.zadd(self.keys.callback_schedule, {task_id: time.time()})
+                    await pipe.execute()
+                    if b"callback" in updates:
+                        stored.task.callback.ParseFromString(updates[b"callback"])
+                    return stored
+                except WatchError:
+                    continue
+
+
+def _decode(values: list[bytes | None], with_image: bool) -> StoredTask:
+    task = task_pb2.Task.FromString(values[0] or b"")
+    if values[1]:
+        task.callback.ParseFromString(values[1])
+    return StoredTask(
+        task=task,
+        image=values[4] if with_image else None,
+        request_hash=(values[2] or b"").decode(),
+        webhook_id=(values[3] or b"").decode(),
+    )
+
+
+def _without_callback(task: task_pb2.Task) -> bytes:
+    bare = task_pb2.Task()
+    bare.CopyFrom(task)
+    bare.ClearField("callback")
+    return bare.SerializeToString()
+
+
+def _result_field(task: task_pb2.Task) -> str:
+    return "pano" if task.task_type == "pano" else "ceph"
+
+
+def _ms(ts: Timestamp) -> int:
+    return ts.seconds * 1000 + ts.nanos // 1_000_000
+
+
+def _fill_timing(task: task_pb2.Task) -> None:
+    created, finished = _ms(task.created_at), _ms(task.finished_at)
+    started = _ms(task.started_at) if task.HasField("started_at") else finished
+    task.timing.queued_ms = max(0, started - created)
+    task.timing.processing_ms = max(0, finished - started)
+    task.timing.total_ms = max(0, finished - created)
