@@ -10,12 +10,48 @@ import numpy as np
 INPUT_WIDTH = 256
 INPUT_HEIGHT = 320
 HEATMAP_STRIDE = 2
-LANDMARK_IDS = ["S", "N", "Or", "Po", "A", "B", "Pog", "Me", "Gn", "Go",
-                "LIT", "UIT", "UL", "LL", "Sn", "SoftPog", "PNS", "ANS", "Ar"]
-LANDMARK_NAMES = ["sella", "nasion", "orbitale", "porion", "subspinale", "supramentale", "pogonion",
-                  "menton", "gnathion", "gonion", "lower incisal incision", "upper incisal incision",
-                  "upper lip", "lower lip", "subnasale", "soft tissue pogonion", "posterior nasal spine",
-                  "anterior nasal spine", "articulare"]
+LANDMARK_IDS = [
+    "S",
+    "N",
+    "Or",
+    "Po",
+    "A",
+    "B",
+    "Pog",
+    "Me",
+    "Gn",
+    "Go",
+    "LIT",
+    "UIT",
+    "UL",
+    "LL",
+    "Sn",
+    "SoftPog",
+    "PNS",
+    "ANS",
+    "Ar",
+]
+LANDMARK_NAMES = [
+    "sella",
+    "nasion",
+    "orbitale",
+    "porion",
+    "subspinale",
+    "supramentale",
+    "pogonion",
+    "menton",
+    "gnathion",
+    "gonion",
+    "lower incisal incision",
+    "upper incisal incision",
+    "upper lip",
+    "lower lip",
+    "subnasale",
+    "soft tissue pogonion",
+    "posterior nasal spine",
+    "anterior nasal spine",
+    "articulare",
+]
 NUM_LANDMARKS = len(LANDMARK_IDS)
 
 

@@ -72,7 +72,13 @@ def _affine(rng: np.random.Generator | None) -> np.ndarray:
     c, si = np.cos(ang) * s, np.sin(ang) * s
     # Corner convention: scale to model size, then rotate/scale about the centre, then shift.
     cx, cy = INPUT_WIDTH / 2, INPUT_HEIGHT / 2
-    rot = np.array([[c * ax, -si, cx - c * ax * cx + si * cy + tx], [si * ax, c, cy - si * ax * cx - c * cy + ty], [0, 0, 1]])
+    rot = np.array(
+        [
+            [c * ax, -si, cx - c * ax * cx + si * cy + tx],
+            [si * ax, c, cy - si * ax * cx - c * cy + ty],
+            [0, 0, 1],
+        ]
+    )
     m = rot @ np.diag([sx, sy, 1.0])
     # Centre convention used by warpAffine: x_c = M (x + 0.5) - 0.5.
     shift = np.array([[1, 0, 0.5], [0, 1, 0.5], [0, 0, 1.0]])
@@ -103,8 +109,14 @@ def heatmap_targets(points: np.ndarray, sigma: float) -> np.ndarray:
 def make_sample(s: Sample, rng: np.random.Generator | None) -> tuple[np.ndarray, np.ndarray]:
     """-> model input (1, H, W) float32 and landmark points in model pixels (19, 2)."""
     m = _affine(rng)
-    img = cv2.warpAffine(s.image, m, (INPUT_WIDTH, INPUT_HEIGHT), flags=cv2.INTER_LINEAR,
-                         borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    img = cv2.warpAffine(
+        s.image,
+        m,
+        (INPUT_WIDTH, INPUT_HEIGHT),
+        flags=cv2.INTER_LINEAR,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0,
+    )
     pts = s.points @ m[:, :2].T + m[:, 2]
     x = _intensity(img, rng) if rng is not None else img.astype(np.float32)
     return normalise(x)[None], pts.astype(np.float32)

@@ -1,6 +1,6 @@
 """Export a ceph checkpoint to models/ceph-landmarks/ (ONNX opset 17, dynamic batch) with its manifest.
 
-    .venv/bin/python -m training.ceph.export --checkpoint training/ceph/runs/unet-256x320/last.pt
+.venv/bin/python -m training.ceph.export --checkpoint training/ceph/runs/unet-256x320/last.pt
 """
 
 from __future__ import annotations
@@ -31,9 +31,16 @@ def export(checkpoint: Path, out: Path = OUT, wall_minutes: float | None = None)
     out.mkdir(parents=True, exist_ok=True)
     onnx_path = out / "model.onnx"
     dummy = torch.zeros(1, 1, INPUT_HEIGHT, INPUT_WIDTH)
-    torch.onnx.export(model, (dummy,), str(onnx_path), opset_version=17, input_names=["image"],
-                      output_names=["heatmaps"], dynamic_axes={"image": {0: "batch"}, "heatmaps": {0: "batch"}},
-                      dynamo=False)
+    torch.onnx.export(
+        model,
+        (dummy,),
+        str(onnx_path),
+        opset_version=17,
+        input_names=["image"],
+        output_names=["heatmaps"],
+        dynamic_axes={"image": {0: "batch"}, "heatmaps": {0: "batch"}},
+        dynamo=False,
+    )
     # Check the exported graph against torch on a batch of 2.
     x = np.random.default_rng(0).standard_normal((2, 1, INPUT_HEIGHT, INPUT_WIDTH)).astype(np.float32)
     ref = model(torch.from_numpy(x)).detach().numpy()
@@ -58,13 +65,15 @@ def export(checkpoint: Path, out: Path = OUT, wall_minutes: float | None = None)
             "resize": "cv2.INTER_AREA to input size, aspect stretched; coordinates mapped back per axis",
             "normalisation": "x/255, then per-image zero mean and unit variance",
             "heatmap_stride": HEATMAP_STRIDE,
-            "decoding": "argmax + log-parabola sub-pixel offset per axis; peak value = confidence (target peak 1)",
+            "decoding": "argmax + log-parabola sub-pixel offset per axis; "
+            "peak value = confidence (target peak 1)",
             "landmarks": LANDMARK_IDS,
         },
         "training": {
             "command": TRAIN_COMMAND,
-            "data": "ISBI 2015 cephalometric train 001-100 (640x800) + Hamedan 001-100 (50 random per epoch); "
-                    "validation ISBI 151-200, never trained on",
+            "data": "ISBI 2015 cephalometric train 001-100 (640x800) "
+            "+ Hamedan 001-100 (50 random per epoch); "
+            "validation ISBI 151-200, never trained on",
             "wall_minutes": round(float(wall_minutes), 1),
             "epochs": int(ck.get("epoch", 0)),
         },

@@ -8,8 +8,12 @@ from torch import nn
 
 def block(cin: int, cout: int) -> nn.Sequential:
     return nn.Sequential(
-        nn.Conv2d(cin, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
-        nn.Conv2d(cout, cout, 3, padding=1, bias=False), nn.BatchNorm2d(cout), nn.ReLU(inplace=True),
+        nn.Conv2d(cin, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
+        nn.Conv2d(cout, cout, 3, padding=1, bias=False),
+        nn.BatchNorm2d(cout),
+        nn.ReLU(inplace=True),
     )
 
 
@@ -18,8 +22,12 @@ class LandmarkUNet(nn.Module):
         super().__init__()
         w = widths
         self.stem = nn.Sequential(
-            nn.Conv2d(1, w[0], 3, stride=2, padding=1, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU(inplace=True),
-            nn.Conv2d(w[0], w[0], 3, padding=1, bias=False), nn.BatchNorm2d(w[0]), nn.ReLU(inplace=True),
+            nn.Conv2d(1, w[0], 3, stride=2, padding=1, bias=False),
+            nn.BatchNorm2d(w[0]),
+            nn.ReLU(inplace=True),
+            nn.Conv2d(w[0], w[0], 3, padding=1, bias=False),
+            nn.BatchNorm2d(w[0]),
+            nn.ReLU(inplace=True),
         )
         self.downs = nn.ModuleList(block(w[i], w[i + 1]) for i in range(len(w) - 1))
         self.pool = nn.MaxPool2d(2)

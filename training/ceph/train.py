@@ -33,13 +33,16 @@ def evaluate(model: torch.nn.Module, val: list[Sample]) -> tuple[float, float]:
     errs = []
     with torch.no_grad():
         for i in range(0, len(val), 10):
-            batch = val[i:i + 10]
+            batch = val[i : i + 10]
             xs = np.stack([make_sample(s, None)[0] for s in batch])
             hms = model(torch.from_numpy(xs)).numpy()
-            for s, hm in zip(batch, hms):
+            for s, hm in zip(batch, hms, strict=True):
                 c, _ = decode_heatmaps(hm)
                 model_px = (c + 0.5) * HEATMAP_STRIDE - 0.5
-                cache = (model_px + 0.5) * [CACHE_W / hm.shape[2] / HEATMAP_STRIDE, CACHE_H / hm.shape[1] / HEATMAP_STRIDE] - 0.5
+                cache = (model_px + 0.5) * [
+                    CACHE_W / hm.shape[2] / HEATMAP_STRIDE,
+                    CACHE_H / hm.shape[1] / HEATMAP_STRIDE,
+                ] - 0.5
                 d = (cache - s.points) * [MM_X, MM_Y]
                 errs.append(np.hypot(d[:, 0], d[:, 1]))
     e = np.concatenate(errs)
@@ -51,7 +54,9 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--max-minutes", type=float, default=25.0)
     ap.add_argument("--name", default="unet-256x320")
-    ap.add_argument("--hamedan-per-epoch", type=int, default=50, help="Hamedan images mixed into each epoch (0: none)")
+    ap.add_argument(
+        "--hamedan-per-epoch", type=int, default=50, help="Hamedan images mixed into each epoch (0: none)"
+    )
     ap.add_argument("--batch", type=int, default=8)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--sigma", type=float, default=2.0, help="target Gaussian sigma in heatmap pixels")
@@ -95,7 +100,7 @@ def main() -> None:
             for g in opt.param_groups:
                 g["lr"] = lr
             xs, ys = [], []
-            for i in order[b:b + args.batch]:
+            for i in order[b : b + args.batch]:
                 x, p = make_sample(pool[i], rng)
                 xs.append(x)
                 ys.append(heatmap_targets(p, args.sigma))
@@ -113,14 +118,29 @@ def main() -> None:
         if mre < best:
             best = mre
             torch.save({"model": model.state_dict(), "epoch": epoch, "val_mre": mre}, run / "best.pt")
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch, "elapsed_s": elapsed,
-                    "best_mre": best, "val_mre": mre, "args": vars(args)}, run / "last.pt")
-        say(f"epoch {epoch} loss {np.mean(losses):.5f} lr {lr:.2e} val MRE {mre:.3f} mm SDR@2mm {100 * sdr2:.1f}% "
-            f"({elapsed / 60:.1f}/{args.max_minutes:.0f} min)")
-    (run / "summary.json").write_text(json.dumps({"epochs": epoch, "wall_minutes": round(elapsed / 60, 1),
-                                                  "best_val_mre": best}, indent=1))
+        torch.save(
+            {
+                "model": model.state_dict(),
+                "opt": opt.state_dict(),
+                "epoch": epoch,
+                "elapsed_s": elapsed,
+                "best_mre": best,
+                "val_mre": mre,
+                "args": vars(args),
+            },
+            run / "last.pt",
+        )
+        say(
+            f"epoch {epoch} loss {np.mean(losses):.5f} lr {lr:.2e} "
+            f"val MRE {mre:.3f} mm SDR@2mm {100 * sdr2:.1f}% "
+            f"({elapsed / 60:.1f}/{args.max_minutes:.0f} min)"
+        )
+    (run / "summary.json").write_text(
+        json.dumps({"epochs": epoch, "wall_minutes": round(elapsed / 60, 1), "best_val_mre": best}, indent=1)
+    )
     if not args.no_export:
         from training.ceph import export
+
         export.export(run / "last.pt", wall_minutes=elapsed / 60)
         say("exported models/ceph-landmarks/")
 

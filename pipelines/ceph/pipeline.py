@@ -1,0 +1,196 @@
+"""Lateral cephalogram -> CephResult (CONTRACT.md section 6): 19 landmarks, measurements, classes.
+
+Orientation: the model was trained on faces looking right only. Each image is run as given and
+mirrored in one batch of two; the pass with the higher mean heatmap peak wins (a face looking the
+wrong way gives clearly weaker, scattered peaks). Landmarks of a mirrored pass are mirrored back,
+so coordinates are always those of the submitted image, and measurements are signed for the
+face's own direction.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import ClassVar
+
+import cv2
+import numpy as np
+
+from dentalai.errors import ErrorCode
+from dentalai.v1 import results_pb2, task_pb2
+from engines.base import Engine
+from pipelines.base_pipeline import DecodedImage, Pipeline, PipelineError, StageTimer, require
+from pipelines.ceph import measurements as meas
+from pipelines.ceph.decode import decode_heatmaps, heatmap_to_image
+from pipelines.ceph.preprocess import LANDMARK_IDS, LANDMARK_NAMES, normalise, to_gray_u8
+
+
+@dataclass(frozen=True)
+class CephConfig:
+    """Input checks, orientation and spacing defaults."""
+
+    min_width: int = 256
+    min_height: int = 320
+    # Width / height: cephalograms are about 0.8 (ISBI 0.81, Hamedan 0.80) up to square DICOM
+    # detectors; panoramics (about 2) fall outside.
+    min_aspect: float = 0.55
+    max_aspect: float = 1.35
+    # 1st-99th percentile spread below this share of the value range: blank or flat image.
+    min_contrast: float = 0.04
+    # Spacing used when neither the request nor DICOM gives one (mm per pixel).
+    default_spacing_mm: float = 0.1
+    # "auto" (both passes, keep the more confident), "right" or "left" (one pass, trust the caller).
+    orientation: str = "auto"
+    # Mean heatmap peak below this: the model did not recognise a cephalogram (12003).
+    min_mean_confidence: float = 0.2
+
+
+@dataclass(frozen=True)
+class CephPrediction:
+    """Landmarks in input pixels (19, 2), their confidences (19,), and the face direction (+1 right)."""
+
+    points: np.ndarray
+    confidence: np.ndarray
+    facing: int
+
+
+class CephPipeline(Pipeline):
+    task_type: ClassVar[str] = "ceph"
+    model_name: ClassVar[str] = "ceph-landmarks"
+
+    def __init__(self, engine: Engine, config: CephConfig | None = None) -> None:
+        super().__init__(engine)
+        self.config = config or CephConfig()
+        spec = engine.manifest.inputs[0]
+        self.input_name = spec.name
+        self.output_name = engine.manifest.outputs[0].name
+        self.height, self.width = int(spec.shape[2]), int(spec.shape[3])
+        out_h = int(engine.manifest.outputs[0].shape[2])
+        self.stride = self.height / out_h
+
+    def check_input(self, pixels: np.ndarray) -> None:
+        """11003 for images that cannot be a lateral cephalogram this model can read."""
+        cfg = self.config
+        require(pixels.ndim in (2, 3), ErrorCode.IMAGE_CHECK_FAILED, f"not a 2-D image: shape {pixels.shape}")
+        h, w = pixels.shape[:2]
+        require(
+            w >= cfg.min_width and h >= cfg.min_height,
+            ErrorCode.IMAGE_CHECK_FAILED,
+            f"image {w}x{h} is too small for a cephalogram (minimum {cfg.min_width}x{cfg.min_height})",
+        )
+        aspect = w / h
+        require(
+            cfg.min_aspect <= aspect <= cfg.max_aspect,
+            ErrorCode.IMAGE_CHECK_FAILED,
+            f"aspect ratio {aspect:.2f} (width/height) is not that of a lateral cephalogram "
+            f"({cfg.min_aspect}-{cfg.max_aspect})",
+        )
+        sample = np.asarray(pixels[:: max(h // 512, 1), :: max(w // 512, 1)], np.float32)
+        if sample.ndim == 3:
+            sample = sample.mean(axis=2)
+        full_range = 65535.0 if pixels.dtype == np.uint16 and sample.max() > 255 else 255.0
+        lo, hi = np.percentile(sample, [1, 99])
+        require(
+            (hi - lo) / full_range >= cfg.min_contrast,
+            ErrorCode.IMAGE_CHECK_FAILED,
+            "image is blank or has almost no contrast",
+        )
+
+    def spacing(self, image: DecodedImage, options: task_pb2.AnalysisOptions) -> tuple[float, str]:
+        if options.HasField("pixel_spacing_mm") and options.pixel_spacing_mm > 0:
+            return float(options.pixel_spacing_mm), "request"
+        if image.pixel_spacing_mm:
+            return float(image.pixel_spacing_mm), "dicom"
+        return self.config.default_spacing_mm, "default"
+
+    def predict(self, pixels: np.ndarray) -> CephPrediction:
+        """Landmarks in input pixels; runs the given and the mirrored image unless orientation is fixed."""
+        gray = to_gray_u8(pixels)
+        h, w = gray.shape
+        small = cv2.resize(gray, (self.width, self.height), interpolation=cv2.INTER_AREA)
+        orient = self.config.orientation
+        views = {"right": [1], "left": [-1]}.get(orient, [1, -1])
+        batch = np.stack([normalise(small if f > 0 else small[:, ::-1])[None] for f in views])
+        try:
+            heat = self.engine.infer({self.input_name: batch})[self.output_name]
+        except Exception as exc:  # engine failures carry their own message
+            raise PipelineError(ErrorCode.INFERENCE_FAILED, f"ceph model failed: {exc}") from exc
+        decoded = [decode_heatmaps(np.asarray(hm, np.float32)) for hm in heat]
+        best = int(np.argmax([float(np.mean(np.clip(peaks, 0, 1))) for _, peaks in decoded]))
+        coords, peaks = decoded[best]
+        facing = views[best]
+        pts = heatmap_to_image(coords, self.stride, w / self.width, h / self.height)
+        if facing < 0:
+            pts[:, 0] = (w - 1) - pts[:, 0]
+        return CephPrediction(pts, np.clip(peaks, 0.0, 1.0), facing)
+
+    def run(
+        self,
+        image: DecodedImage,
+        options: task_pb2.AnalysisOptions,
+        timer: StageTimer | None = None,
+    ) -> results_pb2.CephResult:
+        timer = timer or StageTimer()
+        with timer.stage("check"):
+            self.check_input(image.pixels)
+        with timer.stage("inference"):
+            pred = self.predict(image.pixels)
+        with timer.stage("postprocess"):
+            self.check_landmarks(pred)
+            spacing, source = self.spacing(image, options)
+            return build_result(pred, image.width, image.height, spacing, source)
+
+    def check_landmarks(self, pred: CephPrediction) -> None:
+        """12003 unless the landmarks are confident and laid out like a face."""
+        mean_conf = float(pred.confidence.mean())
+        require(
+            mean_conf >= self.config.min_mean_confidence,
+            ErrorCode.NO_USABLE_RESULT,
+            f"no credible landmarks (mean confidence {mean_conf:.2f} < {self.config.min_mean_confidence})",
+        )
+        p = meas.canonical(pred.points, pred.facing)
+        # Coarse anatomy in the face's frame: nasion ahead of sella, menton below nasion and sella,
+        # upper incisor below ANS, ANS ahead of PNS.
+        plausible = (
+            p["N"][0] > p["S"][0]
+            and p["Me"][1] > max(p["N"][1], p["S"][1])
+            and p["UIT"][1] > p["ANS"][1]
+            and p["ANS"][0] > p["PNS"][0]
+        )
+        require(
+            plausible, ErrorCode.NO_USABLE_RESULT, "landmarks are not laid out like a lateral cephalogram"
+        )
+
+
+def build_result(
+    pred: CephPrediction, width: int, height: int, spacing_mm: float, spacing_source: str
+) -> results_pb2.CephResult:
+    """The contract message from landmarks in input pixels."""
+    result = results_pb2.CephResult(
+        image=results_pb2.CephImage(
+            width=width, height=height, pixel_spacing_mm=spacing_mm, spacing_source=spacing_source
+        )
+    )
+    for lid, name, (x, y), conf in zip(
+        LANDMARK_IDS, LANDMARK_NAMES, pred.points, pred.confidence, strict=True
+    ):
+        result.landmarks.add(
+            id=lid, name=name, x=round(float(x), 2), y=round(float(y), 2), confidence=round(float(conf), 3)
+        )
+    for m in meas.measurements(pred.points, spacing_mm, pred.facing):
+        result.measurements.add(
+            id=m.id,
+            name=m.name,
+            value=m.value,
+            unit=m.unit,
+            norm=results_pb2.Norm(mean=m.mean, sd=m.sd),
+            interpretation=m.interpretation,
+        )
+    classes = meas.classifications(pred.points, spacing_mm, pred.facing)
+    for c in classes:
+        result.classifications.add(
+            id=c.id, name=c.name, value=c.value, unit=c.unit, category=c.category, label=c.label
+        )
+    skeletal, vertical = meas.summary(classes)
+    result.summary.skeletal_class = skeletal
+    result.summary.vertical_pattern = vertical
+    return result
