@@ -4,6 +4,7 @@ Hash fields (keys.Keys.task):
 - `task`         serialized dentalai.v1.Task without image and without `callback` (see below)
 - `status`       the TaskStatus name, duplicated so that scripts can check transitions
 - `image`        image bytes of an imageData submission; removed when the task is final
+- `image_url`    imageUrl of a URL submission (not part of the Task message: it may carry credentials)
 - `request_hash` sha256 of the submission, for idempotent taskIds
 - `callback`     serialized CallbackInfo. Written by create/finish/resend here and otherwise ONLY by
                  the callback dispatcher (`set_callback`), so neither overwrites the other's facts.
@@ -45,6 +46,7 @@ end
 redis.call('HSET', KEYS[1], 'task', ARGV[1], 'status', 'QUEUED', 'request_hash', ARGV[2], 'callback', ARGV[3])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'image', ARGV[4]) end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
+if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'image_url', ARGV[8]) end
 redis.call('XADD', KEYS[2], '*', 'task_id', ARGV[7])
 redis.call('HINCRBY', KEYS[3], 'QUEUED', 1)
 return {'created', ''}
@@ -74,6 +76,7 @@ class StoredTask:
 
     task: task_pb2.Task  # callback merged in
     image: bytes | None
+    image_url: str
     request_hash: str
     webhook_id: str
 
@@ -103,7 +106,7 @@ class TaskStore:
 
     async def get_stored(self, task_id: str, with_image: bool = False) -> StoredTask | None:
         """The task plus image (when asked), request hash and webhook id; None when unknown."""
-        fields = [b"task", b"callback", b"request_hash", b"webhook_id"] + ([b"image"] if with_image else [])
+        fields = _FIELDS + ([b"image", b"image_url"] if with_image else [])
         values = await self.redis.hmget(self.keys.task(task_id), fields)
         if values[0] is None:
             return None
@@ -112,7 +115,12 @@ class TaskStore:
     # ---- writing -------------------------------------------------------------------------------
 
     async def create(
-        self, task: task_pb2.Task, image: bytes | None, request_hash: str, queue_max_length: int
+        self,
+        task: task_pb2.Task,
+        image: bytes | None,
+        image_url: str,
+        request_hash: str,
+        queue_max_length: int,
     ) -> tuple[str, str]:
         """Store a new QUEUED task and append its job to the stream, atomically.
 
@@ -133,6 +141,7 @@ class TaskStore:
                 queue_max_length,
                 self.result_ttl_s,
                 task.task_id,
+                image_url,
             ],
         )
         return outcome.decode(), existing.decode()
@@ -276,7 +285,7 @@ class TaskStore:
         for no change), then write them in MULTI/EXEC; retried when another writer got between.
         Returns the (changed) task, or None when it is gone or `change` declined."""
         key = self.keys.task(task_id)
-        fields = [b"task", b"callback", b"request_hash", b"webhook_id"] + ([b"image"] if with_image else [])
+        fields = _FIELDS + ([b"image", b"image_url"] if with_image else [])
         while True:
             async with self.redis.pipeline(transaction=True) as pipe:
                 try:
@@ -311,6 +320,9 @@ class TaskStore:
                     continue
 
 
+_FIELDS = [b"task", b"callback", b"request_hash", b"webhook_id"]
+
+
 def _decode(values: list[bytes | None], with_image: bool) -> StoredTask:
     task = task_pb2.Task.FromString(values[0] or b"")
     if values[1]:
@@ -318,6 +330,7 @@ def _decode(values: list[bytes | None], with_image: bool) -> StoredTask:
     return StoredTask(
         task=task,
         image=values[4] if with_image else None,
+        image_url=(values[5] or b"").decode() if with_image else "",
         request_hash=(values[2] or b"").decode(),
         webhook_id=(values[3] or b"").decode(),
     )

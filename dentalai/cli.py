@@ -1,0 +1,161 @@
+"""`dentalai` command: `up` (everything on one machine), or one process: grpc | api | worker | dispatcher;
+`analyze` and `ui` belong to the tester tools.
+
+Every process reads the same settings (`--config FILE`, DENTALAI_CONFIG, DENTALAI_* variables);
+a bad value prints one message and exits with status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from dentalai.config import ConfigError, Settings, load_config
+from dentalai.logs import setup_logging
+
+# Process name -> "module:function(settings)".
+PROCESSES = {
+    "grpc": "grpc_server.server:main",
+    "worker": "grpc_server.worker:main",
+    "api": "rest_bridge.app:serve",
+    "dispatcher": "grpc_server.dispatcher:main",
+}
+# Tools with their own argument parsing: "module:function(argv)".
+TOOLS = {"analyze": "dentalai.analyze_cmd:main", "ui": "ui.app:main"}
+
+
+def _load(target: str) -> object:
+    module, _, name = target.partition(":")
+    return getattr(importlib.import_module(module), name)
+
+
+def _settings(path: str | None) -> Settings:
+    try:
+        return load_config(path)
+    except ConfigError as exc:
+        print(f"dentalai: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] in TOOLS:
+        return int(_load(TOOLS[argv[0]])(argv[1:]) or 0)  # type: ignore[operator]
+    parser = argparse.ArgumentParser(prog="dentalai", description=__doc__)
+    parser.add_argument("--config", help="YAML file with settings (else $DENTALAI_CONFIG)")
+    parser.add_argument(
+        "command", choices=["up", *PROCESSES, *TOOLS], help="what to run (analyze, ui: own options)"
+    )
+    args = parser.parse_args(argv)
+    settings = _settings(args.config)
+    if args.command == "up":
+        return up(settings, args.config)
+    setup_logging(settings.log.level, args.command)
+    _load(PROCESSES[args.command])(settings)  # type: ignore[operator]
+    return 0
+
+
+# ---- dentalai up ------------------------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _wait_port(host: str, port: int, timeout: float) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
+
+
+def _start_redis(var: Path) -> tuple[subprocess.Popen, str]:
+    var.mkdir(parents=True, exist_ok=True)
+    port = _free_port()
+    # appendonly: pending callbacks and queued jobs survive a restart of `dentalai up`.
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(var),
+         "--appendonly", "yes", "--save", ""],
+        stdout=open(var / "redis.log", "ab"),  # noqa: SIM115 (lives as long as the process)
+        stderr=subprocess.STDOUT,
+    )
+    if not _wait_port("127.0.0.1", port, 10):
+        proc.terminate()
+        raise SystemExit(f"dentalai: redis-server did not start (see {var / 'redis.log'})")
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def up(settings: Settings, config_path: str | None) -> int:
+    """Start redis (when no URL is set), grpc, api, worker and dispatcher; stop all on Ctrl-C/SIGTERM."""
+    children: list[tuple[str, subprocess.Popen]] = []
+    env = dict(os.environ)
+    if config_path:
+        env["DENTALAI_CONFIG"] = config_path
+    if not settings.redis_url:
+        try:
+            proc, url = _start_redis(Path("var"))
+        except FileNotFoundError:
+            print("dentalai: redis-server not found; install it or set DENTALAI_REDIS_URL", file=sys.stderr)
+            return 2
+        children.append(("redis", proc))
+        env["DENTALAI_REDIS_URL"] = url
+        print(f"redis       {url} (data in var/)", flush=True)
+    else:
+        print(f"redis       {settings.redis_url}", flush=True)
+    stopping = False
+
+    def stop(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGTERM, stop)
+    signal.signal(signal.SIGINT, stop)
+    where = {
+        "grpc": f"grpc        {settings.grpc.host}:{settings.grpc.port}",
+        "api": f"api         http://{settings.api.host}:{settings.api.port} (docs at /docs)",
+        "worker": "worker      (no port) models from " + settings.worker.models_dir,
+        "dispatcher": "dispatcher  (no port) delivers callbacks",
+    }
+    try:
+        for name in ("grpc", "worker", "dispatcher", "api"):
+            proc = subprocess.Popen([sys.executable, "-m", "dentalai.cli", name], env=env)
+            children.append((name, proc))
+            print(where[name], flush=True)
+        _wait_port(settings.grpc.host, settings.grpc.port, 30)
+        _wait_port(settings.api.host, settings.api.port, 30)
+        print("all started; Ctrl-C stops them", flush=True)
+        while not stopping:
+            for name, proc in children:
+                if proc.poll() is not None:
+                    message = f"dentalai: {name} exited with {proc.returncode}; stopping the rest"
+                    print(message, file=sys.stderr)
+                    stopping = True
+            time.sleep(0.3)
+    finally:
+        # Reverse order: the API stops taking work first, redis last.
+        for _name, proc in reversed(children):
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGTERM)
+        for _name, proc in reversed(children):
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,114 @@
+"""SubmitAnalysis validation: the REST rules of CONTRACT.md section 1, on the proto request.
+
+Field names in errors are the REST (camelCase) names so that the bridge can pass them on.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import json
+import math
+import re
+from urllib.parse import urlsplit
+
+from google.protobuf.json_format import MessageToDict
+
+from dentalai.config import Settings
+from dentalai.errors import DentalAIError, ErrorCode
+from dentalai.v1 import analysis_service_pb2 as pb
+from dentalai.v1 import results_pb2
+
+TASK_TYPES = ("pano", "ceph")
+TASK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
+
+
+def invalid(field: str, reason: str) -> DentalAIError:
+    return DentalAIError(ErrorCode.INVALID_PARAMETER, f"{field}: {reason}", [(field, reason)])
+
+
+def validate_submission(request: pb.SubmitAnalysisRequest, settings: Settings) -> None:
+    """Raise DentalAIError (10001 with one field detail, or 10002) for the first rule broken."""
+    limits = settings.limits
+    if not request.task_type:
+        raise invalid("taskType", "required")
+    if request.task_type not in TASK_TYPES:
+        raise DentalAIError(
+            ErrorCode.UNSUPPORTED_TASK_TYPE,
+            f"unsupported taskType {request.task_type[:40]!r}; use one of {', '.join(TASK_TYPES)}",
+            [("taskType", "unsupported")],
+        )
+    which = request.WhichOneof("image")
+    if which is None:
+        raise invalid("imageUrl", "exactly one of imageUrl or imageBase64 is required")
+    if which == "image_url":
+        check_url("imageUrl", request.image_url, settings)
+    else:
+        if not request.image_data:
+            raise invalid("imageBase64", "empty image")
+        if len(request.image_data) > limits.max_image_bytes:
+            raise invalid("imageBase64", f"image larger than {limits.max_image_bytes} bytes")
+    if not request.callback_url:
+        raise invalid("callbackUrl", "required")
+    check_url("callbackUrl", request.callback_url, settings)
+    if request.task_id and not TASK_ID.fullmatch(request.task_id):
+        raise invalid("taskId", "must match [A-Za-z0-9._-]{1,64}")
+    if request.HasField("metadata"):
+        size = len(json.dumps(MessageToDict(request.metadata), separators=(",", ":")).encode())
+        if size > limits.max_metadata_bytes:
+            raise invalid("metadata", f"larger than {limits.max_metadata_bytes} bytes as JSON")
+    if request.HasField("options"):
+        options = request.options
+        if options.HasField("pixel_spacing_mm"):
+            value = options.pixel_spacing_mm
+            if not math.isfinite(value) or value <= 0:
+                raise invalid("options.pixelSpacingMm", "must be a number > 0")
+        if options.tooth_numbering not in results_pb2.ToothNumbering.values():
+            raise invalid("options.toothNumbering", "must be FDI or UNIVERSAL")
+
+
+def check_url(field: str, url: str, settings: Settings) -> None:
+    """http(s), within max_url_length, with a host; a literal forbidden address is refused (SSRF)."""
+    if len(url) > settings.limits.max_url_length:
+        raise invalid(field, f"longer than {settings.limits.max_url_length} characters")
+    try:
+        parts = urlsplit(url)
+        host = parts.hostname
+        parts.port  # noqa: B018 (raises ValueError on a bad port)
+    except ValueError:
+        raise invalid(field, "not a valid URL") from None
+    if parts.scheme not in ("http", "https"):
+        raise invalid(field, "must be an http or https URL")
+    if not host:
+        raise invalid(field, "URL has no host")
+    if any(c.isspace() for c in url):
+        raise invalid(field, "URL contains whitespace")
+    if literal_forbidden(host, settings):
+        raise invalid(field, "host is a loopback, private, link-local or otherwise refused address")
+
+
+def literal_forbidden(host: str, settings: Settings) -> bool:
+    """True when `host` is an IP literal that the SSRF rules refuse (names are checked at fetch or
+    delivery time, when they are resolved)."""
+    try:
+        address = ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    try:  # B's module owns the rules; this keeps submission and delivery checks identical
+        from grpc_server import netguard
+    except ImportError:
+        netguard = None  # type: ignore[assignment]
+    if netguard is not None and hasattr(netguard, "is_forbidden_address"):
+        return bool(netguard.is_forbidden_address(address, settings.ssrf))
+    return _forbidden(address, settings)
+
+
+def _forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address, settings: Settings) -> bool:
+    if any(address in ipaddress.ip_network(c, strict=False) for c in settings.ssrf.allow_cidrs):
+        return False
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
+        address = address.ipv4_mapped
+    cgnat = ipaddress.ip_network("100.64.0.0/10")
+    return (
+        address.is_loopback or address.is_private or address.is_link_local or address.is_multicast
+        or address.is_unspecified or address.is_reserved or address in cgnat
+    )
