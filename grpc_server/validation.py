@@ -93,7 +93,14 @@ def literal_forbidden(host: str, settings: Settings) -> bool:
         address = ipaddress.ip_address(host)
     except ValueError:
         return False
-    try:  # B's module owns the rules; this keeps submission and delivery checks identical
+    if host.lower() in {h.lower() for h in settings.ssrf.allow_hosts}:
+        return False
+    return forbidden_address(address, settings)
+
+
+def forbidden_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, settings: Settings) -> bool:
+    """The SSRF rule for a resolved address (netguard's when present)."""
+    try:
         from grpc_server import netguard
     except ImportError:
         netguard = None  # type: ignore[assignment]

@@ -1,0 +1,240 @@
+"""The worker: one loop that takes a job, runs its task to a final state, and acknowledges it.
+
+    load and warm up pipelines -> heartbeat (ready) -> loop:
+        job = stale job of a dead worker (every claim_interval_s) or the next new job
+        mark RUNNING (or skip a cancelled/finished task, or fail 12005 past max_deliveries)
+        image = stored bytes or fetch(imageUrl) -> decode -> pipeline.run   (within task_timeout_s)
+        finish (result or error, callback scheduled) -> XACK
+
+No network server. SIGTERM/SIGINT: stop taking jobs and finish the current one; a second signal
+releases the current job back to the queue at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import signal
+import socket
+import time
+import uuid
+
+import redis.asyncio as aioredis
+from google.protobuf.message import Message
+from redis.exceptions import RedisError
+
+from dentalai.config import Settings
+from dentalai.errors import DentalAIError, ErrorCode
+from dentalai.logs import task_context
+from dentalai.v1 import results_pb2, task_pb2
+from engines.base import EngineError
+from grpc_server.connection import redis_client
+from grpc_server.decode import decode_image
+from grpc_server.fetch import fetch_image
+from grpc_server.keys import Keys
+from grpc_server.queue import Job, JobQueue
+from grpc_server.store import StoredTask, TaskStore
+from pipelines.base_pipeline import Pipeline, PipelineError
+from pipelines.registry import LoadedPipelines, load_pipelines
+
+log = logging.getLogger(__name__)
+
+
+class Worker:
+    def __init__(self, settings: Settings, redis: aioredis.Redis, loaded: LoadedPipelines) -> None:
+        self.settings = settings
+        self.redis = redis
+        self.loaded = loaded
+        self.keys = Keys(settings.key_prefix)
+        self.store = TaskStore(redis, self.keys, settings.tasks.result_ttl_s)
+        self.queue = JobQueue(redis, self.keys)
+        self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
+        self.stopping = asyncio.Event()
+        self._last_claim = 0.0
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    async def run(self) -> None:
+        heartbeat = asyncio.create_task(self._heartbeat())
+        log.info(
+            "worker ready",
+            extra={
+                "workerId": self.worker_id,
+                "taskTypes": sorted(self.loaded.pipelines),
+                "runtime": self.loaded.runtime,
+            },
+        )
+        try:
+            while not self.stopping.is_set():
+                try:
+                    await self.queue.ensure_group()
+                    job = await self._next_job()
+                    if job is not None:
+                        await self.handle(job)
+                except (RedisError, OSError) as exc:
+                    log.warning("redis unreachable, retrying: %s", type(exc).__name__)
+                    await self._sleep(1.0)
+        finally:
+            heartbeat.cancel()
+            try:
+                await self.redis.delete(self.keys.worker(self.worker_id))
+            except (RedisError, OSError):
+                pass
+            log.info("worker stopped", extra={"workerId": self.worker_id})
+
+    async def _next_job(self) -> Job | None:
+        if time.monotonic() - self._last_claim >= self.settings.worker.claim_interval_s:
+            self._last_claim = time.monotonic()
+            stale = await self.queue.claim_stale(self.worker_id, self.settings.tasks.visibility_timeout_s)
+            if stale:
+                log.info("took over a stale job", extra={"taskId": stale[0].task_id})
+                return stale[0]
+        return await self.queue.read(self.worker_id, self.settings.worker.block_ms)
+
+    async def handle(self, job: Job) -> None:
+        """Run one job to a final state; acknowledge only once that state is stored."""
+        with task_context(job.task_id):
+            outcome, stored = await self.store.mark_running(job.task_id, self.settings.tasks.max_deliveries)
+            if outcome == "skip":
+                log.info("job skipped: task cancelled, final or expired")
+                await self.queue.ack(job)
+                return
+            assert stored is not None
+            if outcome == "abandon":
+                deliveries = stored.task.deliveries
+                await self.store.finish(
+                    job.task_id,
+                    error=task_pb2.TaskError(
+                        code=ErrorCode.TASK_ABANDONED,
+                        message=f"task abandoned after {deliveries} deliveries (workers crashed)",
+                    ),
+                )
+                await self.queue.dead_letter(job, deliveries, "max_deliveries")
+                log.error("task abandoned after repeated deliveries", extra={"deliveries": deliveries})
+                return
+            started = time.monotonic()
+            try:
+                result, model, error = await self._process(stored)
+            except asyncio.CancelledError:
+                # Forced stop: hand the job back now rather than after the visibility timeout.
+                await asyncio.shield(self._release(job))
+                raise
+            if not await self.store.finish(job.task_id, result=result, error=error, model=model):
+                log.info("task was already final (taken over meanwhile); result dropped")
+            await self.queue.ack(job)
+            log.info(
+                "task finished",
+                extra={
+                    "status": "FAILED" if error else "SUCCEEDED",
+                    "code": error.code if error else 0,
+                    "processingMs": int((time.monotonic() - started) * 1000),
+                },
+            )
+
+    async def _release(self, job: Job) -> None:
+        await self.store.release(job.task_id)
+        await self.queue.requeue(job)
+        log.info("job released on shutdown")
+
+    async def _process(
+        self, stored: StoredTask
+    ) -> tuple[Message | None, results_pb2.ModelInfo | None, task_pb2.TaskError | None]:
+        task = stored.task
+        pipeline = self.loaded.pipelines.get(task.task_type)
+        if pipeline is None:
+            return None, None, task_pb2.TaskError(
+                code=ErrorCode.MODEL_UNAVAILABLE,
+                message=f"model for taskType {task.task_type!r} is not available",
+            )
+        try:
+            result = await asyncio.wait_for(
+                self._analyse(pipeline, stored), timeout=self.settings.tasks.task_timeout_s
+            )
+            return result, pipeline.model_info, None
+        except TimeoutError:
+            limit = self.settings.tasks.task_timeout_s
+            code, message = ErrorCode.PROCESSING_TIMEOUT, f"processing exceeded {limit} s"
+        except DentalAIError as exc:  # PipelineError included: its code is stored as given
+            code, message = exc.code, exc.message
+        except EngineError as exc:
+            code, message = ErrorCode.INFERENCE_FAILED, f"model inference failed: {exc}"
+        except Exception:
+            log.exception("unexpected error while processing")
+            code, message = ErrorCode.INTERNAL, "internal error"
+        return None, pipeline.model_info, task_pb2.TaskError(code=code, message=message)
+
+    async def _analyse(self, pipeline: Pipeline, stored: StoredTask) -> Message:
+        limits = self.settings.limits
+        data = stored.image if stored.image else await fetch_image(stored.image_url, self.settings)
+        image = await asyncio.to_thread(decode_image, data, limits.max_image_pixels)
+        if min(image.width, image.height) < limits.min_image_side:
+            raise DentalAIError(
+                ErrorCode.IMAGE_CHECK_FAILED,
+                f"image of {image.width}x{image.height} has a side under {limits.min_image_side} pixels",
+            )
+        options = task_pb2.AnalysisOptions()
+        options.CopyFrom(stored.task.options)
+        try:
+            # In a thread so that the time limit can end the wait (the thread itself runs to its end).
+            return await asyncio.to_thread(pipeline.run, image, options)
+        except (PipelineError, EngineError):
+            raise
+        except DentalAIError:
+            raise
+        except Exception as exc:
+            log.exception("pipeline failed")
+            message = f"model inference failed ({type(exc).__name__})"
+            raise DentalAIError(ErrorCode.INFERENCE_FAILED, message) from None
+
+    # ---- heartbeat and stopping ----------------------------------------------------------------
+
+    async def _heartbeat(self) -> None:
+        beat = {
+            "worker_id": self.worker_id,
+            "runtime": self.loaded.runtime,
+            "models": self.loaded.models,
+            "task_types": sorted(self.loaded.pipelines),
+            "unavailable": self.loaded.unavailable,
+            "ready": True,  # sent only after the pipelines loaded and warmed up
+        }
+        ttl = max(1, int(round(self.settings.worker.heartbeat_ttl_s)))
+        while True:
+            beat["last_seen"] = time.time()
+            try:
+                await self.redis.set(self.keys.worker(self.worker_id), json.dumps(beat), ex=ttl)
+            except (RedisError, OSError):
+                pass  # the loop logs the outage
+            await asyncio.sleep(self.settings.worker.heartbeat_interval_s)
+
+    async def _sleep(self, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self.stopping.wait(), timeout=seconds)
+        except TimeoutError:
+            pass
+
+
+async def run_worker(settings: Settings) -> None:
+    loaded = await asyncio.to_thread(load_pipelines, settings)
+    worker = Worker(settings, redis_client(settings), loaded)
+    main_task = asyncio.current_task()
+    loop = asyncio.get_running_loop()
+
+    def on_signal() -> None:
+        if worker.stopping.is_set() and main_task is not None:
+            main_task.cancel()  # second signal: release the current job now
+        worker.stopping.set()
+
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, on_signal)
+    try:
+        await worker.run()
+    except asyncio.CancelledError:
+        pass
+    finally:
+        loaded.close()
+
+
+def main(settings: Settings) -> None:
+    asyncio.run(run_worker(settings))
