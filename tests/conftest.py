@@ -38,6 +38,9 @@ import pytest
 from dentalai.config import Settings, load_config
 
 REPO = Path(__file__).resolve().parents[1]
+# The repository's packages import from the checkout even when the editable install predates them.
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
 REDIS_SERVER = shutil.which("redis-server") or "/usr/bin/redis-server"
 
 
