@@ -55,9 +55,15 @@ def load_isbi(split: str) -> list[Sample]:
     return _load(d / "images", read_csv_mean(d / f"landmarks_{split}.csv"), "isbi")
 
 
-def load_hamedan() -> list[Sample]:
+# Hamedan images from this id on are never trained on: they are the cross-site evaluation set.
+HAMEDAN_HOLDOUT_FROM = 71
+
+
+def load_hamedan(train: bool = True) -> list[Sample]:
     d = DATA / "hamedan"
-    return _load(d / "images", read_csv_mean(d / "landmarks.csv"), "hamedan")
+    labels = read_csv_mean(d / "landmarks.csv")
+    keep = {k: v for k, v in labels.items() if (int(k) < HAMEDAN_HOLDOUT_FROM) == train}
+    return _load(d / "images", keep, "hamedan")
 
 
 def _affine(rng: np.random.Generator | None) -> np.ndarray:

@@ -19,7 +19,7 @@ from training.ceph.model import LandmarkUNet
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "models" / "ceph-landmarks"
-TRAIN_COMMAND = ".venv/bin/python -m training.ceph.train --max-minutes 35"
+TRAIN_COMMAND = ".venv/bin/python -m training.ceph.train --max-minutes 28"
 
 
 def export(checkpoint: Path, out: Path = OUT, wall_minutes: float | None = None) -> None:
@@ -72,7 +72,7 @@ def export(checkpoint: Path, out: Path = OUT, wall_minutes: float | None = None)
         "training": {
             "command": TRAIN_COMMAND,
             "data": "ISBI 2015 cephalometric train 001-100 (640x800) "
-            "+ Hamedan 001-100 (50 random per epoch); "
+            "+ Hamedan 001-070 (50 random per epoch; 071-100 held out for cross-site evaluation); "
             "validation ISBI 151-200, never trained on",
             "wall_minutes": round(float(wall_minutes), 1),
             "epochs": int(ck.get("epoch", 0)),

@@ -1,6 +1,6 @@
 """Train the ceph landmark heatmap model on a wall-clock budget, then export it to models/ceph-landmarks/.
 
-    .venv/bin/python -m training.ceph.train --max-minutes 35
+    .venv/bin/python -m training.ceph.train --max-minutes 28
 
 Resumable: run the same command again and it continues from runs/<name>/last.pt (the time already
 spent counts against --max-minutes). The learning rate follows a cosine over the time budget.
