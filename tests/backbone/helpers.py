@@ -29,8 +29,8 @@ def stub(target: str, token: str | None = None) -> tuple[grpc.Channel, pb_grpc.A
     return channel, pb_grpc.AnalysisServiceStub(channel)
 
 
-def submit_request(callback_url: str, **fields: Any) -> pb.SubmitAnalysisRequest:
-    values: dict[str, Any] = {"task_type": "pano", "image_data": png_bytes(), "callback_url": callback_url}
+def submit_request(hook: str, **fields: Any) -> pb.SubmitAnalysisRequest:
+    values: dict[str, Any] = {"task_type": "pano", "image_data": png_bytes(), "callback_url": hook}
     values.update(fields)
     return pb.SubmitAnalysisRequest(**{k: v for k, v in values.items() if v is not None})
 
@@ -55,3 +55,4 @@ def wait_status(
             return task
         time.sleep(0.05)
     raise TimeoutError(f"task {task_id} still {task_pb2.TaskStatus.Name(task.status)}")
+
