@@ -40,8 +40,11 @@ class CephConfig:
     default_spacing_mm: float = 0.1
     # "auto" (both passes, keep the more confident), "right" or "left" (one pass, trust the caller).
     orientation: str = "auto"
-    # Mean heatmap peak below this: the model did not recognise a cephalogram (12003).
-    min_mean_confidence: float = 0.2
+    # Mean heatmap peak (0..1) below `not_ceph_confidence`: the model sees no cephalogram at all
+    # (11003; panoramics and noise score 0.1-0.2, cephalograms 0.6-0.8); below
+    # `min_mean_confidence`: a cephalogram, perhaps, but no landmarks worth reporting (12003).
+    not_ceph_confidence: float = 0.3
+    min_mean_confidence: float = 0.4
 
 
 @dataclass(frozen=True)
@@ -140,8 +143,13 @@ class CephPipeline(Pipeline):
             return build_result(pred, image.width, image.height, spacing, source)
 
     def check_landmarks(self, pred: CephPrediction) -> None:
-        """12003 unless the landmarks are confident and laid out like a face."""
+        """11003 when nothing looks like a face, 12003 unless landmarks are confident and face-like."""
         mean_conf = float(pred.confidence.mean())
+        require(
+            mean_conf >= self.config.not_ceph_confidence,
+            ErrorCode.IMAGE_CHECK_FAILED,
+            f"image does not look like a lateral cephalogram (mean landmark confidence {mean_conf:.2f})",
+        )
         require(
             mean_conf >= self.config.min_mean_confidence,
             ErrorCode.NO_USABLE_RESULT,
