@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import importlib.util
 import os
 import signal
 import socket
@@ -34,6 +35,13 @@ TOOLS = {"analyze": "dentalai.analyze_cmd:main", "ui": "ui.app:main"}
 def _load(target: str) -> object:
     module, _, name = target.partition(":")
     return getattr(importlib.import_module(module), name)
+
+
+def _importable(module: str) -> bool:
+    try:
+        return importlib.util.find_spec(module) is not None
+    except ModuleNotFoundError:  # its package is missing
+        return False
 
 
 def _settings(path: str | None) -> Settings:
@@ -131,11 +139,18 @@ def up(settings: Settings, config_path: str | None) -> int:
     }
     try:
         for name in ("grpc", "worker", "dispatcher", "api"):
+            module = PROCESSES[name].partition(":")[0]
+            if not _importable(module):
+                print(f"{name:<11} NOT STARTED: module {module} is missing from this install", flush=True)
+                continue
             proc = subprocess.Popen([sys.executable, "-m", "dentalai.cli", name], env=env)
             children.append((name, proc))
             print(where[name], flush=True)
-        _wait_port(settings.grpc.host, settings.grpc.port, 30)
-        _wait_port(settings.api.host, settings.api.port, 30)
+        started = {name for name, _ in children}
+        if "grpc" in started:
+            _wait_port(settings.grpc.host, settings.grpc.port, 30)
+        if "api" in started:
+            _wait_port(settings.api.host, settings.api.port, 30)
         print("all started; Ctrl-C stops them", flush=True)
         while not stopping:
             for name, proc in children:
@@ -145,15 +160,18 @@ def up(settings: Settings, config_path: str | None) -> int:
                     stopping = True
             time.sleep(0.3)
     finally:
-        # Reverse order: the API stops taking work first, redis last.
-        for _name, proc in reversed(children):
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGTERM)
-        for _name, proc in reversed(children):
-            try:
-                proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+        # The service processes first (the worker finishes its task), redis last.
+        services = [proc for name, proc in children if name != "redis"]
+        redis = [proc for name, proc in children if name == "redis"]
+        for group in (services, redis):
+            for proc in group:
+                if proc.poll() is None:
+                    proc.send_signal(signal.SIGTERM)
+            for proc in group:
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
     return 0
 
 
