@@ -1,0 +1,54 @@
+"""`dentalai up` starts redis, the gRPC server and a worker (and the bridge and dispatcher when they
+exist), serves a task to a final state, and stops everything on SIGTERM."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from dentalai.v1 import task_pb2
+from tests.backbone.helpers import stub, submit_request, wait_status
+from tests.conftest import REPO, free_port, wait_port
+
+pytestmark = pytest.mark.slow
+
+
+def test_up_runs_the_service_and_stops_it(tmp_path: Path) -> None:
+    grpc_port, api_port = free_port(), free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DENTALAI_")}
+    env.update(
+        DENTALAI_GRPC__PORT=str(grpc_port),
+        DENTALAI_API__PORT=str(api_port),
+        DENTALAI_API__GRPC_TARGET=f"127.0.0.1:{grpc_port}",
+        DENTALAI_WORKER__MODELS_DIR=str(tmp_path / "no-models"),  # every taskType: 12004
+        DENTALAI_SSRF__ALLOW_CIDRS="[127.0.0.0/8]",
+        PYTHONPATH=str(REPO),
+    )
+    log = open(tmp_path / "up.log", "wb")  # noqa: SIM115
+    up = subprocess.Popen(
+        [sys.executable, "-m", "dentalai.cli", "up"], cwd=tmp_path, env=env, stdout=log, stderr=log
+    )
+    try:
+        wait_port(grpc_port, timeout=60)
+        channel, client = stub(f"127.0.0.1:{grpc_port}")
+        reply = client.SubmitAnalysis(submit_request("http://127.0.0.1:9/hook"))
+        task = wait_status(client, reply.task_id, {task_pb2.FAILED, task_pb2.SUCCEEDED}, timeout=60)
+        assert task.error.code == 12004
+        channel.close()
+    finally:
+        up.send_signal(signal.SIGTERM)
+        code = up.wait(timeout=60)
+    output = (tmp_path / "up.log").read_text()
+    assert code == 0, output
+    assert "redis       redis://127.0.0.1:" in output and f"grpc        127.0.0.1:{grpc_port}" in output
+    assert (tmp_path / "var").is_dir()
+    time.sleep(0.5)
+    for port in (grpc_port,):
+        with pytest.raises(TimeoutError):
+            wait_port(port, timeout=1)
