@@ -73,21 +73,43 @@ def collect_paths(patterns: Iterable[str]) -> tuple[list[Path], list[Outcome]]:
     return list(found), missing
 
 
-def local_runner(task_type: str) -> Runner:
-    """Decode like the worker and run the registry's pipeline, loaded once for all files."""
-    from grpc_server import decode
-
-    from dentalai.config import load_config  # A's modules; imported late so --server needs none
-    from pipelines import registry
+def local_runner(task_type: str) -> tuple[Runner, Callable[[], None]]:
+    """Decode and check like the worker, then run the registry's pipeline, loaded once for all files."""
+    from dentalai.config import load_config  # imported late so that --server needs no local setup
+    from engines.base import EngineError
+    from grpc_server.decode import decode_image
+    from pipelines.base_pipeline import PipelineError
+    from pipelines.registry import load_pipelines
 
     settings = load_config()
-    pipeline = registry.load_pipeline(task_type, settings)
+    loaded = load_pipelines(settings, [task_type])
+    pipeline = loaded.pipelines.get(task_type)
+    if pipeline is None:
+        reason = loaded.unavailable.get(task_type, "not registered")
+        raise DentalAIError(
+            ErrorCode.MODEL_UNAVAILABLE, f"model for taskType {task_type!r} is not available ({reason})"
+        )
+    limits = settings.limits
 
     def run(path: Path, options: task_pb2.AnalysisOptions) -> tuple[Message, np.ndarray]:
-        image = decode.decode_image(path.read_bytes())
-        return pipeline.run(image, options), image.pixels
+        image = decode_image(path.read_bytes(), limits.max_image_pixels)
+        if min(image.width, image.height) < limits.min_image_side:
+            raise DentalAIError(
+                ErrorCode.IMAGE_CHECK_FAILED,
+                f"image of {image.width}x{image.height} has a side under {limits.min_image_side} pixels",
+            )
+        try:
+            return pipeline.run(image, options), image.pixels
+        except (PipelineError, DentalAIError):
+            raise
+        except EngineError as err:
+            raise DentalAIError(ErrorCode.INFERENCE_FAILED, f"model inference failed: {err}") from None
+        except Exception as err:  # same mapping as the worker: a pipeline crash is 12001
+            raise DentalAIError(
+                ErrorCode.INFERENCE_FAILED, f"model inference failed ({type(err).__name__})"
+            ) from None
 
-    return run
+    return run, loaded.close
 
 
 def server_runner(
@@ -190,7 +212,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 args.task_type, args.server, args.token, args.callback_url, args.timeout
             )
         else:
-            runner = local_runner(args.task_type)
+            runner, close = local_runner(args.task_type)
     except DentalAIError as err:
         # No model for this taskType (12004) and the like: every file fails the same way.
         runner = _failing(err)

@@ -1,5 +1,6 @@
 """Against the real service (gRPC server, worker, REST bridge, Redis), started by the shared
-`service` fixture of tests/conftest.py: the client, `dentalai analyze --server` and the browser.
+`service` fixture of tests/conftest.py: the client, `dentalai analyze --server` and the browser
+(through REST when rest_bridge runs, else through gRPC).
 
 Which task types have a model is asked from the service itself (GetServiceStatus: the task types
 of live workers); one without a model must fail honestly with 12004.
@@ -21,7 +22,7 @@ from dentalai.client import AnalysisClient, result_of
 from dentalai.v1 import task_pb2
 from ui.app import UIConfig
 
-MISSING = [m for m in ("grpc_server", "rest_bridge") if importlib.util.find_spec(m) is None]
+MISSING = [m for m in ("grpc_server",) if importlib.util.find_spec(m) is None]
 pytestmark = [
     pytest.mark.slow,
     pytest.mark.skipif(bool(MISSING), reason=f"service not built yet: {', '.join(MISSING)} missing"),
@@ -106,9 +107,10 @@ def test_cli_server_mode(endpoints, available, tmp_path, capsys):
 @pytest.mark.skipif(browser_skip_reason() is not None, reason=browser_skip_reason() or "")
 def test_browser_against_service(endpoints, available, tmp_path):
     rest, target, token = endpoints
+    backend = "rest" if rest else "grpc"  # REST when the bridge runs, as testers use it
     task_type = "ceph" if "ceph" in available or "pano" not in available else "pano"
     image = generated_image(tmp_path / f"generated_{task_type}.png", task_type)
-    cfg = UIConfig(api_url=rest, grpc_target=target, token=token, port=free_port(),
+    cfg = UIConfig(backend=backend, api_url=rest or "", grpc_target=target, token=token, port=free_port(),
                    callback_url=CALLBACK, poll_interval_s=0.3)  # fmt: skip
     with running_ui(cfg) as url:
         shown = drive(url, image, task_type, tmp_path / "service.png", timeout_s=60)
