@@ -4,7 +4,8 @@ A job is a stream entry {task_id}. Workers XREADGROUP new entries, XACK+XDEL the
 task's final state is stored, and XAUTOCLAIM entries idle longer than visibility_timeout_s (their
 worker died). How often a task was taken is counted on the task itself (store.mark_running), which
 is what the delivery cap (12005) reads. XLEN is therefore the number of jobs not yet finished: the
-queue-length cap (10007) is checked against it when a task is created (store.create).
+queue-length cap (10007) is checked against it when a task is created (store.create), in the same
+script as the XADD; there is deliberately no XADD MAXLEN trimming, which would drop unprocessed jobs.
 """
 
 from __future__ import annotations

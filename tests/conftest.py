@@ -8,8 +8,9 @@ loopback, and helpers that start the service's real processes.
   key_prefix per test, short timeouts, loopback allow-listed for SSRF, free gRPC/API ports.
   `settings_env(settings)` turns it into DENTALAI_* variables for child processes.
 - `callback_receiver` (function): a CallbackReceiver (stdlib ThreadingHTTPServer) that records every
-  request (`.requests`, `.wait_for(n, timeout)`) and answers the status codes queued with
+  POST (`.requests`, `.wait_for(n, timeout)`) and answers the status codes queued with
   `.respond(503, 503, 200)` (200 once the queue is empty), optionally with headers or a delay.
+  It also serves GET for image URLs: `.files["/a.png"] = data` -> `.url_for("/a.png")`; 404 otherwise.
 - `start_process(args, settings, wait_port=...)` (via the `processes` fixture): runs
   `python -m dentalai.cli <args>` (or any argv) with the settings in its environment, waits until
   it listens on `wait_port` (or prints `wait_line`), and kills it at the end of the test.
@@ -179,11 +180,15 @@ class CallbackReceiver:
     server: ThreadingHTTPServer
     requests: list[ReceivedRequest] = field(default_factory=list)
     _answers: list[tuple[int, dict[str, str], float]] = field(default_factory=list)
+    files: dict[str, bytes] = field(default_factory=dict)
     _cond: threading.Condition = field(default_factory=threading.Condition)
 
     @property
     def url(self) -> str:
         return f"http://127.0.0.1:{self.server.server_port}/hook"
+
+    def url_for(self, path: str) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}{path}"
 
     def respond(self, *statuses: int, headers: dict[str, str] | None = None, delay_s: float = 0.0) -> None:
         """Queue answers for the next requests (in order); afterwards 200."""
@@ -224,6 +229,13 @@ def start_callback_receiver() -> CallbackReceiver:
                 self.send_header(k, v)
             self.send_header("content-length", "0")
             self.end_headers()
+
+        def do_GET(self) -> None:  # noqa: N802
+            data = holder["r"].files.get(self.path)
+            self.send_response(200 if data is not None else 404)
+            self.send_header("content-length", str(len(data or b"")))
+            self.end_headers()
+            self.wfile.write(data or b"")
 
         def log_message(self, *args: Any) -> None:
             pass
@@ -328,3 +340,41 @@ def processes(tmp_path: Path) -> Iterator[Processes]:
     procs = Processes(log_dir=tmp_path)
     yield procs
     procs.stop_all()
+
+
+# ---- the whole service ------------------------------------------------------------------------
+
+
+@dataclass
+class Service:
+    """A running service for end-to-end tests: its settings and where to reach it."""
+
+    settings: Settings
+    grpc_target: str
+    rest_url: str | None  # None until rest_bridge exists
+    token: str
+    processes: Processes
+
+
+@pytest.fixture(scope="session")
+def service(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
+    """gRPC server, a real worker (models from models/), and the REST bridge and callback dispatcher
+    when those modules exist, all as `dentalai <name>` processes with bearer auth on."""
+    import importlib.util
+
+    token = "test-token"
+    models = str(REPO / "models")
+    settings = make_settings(redis_server.url, auth={"tokens": [token]}, worker={"models_dir": models})
+    procs = Processes(log_dir=tmp_path_factory.mktemp("service"))
+    try:
+        procs.start(["grpc"], settings, wait_port=settings.grpc.port)
+        procs.start(["worker"], settings, wait_line="worker ready", timeout=120)
+        rest_url = None
+        if importlib.util.find_spec("grpc_server.dispatcher") is not None:
+            procs.start(["dispatcher"], settings)
+        if importlib.util.find_spec("rest_bridge") is not None:
+            procs.start(["api"], settings, wait_port=settings.api.port)
+            rest_url = f"http://127.0.0.1:{settings.api.port}"
+        yield Service(settings, f"127.0.0.1:{settings.grpc.port}", rest_url, token, procs)
+    finally:
+        procs.stop_all()

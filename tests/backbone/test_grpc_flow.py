@@ -160,3 +160,11 @@ def test_health_and_reflection_are_served(stack: Stack) -> None:
     assert "dentalai.v1.AnalysisService" in names
     channel.close()
     time.sleep(0)
+
+
+def test_image_url_is_fetched_and_analysed(stack: Stack) -> None:
+    stack.receiver.files["/pano.png"] = png_bytes(400, 300)
+    url = stack.receiver.url_for("/pano.png")
+    request = submit_request(stack.receiver.url, image_data=None, image_url=url)
+    task = wait_status(stack.client, stack.client.SubmitAnalysis(request).task_id, FINAL)
+    assert task.status == task_pb2.SUCCEEDED and task.pano.image.width == 400
