@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from dentalai.config import Settings
 
@@ -16,5 +19,7 @@ def redis_client(settings: Settings) -> aioredis.Redis:
         settings.redis_url,
         socket_connect_timeout=2,
         socket_timeout=settings.worker.block_ms / 1000 + 5,
-        retry_on_timeout=False,
+        # A pooled connection left over from before a Redis restart fails once: retry on a fresh one.
+        retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+        retry_on_error=[RedisConnectionError],
     )

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 
 import grpc
 import pytest
@@ -30,6 +32,7 @@ class Stack:
     receiver: CallbackReceiver
     redis: redis.Redis
     keys: Keys
+    logs: list[Path]
 
 
 @pytest.fixture(scope="module")
@@ -39,11 +42,12 @@ def stack(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -
     procs = Processes(log_dir=tmp_path_factory.mktemp("logs"))
     receiver = start_callback_receiver()
     try:
-        procs.start(["grpc"], settings, wait_port=settings.grpc.port)
-        procs.start([], settings, module="tests.backbone.echo_worker", wait_line="worker ready")
+        server = procs.start(["grpc"], settings, wait_port=settings.grpc.port)
+        worker = procs.start([], settings, module="tests.backbone.echo_worker", wait_line="worker ready")
         channel, client = stub(f"127.0.0.1:{settings.grpc.port}")
         store = redis.Redis.from_url(settings.redis_url)
-        yield Stack(settings, client, receiver, store, Keys(settings.key_prefix))
+        logs = [server.log_path, worker.log_path]  # type: ignore[attr-defined]
+        yield Stack(settings, client, receiver, store, Keys(settings.key_prefix), logs)
         channel.close()
     finally:
         procs.stop_all()
@@ -168,3 +172,16 @@ def test_image_url_is_fetched_and_analysed(stack: Stack) -> None:
     request = submit_request(stack.receiver.url, image_data=None, image_url=url)
     task = wait_status(stack.client, stack.client.SubmitAnalysis(request).task_id, FINAL)
     assert task.status == task_pb2.SUCCEEDED and task.pano.image.width == 400
+
+
+def test_logs_are_json_lines_with_task_id_and_no_metadata_values(stack: Stack) -> None:
+    metadata = struct_pb2.Struct()
+    metadata.update({"patientName": "SECRET-NAME"})
+    reply = stack.client.SubmitAnalysis(submit_request(stack.receiver.url, metadata=metadata))
+    wait_status(stack.client, reply.task_id, FINAL)
+    time.sleep(0.2)
+    lines = [line for path in stack.logs for line in path.read_text().splitlines() if line.startswith("{")]
+    records = [json.loads(line) for line in lines]
+    mine = [r for r in records if r.get("taskId") == reply.task_id]
+    assert {r["msg"] for r in mine} >= {"task queued", "task finished"}
+    assert not any("SECRET-NAME" in line for line in lines)

@@ -127,3 +127,23 @@ def test_sigterm_finishes_the_current_task(redis_server: RedisServer, processes:
     time.sleep(0)
     assert not client.GetServiceStatus(pb.GetServiceStatusRequest()).workers  # heartbeat removed
     channel.close()
+
+
+def test_worker_survives_a_redis_restart(processes: Processes, tmp_path) -> None:
+    from tests.conftest import start_redis
+
+    own = start_redis(tmp_path / "redis", appendonly=True)
+    try:
+        settings = make_settings(own.url, worker={"models_dir": str(tmp_path)})
+        processes.start(["grpc"], settings, wait_port=settings.grpc.port)
+        processes.start([], settings, module=WORKER, wait_line="worker ready")
+        channel, client = stub(f"127.0.0.1:{settings.grpc.port}")
+        wait_status(client, client.SubmitAnalysis(submit_request(HOOK)).task_id, FINAL)
+        own.stop()
+        time.sleep(1.5)  # the worker sees the outage
+        own.start()
+        task = wait_status(client, client.SubmitAnalysis(submit_request(HOOK)).task_id, FINAL, timeout=30)
+        assert task.status == task_pb2.SUCCEEDED
+        channel.close()
+    finally:
+        own.stop()
