@@ -109,7 +109,8 @@ class Analysis:
     def __call__(
         self, file: str | None, task_type: str, spacing: float | None, numbering: str
     ) -> Iterator[tuple[Any, ...]]:
-        empty = (None, None, None, None, None)
+        # Cleared outputs: a new submission must not leave the previous result on screen.
+        empty = (None, _frame([], []), _frame([], []), None, None)
         if not file:
             yield (views.error_markdown(None, "choose an image file first"), *empty)
             return
@@ -147,7 +148,7 @@ class Analysis:
                 f"\n\nstill {task.get('status')} after {self.cfg.wait_timeout_s:.0f} s; look it up later"
             )
         if data is None:
-            return status, None, None, None, task, None
+            return status, None, _frame([], []), _frame([], []), task, None
         image = None
         try:
             image = overlay.render(overlay.decode_for_display(raw), data)
