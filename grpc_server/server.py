@@ -23,8 +23,8 @@ log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AnalysisService"].full_name
 
 
-async def build_server(settings: Settings) -> tuple[grpc.aio.Server, int]:
-    """The configured server, bound but not started; returns it and the bound port."""
+async def build_server(settings: Settings) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
+    """The configured server, bound but not started, with its bound port and health servicer."""
     interceptors = [BearerAuthInterceptor(settings.auth.tokens)] if settings.auth.tokens else []
     server = grpc.aio.server(
         interceptors=interceptors,
@@ -54,11 +54,11 @@ async def build_server(settings: Settings) -> tuple[grpc.aio.Server, int]:
         port = server.add_secure_port(address, credentials)
     else:
         port = server.add_insecure_port(address)
-    return server, port
+    return server, port, health_servicer
 
 
 async def serve(settings: Settings) -> None:
-    server, port = await build_server(settings)
+    server, port, health_servicer = await build_server(settings)
     await server.start()
     log.info("gRPC server listening", extra={"address": f"{settings.grpc.host}:{port}"})
     stop = asyncio.Event()
@@ -66,6 +66,7 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
+    await health_servicer.enter_graceful_shutdown()  # probes see NOT_SERVING while calls drain
     await server.stop(grace=5)
 
 

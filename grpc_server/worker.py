@@ -36,7 +36,7 @@ from grpc_server.fetch import fetch_image
 from grpc_server.keys import Keys
 from grpc_server.queue import Job, JobQueue
 from grpc_server.store import StoredTask, TaskStore
-from pipelines.base_pipeline import Pipeline, PipelineError
+from pipelines.base_pipeline import Pipeline
 from pipelines.registry import LoadedPipelines, load_pipelines
 
 log = logging.getLogger(__name__)
@@ -179,9 +179,7 @@ class Worker:
         try:
             # In a thread so that the time limit can end the wait (the thread itself runs to its end).
             return await asyncio.to_thread(pipeline.run, image, options)
-        except (PipelineError, EngineError):
-            raise
-        except DentalAIError:
+        except (DentalAIError, EngineError):  # PipelineError is a DentalAIError: its code stands
             raise
         except Exception as exc:
             log.exception("pipeline failed")
