@@ -58,6 +58,11 @@ class JobQueue:
             if fields  # a deleted entry comes back empty
         ]
 
+    async def keep(self, job: Job, consumer: str) -> None:
+        """Reset the job's idle time (XCLAIM JUSTID, which does not count a delivery), so that a
+        live worker on a long task is not mistaken for a dead one."""
+        await self.redis.xclaim(self.keys.jobs, CONSUMER_GROUP, consumer, 0, [job.entry_id], justid=True)
+
     async def ack(self, job: Job) -> None:
         """Done with the job: acknowledge and delete, so that XLEN counts only open jobs."""
         async with self.redis.pipeline(transaction=True) as pipe:

@@ -115,12 +115,15 @@ class Worker:
                 log.error("task abandoned after repeated deliveries", extra={"deliveries": deliveries})
                 return
             started = time.monotonic()
+            keeper = asyncio.create_task(self._keep(job))
             try:
                 result, model, error = await self._process(stored)
             except asyncio.CancelledError:
                 # Forced stop: hand the job back now rather than after the visibility timeout.
                 await asyncio.shield(self._release(job))
                 raise
+            finally:
+                keeper.cancel()
             if not await self.store.finish(job.task_id, result=result, error=error, model=model):
                 log.info("task was already final (taken over meanwhile); result dropped")
             await self.queue.ack(job)
@@ -132,6 +135,16 @@ class Worker:
                     "processingMs": int((time.monotonic() - started) * 1000),
                 },
             )
+
+    async def _keep(self, job: Job) -> None:
+        """While this worker is alive and busy, its job is not stale."""
+        interval = self.settings.tasks.visibility_timeout_s / 3
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.queue.keep(job, self.worker_id)
+            except (RedisError, OSError):
+                pass  # an outage: if it outlasts the visibility timeout, the job is re-run (at least once)
 
     async def _release(self, job: Job) -> None:
         await self.store.release(job.task_id)

@@ -147,3 +147,21 @@ def test_worker_survives_a_redis_restart(processes: Processes, tmp_path) -> None
         channel.close()
     finally:
         own.stop()
+
+
+def test_a_live_worker_keeps_a_task_longer_than_the_visibility_timeout(
+    redis_server: RedisServer, processes: Processes, tmp_path
+) -> None:
+    settings = make_settings(
+        redis_server.url,
+        tasks={"visibility_timeout_s": 0.6},
+        worker={"models_dir": str(tmp_path), "claim_interval_s": 0.2},
+    )
+    processes.start(["grpc"], settings, wait_port=settings.grpc.port)
+    env = {"ECHO_TEST_SLEEP_S": "2.5"}
+    for _ in range(2):
+        processes.start([], settings, module=WORKER, wait_line="worker ready", extra_env=env)
+    channel, client = stub(f"127.0.0.1:{settings.grpc.port}")
+    task = wait_status(client, client.SubmitAnalysis(submit_request(HOOK)).task_id, FINAL)
+    assert task.status == task_pb2.SUCCEEDED and task.deliveries == 1  # never taken over
+    channel.close()
