@@ -1,6 +1,6 @@
 """Export a training checkpoint to models/pano-teeth/ (ONNX opset 17, dynamic batch) with its manifest.
 
-    .venv/bin/python -m training.pano.export --checkpoint training/pano/runs/unet-256x512/best.pt
+    .venv/bin/python -m training.pano.export --checkpoint training/pano/runs/unet-256x512/last.pt
 """
 
 from __future__ import annotations
@@ -25,7 +25,7 @@ TRAIN_COMMAND = ".venv/bin/python -m training.pano.train --max-minutes 60"
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--checkpoint", type=Path, default=ROOT / "training/pano/runs/unet-256x512/best.pt")
+    parser.add_argument("--checkpoint", type=Path, default=ROOT / "training/pano/runs/unet-256x512/last.pt")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     torch.set_num_threads(1)
