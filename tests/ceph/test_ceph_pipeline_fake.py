@@ -94,7 +94,7 @@ def test_input_checks(pixels: np.ndarray, why: str) -> None:
 
 
 @pytest.mark.parametrize(
-    ("peak", "code"), [(0.1, ErrorCode.IMAGE_CHECK_FAILED), (0.35, ErrorCode.NO_USABLE_RESULT)]
+    ("peak", "code"), [(0.1, ErrorCode.IMAGE_CHECK_FAILED), (0.48, ErrorCode.NO_USABLE_RESULT)]
 )
 def test_no_credible_landmarks(peak: float, code: ErrorCode) -> None:
     # Peaks are read a little under the drawn value (off-grid centres); both stay in their band.
