@@ -112,8 +112,9 @@ def forbidden_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, se
 def _forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address, settings: Settings) -> bool:
     if any(address in ipaddress.ip_network(c, strict=False) for c in settings.ssrf.allow_cidrs):
         return False
-    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped:
-        address = address.ipv4_mapped
+    if isinstance(address, ipaddress.IPv6Address) and (address.ipv4_mapped or address.sixtofour):
+        # ::ffff:a.b.c.d and 6to4 2002:AABB:CCDD:: both reach the embedded IPv4 address
+        address = address.ipv4_mapped or address.sixtofour
     cgnat = ipaddress.ip_network("100.64.0.0/10")
     return (
         address.is_loopback or address.is_private or address.is_link_local or address.is_multicast
