@@ -20,6 +20,8 @@ import signal
 import socket
 import time
 import uuid
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
 
 import redis.asyncio as aioredis
 from google.protobuf.message import Message
@@ -38,6 +40,8 @@ from grpc_server.queue import Job, JobQueue
 from grpc_server.store import StoredTask, TaskStore
 from pipelines.base_pipeline import Pipeline
 from pipelines.registry import LoadedPipelines, load_pipelines
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -124,9 +128,12 @@ class Worker:
                 raise
             finally:
                 keeper.cancel()
-            if not await self.store.finish(job.task_id, result=result, error=error, model=model):
+            finished = await self._through_outage(
+                lambda: self.store.finish(job.task_id, result=result, error=error, model=model)
+            )
+            if not finished:
                 log.info("task was already final (taken over meanwhile); result dropped")
-            await self.queue.ack(job)
+            await self._through_outage(lambda: self.queue.ack(job))
             log.info(
                 "task finished",
                 extra={
@@ -135,6 +142,18 @@ class Worker:
                     "processingMs": int((time.monotonic() - started) * 1000),
                 },
             )
+
+    async def _through_outage(self, call: Callable[[], Awaitable[T]]) -> T:
+        """Retry a Redis call until it succeeds: a computed result waits out an outage here instead
+        of being dropped and re-run after the visibility timeout. A stopping worker gives up."""
+        while True:
+            try:
+                return await call()
+            except (RedisError, OSError) as exc:
+                if self.stopping.is_set():
+                    raise
+                log.warning("redis unreachable while storing a result, retrying: %s", type(exc).__name__)
+                await self._sleep(1.0)
 
     async def _keep(self, job: Job) -> None:
         """While this worker is alive and busy, its job is not stale."""
