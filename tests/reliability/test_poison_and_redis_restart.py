@@ -149,11 +149,8 @@ def test_redis_restart_mid_run_loses_no_accepted_task(
         own.stop()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug in grpc_server/worker.py: a RedisError from store.finish/ack escapes handle(); the computed "
-    "result is dropped and the task waits RUNNING for visibility_timeout_s (300 s) to be re-run",
-)
+# Regression: a RedisError from store.finish/ack used to escape Worker.handle(); the computed result
+# was dropped and the task sat RUNNING for visibility_timeout_s (300 s) before being re-run.
 def test_result_computed_during_an_outage_is_stored_when_redis_returns(
     processes: Processes, tmp_path: Path
 ) -> None:
