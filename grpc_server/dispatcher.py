@@ -1,0 +1,269 @@
+"""The callback dispatcher process: posts finished tasks to their callbackUrl with retries.
+
+The schedule is the Redis sorted set `{p}callbacks:schedule` (member = task id, score = due unix
+time), written by the task store when a task finishes or its callback is re-sent. Each loop:
+
+1. claim: one Lua call takes the due members and re-scores them to now + lease_s, so a second
+   dispatcher skips them, and a dispatcher killed mid-delivery leaves them due again later;
+2. deliver each claimed task in its own asyncio task (at most `callbacks.concurrency` at once, so a
+   slow receiver holds one slot, never the loop);
+3. settle: one Lua call writes the CallbackInfo, counts the attempt and removes or re-scores the
+   member - only if it still carries our lease score (a re-send in between re-armed it: keep that).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+import time
+
+import httpx
+import redis.asyncio as aioredis
+from google.protobuf.timestamp_pb2 import Timestamp
+from redis.exceptions import RedisError
+
+from dentalai.config import Settings
+from dentalai.logs import task_context
+from dentalai.v1 import task_pb2
+from grpc_server.callbacks import Outcome, classify, parse_retry_after, retry_delay, webhook_headers
+from grpc_server.connection import redis_client
+from grpc_server.keys import Keys
+from grpc_server.netguard import AddressRefused, PinnedTransport
+from grpc_server.store import TaskStore
+from grpc_server.task_json import callback_bytes
+
+log = logging.getLogger(__name__)
+
+_CLAIM = """
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+for _, member in ipairs(due) do
+  redis.call('ZADD', KEYS[1], ARGV[2], member)
+end
+return due
+"""
+
+# KEYS: schedule, task hash, stat counter (or '' to count nothing).
+# ARGV: member, our lease score, serialized CallbackInfo ('' = leave it), next due score ('' = remove).
+_SETTLE = """
+if ARGV[5] == '1' then redis.call('INCR', KEYS[3]) end
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if (not score) or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
+if ARGV[3] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[2], 'callback', ARGV[3])
+end
+if ARGV[4] == '' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+end
+return 1
+"""
+
+
+def _stamp(unix: float) -> Timestamp:
+    ts = Timestamp()
+    ts.FromNanoseconds(int(unix * 1e9))
+    return ts
+
+
+class Attempt:
+    """What one POST gave: an HTTP status (None without an answer), an error text, Retry-After."""
+
+    def __init__(
+        self, status: int | None, error: str = "", retry_after: float | None = None, refused: bool = False
+    ) -> None:
+        self.status = status
+        self.error = error
+        self.retry_after = retry_after
+        self.refused = refused
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        settings: Settings,
+        redis: aioredis.Redis,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.settings = settings
+        self.cfg = settings.callbacks
+        self.redis = redis
+        self.keys = Keys(settings.key_prefix)
+        self.store = TaskStore(redis, self.keys, settings.tasks.result_ttl_s)
+        self._claim = redis.register_script(_CLAIM)
+        self._settle = redis.register_script(_SETTLE)
+        self.http = httpx.AsyncClient(
+            transport=transport
+            or PinnedTransport(settings.ssrf, limits=httpx.Limits(max_connections=self.cfg.concurrency)),
+            timeout=httpx.Timeout(self.cfg.timeout_s, connect=self.cfg.connect_timeout_s),
+            follow_redirects=False,
+            trust_env=False,
+        )
+        self.inflight: set[asyncio.Task[None]] = set()
+
+    async def aclose(self) -> None:
+        await self.http.aclose()
+
+    # ---- the loop ------------------------------------------------------------------------------
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Claim and deliver until `stop` is set; then let the attempts in flight finish."""
+        while not stop.is_set():
+            free = self.cfg.concurrency - len(self.inflight)
+            claimed: list[tuple[str, str]] = []
+            if free > 0:
+                try:
+                    claimed = await self.claim(free)
+                except (RedisError, OSError) as exc:
+                    log.warning("cannot read the callback schedule: %s", exc)
+            for task_id, lease in claimed:
+                job = asyncio.create_task(self.deliver(task_id, lease))
+                self.inflight.add(job)
+                job.add_done_callback(self.inflight.discard)
+            if claimed and len(claimed) == free:
+                continue  # more may be due right now
+            await self._pause(stop)
+        if self.inflight:
+            await asyncio.wait(self.inflight, timeout=self.cfg.timeout_s + 2)
+
+    async def _pause(self, stop: asyncio.Event) -> None:
+        waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(stop.wait())}
+        if self.cfg.concurrency - len(self.inflight) <= 0:
+            waiters |= set(self.inflight)  # full: wake when a slot frees
+        done, pending = await asyncio.wait(
+            waiters, timeout=self.cfg.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
+        )
+        for waiter in pending:
+            if waiter not in self.inflight:
+                waiter.cancel()
+
+    async def claim(self, count: int) -> list[tuple[str, str]]:
+        """Due task ids with the lease score they now carry."""
+        now = time.time()
+        lease = repr(now + self.cfg.lease_s)
+        members = await self._claim(keys=[self.keys.callback_schedule], args=[repr(now), lease, count])
+        return [(m.decode() if isinstance(m, bytes) else str(m), lease) for m in members]
+
+    # ---- one attempt ---------------------------------------------------------------------------
+
+    async def deliver(self, task_id: str, lease: str) -> None:
+        with task_context(task_id):
+            try:
+                await self._deliver(task_id, lease)
+            except (RedisError, OSError) as exc:
+                # The lease runs out and the entry is due again: at least once, never lost.
+                log.warning("callback not settled (Redis): %s", exc)
+            except Exception:
+                log.exception("callback delivery failed unexpectedly")
+
+    async def _deliver(self, task_id: str, lease: str) -> None:
+        stored = await self.store.get_stored(task_id)
+        if stored is None or stored.task.callback.state != task_pb2.PENDING:
+            # Expired task, or nothing pending (stale entry): drop it from the schedule.
+            await self._write(task_id, lease, None, "", None)
+            return
+        task = stored.task
+        body = callback_bytes(task)
+        msg_id = stored.webhook_id or f"msg_{task_id}"
+        headers = webhook_headers(msg_id, int(time.time()), body, self.cfg.signing_secrets)
+        attempt = await self.post(task.callback.url, body, headers)
+        now = time.time()
+        info = task_pb2.CallbackInfo()
+        info.CopyFrom(task.callback)
+        info.attempts += 1
+        info.last_attempt_at.CopyFrom(_stamp(now))
+        info.last_status_code = attempt.status or 0
+        info.last_error = attempt.error
+        outcome = Outcome.FAILED if attempt.refused else classify(attempt.status)
+        next_due: float | None = None
+        if outcome == Outcome.RETRY:
+            delay = retry_delay(
+                info.attempts, self.cfg.retry_delays_s, self.cfg.jitter,
+                attempt.retry_after, self.cfg.max_retry_after_s,
+            )
+            if delay is None:
+                outcome = Outcome.EXHAUSTED
+            else:
+                next_due = now + delay
+        if outcome == Outcome.DELIVERED:
+            info.state = task_pb2.DELIVERED
+            info.delivered_at.CopyFrom(_stamp(now))
+            info.ClearField("next_attempt_at")
+        elif next_due is not None:
+            info.state = task_pb2.PENDING
+            info.next_attempt_at.CopyFrom(_stamp(next_due))
+        else:
+            info.state = task_pb2.EXHAUSTED
+            info.ClearField("next_attempt_at")
+        settled = await self._write(task_id, lease, info, outcome, next_due)
+        log.info(
+            "callback attempt",
+            extra={
+                "attempt": info.attempts, "outcome": outcome, "httpStatus": attempt.status or 0,
+                "error": attempt.error, "settled": settled,
+            },
+        )
+
+    async def post(self, url: str, body: bytes, headers: dict[str, str]) -> Attempt:
+        """One POST within callbacks.timeout_s in all (httpx's timeouts are per read)."""
+        try:
+            async with asyncio.timeout(self.cfg.timeout_s):
+                request = self.http.build_request("POST", url, content=body, headers=headers)
+                response = await self.http.send(request, stream=True)
+                await response.aclose()  # the receiver's body is not ours to read
+        except AddressRefused as exc:
+            return Attempt(None, f"refused address: {exc}", refused=True)
+        except (TimeoutError, httpx.TimeoutException):
+            return Attempt(None, "timeout")
+        except httpx.HTTPError as exc:
+            return Attempt(None, f"{type(exc).__name__}: {exc}"[:300])
+        except (httpx.InvalidURL, ValueError) as exc:
+            return Attempt(None, f"invalid callback URL: {exc}"[:300], refused=True)
+        status = response.status_code
+        retry_after = parse_retry_after(response.headers.get("retry-after"))
+        return Attempt(status, "" if 200 <= status < 300 else f"HTTP {status}", retry_after)
+
+    async def _write(
+        self,
+        task_id: str,
+        lease: str,
+        info: task_pb2.CallbackInfo | None,
+        outcome: str,
+        next_due: float | None,
+    ) -> bool:
+        stat = self.keys.callback_stat(outcome or "none")
+        result = await self._settle(
+            keys=[self.keys.callback_schedule, self.keys.task(task_id), stat],
+            args=[
+                task_id,
+                lease,
+                info.SerializeToString() if info is not None else b"",
+                "" if next_due is None else repr(next_due),
+                "1" if outcome else "0",
+            ],
+        )
+        return bool(result)
+
+
+async def serve(settings: Settings) -> None:
+    if settings.callbacks.lease_s <= settings.callbacks.timeout_s:
+        log.warning("callbacks.lease_s <= callbacks.timeout_s: a slow attempt may be sent twice")
+    redis = redis_client(settings)
+    dispatcher = Dispatcher(settings, redis)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("dispatcher started", extra={"concurrency": settings.callbacks.concurrency})
+    try:
+        await dispatcher.run(stop)
+    finally:
+        await dispatcher.aclose()
+        await redis.aclose()
+    log.info("dispatcher stopped")
+
+
+def main(settings: Settings) -> None:
+    """Entry point of `dentalai dispatcher`."""
+    asyncio.run(serve(settings))

@@ -1,0 +1,56 @@
+"""The one Task -> JSON mapping, used by the REST GET and by the callback body.
+
+Everything is the proto3 JSON mapping (camelCase, default-valued fields printed), so REST and
+callbacks show a result exactly as the .proto defines it.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from dentalai.v1 import task_pb2
+
+
+def message_dict(message: Message) -> dict[str, Any]:
+    return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+
+
+def task_dict(task: task_pb2.Task) -> dict[str, Any]:
+    """The whole task as REST GET /api/v1/tasks/{id} shows it (result under `pano` or `ceph`)."""
+    return message_dict(task)
+
+
+def result_dict(task: task_pb2.Task) -> dict[str, Any] | None:
+    which = task.WhichOneof("result")
+    return message_dict(getattr(task, which)) if which else None
+
+
+def callback_body(task: task_pb2.Task) -> dict[str, Any]:
+    """The callback body of CONTRACT.md section 4 for a finished task."""
+    failed = task.status == task_pb2.FAILED
+    return {
+        "taskId": task.task_id,
+        "taskType": task.task_type,
+        "status": task_pb2.TaskStatus.Name(task.status),
+        "code": task.error.code if failed else 0,
+        "message": task.error.message if failed else "succeeded",
+        "data": None if failed else result_dict(task),
+        "metadata": json_format.MessageToDict(task.metadata) if task.HasField("metadata") else {},
+        "model": {"name": task.model.name, "version": task.model.version},
+        # Plain numbers here (the proto3 JSON mapping would print int64 as strings).
+        "timing": {
+            "queuedMs": task.timing.queued_ms,
+            "processingMs": task.timing.processing_ms,
+            "totalMs": task.timing.total_ms,
+        },
+        "completedAt": task.finished_at.ToJsonString() if task.HasField("finished_at") else None,
+    }
+
+
+def callback_bytes(task: task_pb2.Task) -> bytes:
+    """The body as sent (and signed): compact UTF-8 JSON."""
+    return json.dumps(callback_body(task), separators=(",", ":"), ensure_ascii=False).encode()
