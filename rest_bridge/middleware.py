@@ -1,0 +1,122 @@
+"""Pure ASGI middleware (no per-request task overhead): request checks before any parsing, and the
+latency histogram."""
+
+from __future__ import annotations
+
+import json
+import time
+from typing import Any
+
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from dentalai.errors import ErrorCode
+from rest_bridge.errors import error_body, http_status
+from rest_bridge.metrics import Metrics
+
+JSON_ROUTES = {("POST", "/api/v1/analyze")}
+
+
+async def send_error(
+    send: Send, code: int, message: str, details: list[tuple[str, str]] | None = None
+) -> None:
+    body = json.dumps(error_body(code, message, details)).encode()
+    await send(
+        {
+            "type": "http.response.start",
+            "status": http_status(code),
+            "headers": [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())],
+        }
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
+def _is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+class RequestGuard:
+    """For /api/ routes, in this order: 401 when auth is on and no Authorization header was sent
+    (the token itself is checked by the gRPC server); 415 when a JSON route gets another content
+    type; 413 when the body exceeds max_body_bytes - by Content-Length, or by counting while
+    reading, before anything parses it. The body read here is replayed to the app."""
+
+    def __init__(self, app: ASGIApp, max_body_bytes: int, auth_on: bool) -> None:
+        self.app = app
+        self.max_body_bytes = max_body_bytes
+        self.auth_on = auth_on
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if self.auth_on and not headers.get("authorization"):
+            await send_error(send, ErrorCode.UNAUTHENTICATED, "missing bearer token (Authorization header)")
+            return
+        if (scope["method"], scope["path"]) in JSON_ROUTES and not _is_json(headers.get("content-type", "")):
+            await send_error(send, ErrorCode.UNSUPPORTED_MEDIA_TYPE, "content type must be application/json")
+            return
+        declared = headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > self.max_body_bytes:
+            await send_error(send, ErrorCode.BODY_TOO_LARGE, f"body larger than {self.max_body_bytes} bytes")
+            return
+        if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS") and not declared:
+            await self.app(scope, receive, send)
+            return
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                await send_error(
+                    send, ErrorCode.BODY_TOO_LARGE, f"body larger than {self.max_body_bytes} bytes"
+                )
+                return
+            chunks.append(chunk)
+            if not message.get("more_body", False):
+                break
+        body = b"".join(chunks)
+        replayed = False
+
+        async def replay() -> Message:
+            nonlocal replayed
+            if not replayed:
+                replayed = True
+                return {"type": "http.request", "body": body, "more_body": False}
+            return await receive()  # later: disconnect notifications
+
+        await self.app(scope, replay, send)
+
+
+class LatencyMetrics:
+    """Observes every request's duration by route template, method and status."""
+
+    def __init__(self, app: ASGIApp, metrics: Metrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        start = time.perf_counter()
+        status = [500]
+
+        async def send_status(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                status[0] = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            route: Any = scope.get("route")
+            template = getattr(route, "path", None) or (
+                "/api/other" if scope["path"].startswith("/api/") else "other"
+            )
+            self.metrics.observe(template, scope["method"], status[0], time.perf_counter() - start)
