@@ -107,7 +107,7 @@ def _start_redis(var: Path) -> tuple[subprocess.Popen, str]:
 
 
 def up(settings: Settings, config_path: str | None) -> int:
-    """Start redis (when no URL is set), grpc, api, worker and dispatcher; stop all on Ctrl-C/SIGTERM."""
+    """Start redis (when no URL is set), grpc, api, worker, dispatcher and UI; stop all on Ctrl-C/SIGTERM."""
     children: list[tuple[str, subprocess.Popen]] = []
     env = dict(os.environ)
     if config_path:
@@ -136,6 +136,7 @@ def up(settings: Settings, config_path: str | None) -> int:
         "api": f"api         http://{settings.api.host}:{settings.api.port} (docs at /docs)",
         "worker": "worker      (no port) models from " + settings.worker.models_dir,
         "dispatcher": "dispatcher  (no port) delivers callbacks",
+        "ui": f"ui          http://{settings.ui.host}:{settings.ui.port}/ (tester UI, {settings.ui.backend})",
     }
     try:
         for name in ("grpc", "worker", "dispatcher", "api"):
@@ -146,11 +147,20 @@ def up(settings: Settings, config_path: str | None) -> int:
             proc = subprocess.Popen([sys.executable, "-m", "dentalai.cli", name], env=env)
             children.append((name, proc))
             print(where[name], flush=True)
+        if not settings.ui.enabled:
+            print("ui          not started (ui.enabled is false)", flush=True)
+        elif not _importable("gradio"):
+            print('ui          NOT STARTED: gradio is missing (pip install -e ".[ui]")', flush=True)
+        else:
+            children.append(("ui", subprocess.Popen([sys.executable, "-m", "dentalai.cli", "ui"], env=env)))
+            print(where["ui"], flush=True)
         started = {name for name, _ in children}
         if "grpc" in started:
             _wait_port(settings.grpc.host, settings.grpc.port, 30)
         if "api" in started:
             _wait_port(settings.api.host, settings.api.port, 30)
+        if "ui" in started:
+            _wait_port(settings.ui.host, settings.ui.port, 60)
         print("all started; Ctrl-C stops them", flush=True)
         while not stopping:
             for name, proc in children:

@@ -125,6 +125,14 @@ class CephSettings(_Section):
     default_pixel_spacing_mm: float = Field(gt=0)
 
 
+class UiSettings(_Section):
+    enabled: bool
+    host: str
+    port: int = Field(ge=0, le=65535)
+    backend: Literal["rest", "grpc"]
+    callback_url: str
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -142,6 +150,7 @@ class Settings(_Section):
     callbacks: CallbacksSettings
     ssrf: SsrfSettings
     ceph: CephSettings
+    ui: UiSettings
     log: LogSettings
 
     @field_validator("redis_url")
@@ -185,7 +194,9 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 
 # Strings that YAML parsing might turn into something else (e.g. a prefix "1:").
-_STRING_KEYS = {"redis_url", "key_prefix", "host", "grpc_target", "models_dir", "tls_cert", "tls_key"}
+_STRING_KEYS = {
+    "redis_url", "key_prefix", "host", "grpc_target", "models_dir", "tls_cert", "tls_key", "callback_url"
+}
 
 
 def _env_path(rest: str) -> list[str] | None:

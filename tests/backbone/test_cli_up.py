@@ -1,5 +1,5 @@
-"""`dentalai up` starts redis, the gRPC server and a worker (and the bridge and dispatcher when they
-exist), serves a task to a final state, and stops everything on SIGTERM."""
+"""`dentalai up` starts redis, the gRPC server, a worker, the dispatcher, the REST bridge and the UI,
+serves a task to a final state through REST, and stops everything on SIGTERM."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import httpx
 import pytest
 
 from dentalai.v1 import task_pb2
@@ -20,12 +21,13 @@ pytestmark = pytest.mark.slow
 
 
 def test_up_runs_the_service_and_stops_it(tmp_path: Path) -> None:
-    grpc_port, api_port = free_port(), free_port()
+    grpc_port, api_port, ui_port = free_port(), free_port(), free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith("DENTALAI_")}
     env.update(
         DENTALAI_GRPC__PORT=str(grpc_port),
         DENTALAI_API__PORT=str(api_port),
         DENTALAI_API__GRPC_TARGET=f"127.0.0.1:{grpc_port}",
+        DENTALAI_UI__PORT=str(ui_port),
         DENTALAI_WORKER__MODELS_DIR=str(tmp_path / "no-models"),  # every taskType: 12004
         DENTALAI_SSRF__ALLOW_CIDRS="[127.0.0.0/8]",
         PYTHONPATH=str(REPO),
@@ -41,6 +43,12 @@ def test_up_runs_the_service_and_stops_it(tmp_path: Path) -> None:
         task = wait_status(client, reply.task_id, {task_pb2.FAILED, task_pb2.SUCCEEDED}, timeout=60)
         assert task.error.code == 12004
         channel.close()
+        wait_port(api_port, timeout=60)
+        ready = httpx.get(f"http://127.0.0.1:{api_port}/api/v1/tasks/{reply.task_id}", timeout=10)
+        assert ready.json()["data"]["status"] == "FAILED"
+        wait_port(ui_port, timeout=90)
+        page = httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=30)
+        assert page.status_code == 200 and "gradio" in page.text.lower()
     finally:
         up.send_signal(signal.SIGTERM)
         code = up.wait(timeout=60)
@@ -49,6 +57,6 @@ def test_up_runs_the_service_and_stops_it(tmp_path: Path) -> None:
     assert "redis       redis://127.0.0.1:" in output and f"grpc        127.0.0.1:{grpc_port}" in output
     assert (tmp_path / "var").is_dir()
     time.sleep(0.5)
-    for port in (grpc_port,):
+    for port in (grpc_port, api_port, ui_port):
         with pytest.raises(TimeoutError):
             wait_port(port, timeout=1)
