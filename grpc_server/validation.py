@@ -53,7 +53,10 @@ def validate_submission(request: pb.SubmitAnalysisRequest, settings: Settings) -
     if request.task_id and not TASK_ID.fullmatch(request.task_id):
         raise invalid("taskId", "must match [A-Za-z0-9._-]{1,64}")
     if request.HasField("metadata"):
-        size = len(json.dumps(MessageToDict(request.metadata), separators=(",", ":")).encode())
+        try:
+            size = len(json.dumps(MessageToDict(request.metadata), separators=(",", ":")).encode())
+        except ValueError:  # NaN or Infinity: not JSON, cannot be echoed in a callback
+            raise invalid("metadata", "numbers must be finite") from None
         if size > limits.max_metadata_bytes:
             raise invalid("metadata", f"larger than {limits.max_metadata_bytes} bytes as JSON")
     if request.HasField("options"):
