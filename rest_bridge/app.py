@@ -120,6 +120,8 @@ def submit_request(body: AnalyzeBody, settings: Settings) -> pb.SubmitAnalysisRe
     has_url, has_data = body.imageUrl is not None, body.imageBase64 is not None
     if has_url == has_data:
         raise _invalid("imageUrl" if not has_url else "imageBase64", "exactly one of imageUrl or imageBase64")
+    if body.taskId == "":  # the proto cannot tell "" from absent (which generates an id)
+        raise _invalid("taskId", "must match [A-Za-z0-9._-]{1,64}")
     request = pb.SubmitAnalysisRequest(
         task_type=body.taskType, callback_url=body.callbackUrl, task_id=body.taskId or ""
     )
