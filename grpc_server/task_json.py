@@ -1,7 +1,8 @@
 """The one Task -> JSON mapping, used by the REST GET and by the callback body.
 
 Everything is the proto3 JSON mapping (camelCase, default-valued fields printed), so REST and
-callbacks show a result exactly as the .proto defines it.
+callbacks show a result exactly as the .proto defines it; one exception: the int64 timing fields
+are plain JSON numbers, as in the callback body, not the mapping's strings.
 """
 
 from __future__ import annotations
@@ -21,7 +22,10 @@ def message_dict(message: Message) -> dict[str, Any]:
 
 def task_dict(task: task_pb2.Task) -> dict[str, Any]:
     """The whole task as REST GET /api/v1/tasks/{id} shows it (result under `pano` or `ceph`)."""
-    return message_dict(task)
+    data = message_dict(task)
+    if "timing" in data:
+        data["timing"] = {key: int(value) for key, value in data["timing"].items()}
+    return data
 
 
 def result_dict(task: task_pb2.Task) -> dict[str, Any] | None:

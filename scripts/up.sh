@@ -4,5 +4,6 @@
 # the callback dispatcher and the tester UI. Ctrl-C stops them all.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"  # models/ and var/ are relative to the repository
 DENTALAI_SKIP_BROWSER=1 "$root/scripts/setup.sh"
 exec "$root/.venv/bin/dentalai" up "$@"

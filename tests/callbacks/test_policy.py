@@ -13,7 +13,7 @@ import pytest
 from dentalai.v1 import results_pb2, task_pb2
 from grpc_server import callbacks
 from grpc_server.callbacks import Outcome, classify, parse_retry_after, retry_delay
-from grpc_server.task_json import callback_body, callback_bytes
+from grpc_server.task_json import callback_body, callback_bytes, task_dict
 
 
 @pytest.mark.parametrize("status", [200, 201, 202, 204, 299])
@@ -139,3 +139,8 @@ def test_failure_body_has_code_and_null_data() -> None:
     body = callback_body(_task(True))
     assert body["status"] == "FAILED" and body["code"] == 11002 and body["message"] == "bad image"
     assert body["data"] is None
+
+
+def test_rest_task_shows_timing_as_numbers_like_the_callback() -> None:
+    task = _task(False)
+    assert task_dict(task)["timing"] == callback_body(task)["timing"]
