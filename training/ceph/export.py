@@ -77,6 +77,12 @@ def export(checkpoint: Path, out: Path = OUT, wall_minutes: float | None = None)
             "wall_minutes": round(float(wall_minutes), 1),
             "epochs": int(ck.get("epoch", 0)),
         },
+        # bench/engine_latency.py builds this PyTorch module to time eager against ONNX Runtime.
+        "torch_reference": {
+            "factory": "training.ceph.model:LandmarkUNet",
+            "kwargs": {},
+            "checkpoint": "training/ceph/runs/unet-256x320/last.pt",
+        },
     }
     (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
 

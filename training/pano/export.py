@@ -76,6 +76,12 @@ def main() -> None:
             "val_tooth_dice_at_checkpoint": round(ckpt["state"]["best"], 4),
         },
         "classes": list(CLASS_FDI),
+        # bench/engine_latency.py builds this PyTorch module to time eager against ONNX Runtime.
+        "torch_reference": {
+            "factory": "training.pano.model:TeethUNet",
+            "kwargs": {"num_classes": len(CLASS_FDI)},
+            "checkpoint": "training/pano/runs/unet-256x512/last.pt",
+        },
     }
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     print(f"exported {onnx_path} ({onnx_path.stat().st_size / 1e6:.1f} MB), max |onnx - torch| {err:.2e}")
