@@ -31,7 +31,7 @@ from dentalai.v1 import results_pb2, task_pb2
 from grpc_server.task_json import task_dict
 from rest_bridge.errors import ERROR_RESPONSES, error_body, from_rpc, http_status, retry_headers
 from rest_bridge.metrics import Metrics
-from rest_bridge.middleware import LatencyMetrics, RequestGuard
+from rest_bridge.middleware import LatencyMetrics, RequestGuard, valid_authorization
 from rest_bridge.models import AnalyzeBody, Envelope
 
 _DATA_URL = re.compile(r"^data:[^,;]*(;[^,;]*)*;base64,", re.IGNORECASE)
@@ -72,8 +72,9 @@ class GrpcLink:
     async def call(self, method: str, message: Any, request: Request | None = None) -> Any:
         """Call `method` forwarding the client's Authorization; failures become DentalAIError."""
         if request is not None:
-            auth = request.headers.get("authorization")
-            metadata: tuple[tuple[str, str], ...] = (("authorization", auth),) if auth else ()
+            auth = request.headers.get("authorization", "")
+            valid = valid_authorization(auth)  # gRPC refuses to send other values at all
+            metadata: tuple[tuple[str, str], ...] = (("authorization", auth),) if valid else ()
             timeout = self.settings.api.request_timeout_s
         else:
             metadata, timeout = self.own_metadata, STATUS_TIMEOUT_S
@@ -271,6 +272,11 @@ def create_app(settings: Settings) -> FastAPI:
         # Unknown path or method: the envelope still, with the HTTP status Starlette chose.
         body = error_body(ErrorCode.INVALID_PARAMETER, f"{request.method} {request.url.path}: {exc.detail}")
         return JSONResponse(body, status_code=exc.status_code, headers=exc.headers)
+
+    @app.exception_handler(Exception)
+    async def unexpected(request: Request, exc: Exception) -> JSONResponse:
+        # Still the envelope (Starlette would answer plain text); the error is logged by the server.
+        return error_response(DentalAIError(ErrorCode.INTERNAL, "internal error"))
 
     @app.exception_handler(RequestValidationError)
     async def invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:

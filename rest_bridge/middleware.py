@@ -30,14 +30,23 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+# gRPC metadata carries printable ASCII only, and a few KiB at most: anything else cannot be a token.
+MAX_AUTHORIZATION_CHARS = 4096
+
+
+def valid_authorization(value: str) -> bool:
+    return 0 < len(value) <= MAX_AUTHORIZATION_CHARS and all(" " <= c <= "~" for c in value)
+
+
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 class RequestGuard:
-    """For /api/ routes, in this order: 401 when auth is on and no Authorization header was sent
-    (the token itself is checked by the gRPC server); 415 when a JSON route gets another content
+    """For /api/ routes, in this order: 401 when auth is on and no Authorization header was sent,
+    or one that no token can match (not printable ASCII, too long; the token itself is checked by
+    the gRPC server); 415 when a JSON route gets another content
     type; 413 when the body exceeds max_body_bytes - by Content-Length, or by counting while
     reading, before anything parses it. The body read here is replayed to the app."""
 
@@ -51,8 +60,10 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if self.auth_on and not headers.get("authorization"):
-            await send_error(send, ErrorCode.UNAUTHENTICATED, "missing bearer token (Authorization header)")
+        if self.auth_on and not valid_authorization(headers.get("authorization", "")):
+            await send_error(
+                send, ErrorCode.UNAUTHENTICATED, "missing or malformed bearer token (Authorization header)"
+            )
             return
         if (scope["method"], scope["path"]) in JSON_ROUTES and not _is_json(headers.get("content-type", "")):
             await send_error(send, ErrorCode.UNSUPPORTED_MEDIA_TYPE, "content type must be application/json")

@@ -8,6 +8,7 @@ import json
 import uuid
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from tests.rest.conftest import MAX_BODY, MAX_IMAGE, RestStack, analyze_body, assert_error
@@ -131,21 +132,28 @@ ROUTES = [
 @pytest.mark.parametrize(("method", "path"), ROUTES)
 @pytest.mark.parametrize(
     "authorization",
-    [None, "Bearer wrong", "Bearer tok-a-but-longer", "Basic dG9rLWE6", "tok-a", "Bearer", "bearer tok-c"],
+    [
+        None,
+        "Bearer wrong",
+        "Bearer tok-a-but-longer",
+        "Basic dG9rLWE6",
+        "tok-a",
+        "Bearer",
+        "bearer tok-c",
+        # Values gRPC metadata cannot carry (they gave a plain-text 500 and a 503 before).
+        b"Bearer t\xf6k-a",
+        b"Bearer tok\t-a",
+        "Bearer " + "a" * 6000,
+    ],
+    ids=lambda v: repr(v)[:24],
 )
 def test_missing_or_wrong_credentials(
-    rest: RestStack, method: str, path: str, authorization: str | None
+    rest: RestStack, method: str, path: str, authorization: str | bytes | None
 ) -> None:
     headers = {"authorization": authorization} if authorization is not None else {}
-    with httpx_client(rest, headers) as client:
+    with httpx.Client(base_url=rest.url, headers=headers, timeout=10) as client:
         response = client.request(method, path, json=analyze_body(HOOK) if method == "POST" else None)
     assert_error(response, 401, 10003)
-
-
-def httpx_client(rest: RestStack, headers: dict[str, str]):  # noqa: ANN201
-    import httpx
-
-    return httpx.Client(base_url=rest.url, headers=headers, timeout=10)
 
 
 def test_both_rotated_tokens_are_accepted(rest: RestStack) -> None:

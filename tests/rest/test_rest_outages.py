@@ -5,6 +5,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
+import pytest
+
+from rest_bridge.app import create_app
 from tests.conftest import free_port, start_redis
 from tests.rest.conftest import analyze_body, assert_error, bridge_to, grpc_for, stack_settings
 
@@ -55,3 +59,17 @@ async def test_grpc_server_down_is_503() -> None:
         # Auth is still checked first: no header is 401 even with the service down.
         async with bridge_to(settings, token=None) as anonymous:
             assert_error(await anonymous.post("/api/v1/analyze", json=analyze_body(HOOK)), 401, 10003)
+
+
+async def test_an_unexpected_failure_is_still_the_envelope(monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = stack_settings("redis://127.0.0.1:1/0")
+    app = create_app(settings)
+
+    async def broken(*_: object, **__: object) -> None:
+        raise RuntimeError("a bug in the bridge")
+
+    monkeypatch.setattr(app.state.link, "call", broken)
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as http:
+        response = await http.get("/api/v1/tasks/x", headers={"authorization": "Bearer tok-a"})
+    assert_error(response, 500, 13001)
