@@ -1,0 +1,364 @@
+"""Pipeline latency: image bytes -> result message, split into decode, preprocess, inference and
+postprocess, for the ceph and pano pipelines on ONNX Runtime (CPU), intra-op threads 1 and 2.
+
+    .venv/bin/python bench/pipeline_latency.py                  # defaults: about 1 min on 2 cores
+    .venv/bin/python bench/pipeline_latency.py --reps 50 --threads 1 2 --only pano --json out.json
+
+Inputs (real radiographs, encoded to PNG bytes in memory with Pillow's defaults):
+- ceph: a full-resolution ISBI 2015 image, 1935 x 2400 (../shared/data/ceph/isbi2015_fullres);
+  when that set is absent, an ISBI 640 x 800 validation image upscaled to 1935 x 2400 (said so);
+- pano: a UFBA-425 image (512 x 512, itself a stretched panoramic) resized to 2900 x 1500.
+
+Each repetition runs what the worker runs: `grpc_server.decode.decode_image` on the bytes, then
+`pipeline.run(image, AnalysisOptions())` of the pipeline that `pipelines.registry.load_pipelines`
+builds (and warms up) from models/<name>/. The split needs no knowledge of the pipeline: the
+pipeline's engine is wrapped in a proxy that notes when `infer` is entered and left, so
+- decode       = decode_image on the bytes;
+- preprocess   = from `run` until the engine is called (input checks, gray, resize, normalise);
+- inference    = inside `engine.infer` (the pipelines run a batch of two: image and mirror);
+- postprocess  = from the engine's return to the result message (heatmap / mask decoding, mirror
+                 averaging, measurements or outlines, the protobuf).
+The pipeline's own StageTimer split is printed too (its stage names differ per pipeline).
+
+Baselines measured in the same run, interleaved with the repetitions (the machine is noisy):
+- `ref`: a fixed single-threaded numpy workload (sorting 2**21 float32); `total / ref` compares
+  runs on different days or machines better than milliseconds do;
+- `bare`: the engine alone, batch 1 at the model's input size (random input), same thread count.
+The target of the pano issue (at most 1 s from decoded image to result on the 2-core machine) is a
+fixed number, so `target` = (preprocess + inference + postprocess) / 1000 ms depends on how busy
+the machine is; read it together with `total / ref`.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import os
+import platform
+import statistics
+import sys
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import cv2  # noqa: E402
+import onnxruntime as ort  # noqa: E402
+from PIL import Image  # noqa: E402
+
+from dentalai.config import load_config  # noqa: E402
+from dentalai.v1 import task_pb2  # noqa: E402
+from engines.base import Engine  # noqa: E402
+from engines.manifest import ModelManifest  # noqa: E402
+from engines.validation import example_inputs  # noqa: E402
+from grpc_server.decode import decode_image  # noqa: E402
+from pipelines.base_pipeline import Pipeline, StageTimer  # noqa: E402
+from pipelines.registry import PIPELINES, load_pipelines  # noqa: E402
+
+DATA_DIR = ROOT.parent / "shared" / "data"
+STAGES = ("decode", "preprocess", "inference", "postprocess")
+TARGET_MS = 1000.0  # pano issue: decoded image to result, CPU, 2 cores
+CEPH_SIZE = (1935, 2400)  # width, height of an ISBI 2015 original
+PANO_SIZE = (2900, 1500)
+REF_ELEMENTS = 1 << 21
+
+
+@dataclass
+class Input:
+    task: str
+    png: bytes
+    width: int
+    height: int
+    source: str
+
+
+@dataclass
+class Row:
+    task: str
+    threads: int
+    reps: int
+    source: str
+    width: int
+    height: int
+    png_bytes: int
+    # stage -> list of ms per repetition; "to_result" = preprocess + inference + postprocess,
+    # "total" = decode + to_result.
+    samples_ms: dict[str, list[float]] = field(default_factory=dict)
+    pipeline_stages_ms: dict[str, list[float]] = field(default_factory=dict)
+    ref_ms: list[float] = field(default_factory=list)
+    bare_ms: list[float] = field(default_factory=list)
+    engine_calls: int = 0
+    result_summary: str = ""
+
+
+class TimedEngine:
+    """The pipeline's engine with the time of every `infer` call noted (entered, left)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.inner = engine
+        self.manifest = engine.manifest
+        self.runtime = engine.runtime
+        self.calls: list[tuple[float, float]] = []
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        start = time.perf_counter()
+        try:
+            return self.inner.infer(inputs)
+        finally:
+            self.calls.append((start, time.perf_counter()))
+
+    def warmup(self) -> None:
+        self.inner.warmup()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return float(np.percentile(ordered, q)) if ordered else float("nan")
+
+
+def png_of(gray: np.ndarray) -> bytes:
+    buffer = io.BytesIO()
+    Image.fromarray(gray).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def ceph_input(data_dir: Path) -> Input | str:
+    """A 1935 x 2400 cephalogram, or why there is none."""
+    full = sorted((data_dir / "ceph" / "isbi2015_fullres" / "images").glob("*.png"))
+    if full:
+        gray = cv2.imread(str(full[0]), cv2.IMREAD_GRAYSCALE)
+        source = f"ISBI 2015 {full[0].name}, original resolution"
+        if (gray.shape[1], gray.shape[0]) != CEPH_SIZE:
+            gray = cv2.resize(gray, CEPH_SIZE, interpolation=cv2.INTER_CUBIC)
+            source += f" resized to {CEPH_SIZE[0]}x{CEPH_SIZE[1]}"
+    else:
+        small = data_dir / "ceph" / "isbi2015_640x800" / "images" / "151.png"
+        if not small.is_file():
+            return f"no ISBI image under {data_dir / 'ceph'}"
+        gray = cv2.resize(
+            cv2.imread(str(small), cv2.IMREAD_GRAYSCALE), CEPH_SIZE, interpolation=cv2.INTER_CUBIC
+        )
+        source = f"ISBI 2015 {small.name} 640x800 upscaled (cubic) to {CEPH_SIZE[0]}x{CEPH_SIZE[1]}"
+    return Input("ceph", png_of(gray), gray.shape[1], gray.shape[0], source)
+
+
+def pano_input(data_dir: Path) -> Input | str:
+    """A 2900 x 1500 panoramic from a UFBA-425 image, or why there is none."""
+    images = sorted((data_dir / "pano" / "ufba425" / "images").glob("*.jpg"))
+    if not images:
+        return f"no UFBA-425 image under {data_dir / 'pano' / 'ufba425' / 'images'}"
+    gray = cv2.imread(str(images[0]), cv2.IMREAD_GRAYSCALE)
+    source = (
+        f"UFBA-425 {images[0].name} {gray.shape[1]}x{gray.shape[0]} resized (cubic) to "
+        f"{PANO_SIZE[0]}x{PANO_SIZE[1]}"
+    )
+    gray = cv2.resize(gray, PANO_SIZE, interpolation=cv2.INTER_CUBIC)
+    return Input("pano", png_of(gray), gray.shape[1], gray.shape[0], source)
+
+
+INPUTS: dict[str, Callable[[Path], Input | str]] = {"ceph": ceph_input, "pano": pano_input}
+
+
+def reference_workload() -> Callable[[], float]:
+    """A fixed single-threaded numpy workload; returns a callable giving its wall time in ms."""
+    values = np.random.default_rng(0).random(REF_ELEMENTS, dtype=np.float32)
+
+    def run() -> float:
+        start = time.perf_counter()
+        np.sort(values, kind="quicksort")
+        return (time.perf_counter() - start) * 1000
+
+    return run
+
+
+def load_pipeline(task: str, threads: int, models_dir: Path, max_pixels: int) -> Pipeline | str:
+    """The pipeline as the worker loads it (ONNX Runtime, `threads` intra-op), or why not."""
+    settings = load_config(environ={}).with_overrides(
+        worker={"engine": "onnxruntime", "ort_intra_threads": threads, "models_dir": str(models_dir)},
+        limits={"max_image_pixels": max_pixels},
+    )
+    loaded = load_pipelines(settings, [task])
+    if task not in loaded.pipelines:
+        return loaded.unavailable.get(task, "not loaded")
+    return loaded.pipelines[task]
+
+
+def bench(
+    pipeline: Pipeline,
+    item: Input,
+    threads: int,
+    reps: int,
+    warmup: int,
+    max_pixels: int,
+    ref: Callable[[], float],
+) -> Row:
+    engine = TimedEngine(pipeline.engine)
+    pipeline.engine = engine
+    manifest: ModelManifest = engine.manifest
+    bare_inputs = example_inputs(manifest, batch=1, fill="random")
+    options = task_pb2.AnalysisOptions()
+    row = Row(item.task, threads, reps, item.source, item.width, item.height, len(item.png))
+    for rep in range(warmup + reps):
+        ref_ms = ref()
+        start = time.perf_counter()
+        engine.inner.infer(bare_inputs)
+        bare_ms = (time.perf_counter() - start) * 1000
+        engine.calls.clear()
+        timer = StageTimer()
+        t0 = time.perf_counter()
+        image = decode_image(item.png, max_pixels)
+        t1 = time.perf_counter()
+        result = pipeline.run(image, options, timer)
+        t2 = time.perf_counter()
+        if not engine.calls:
+            raise RuntimeError(f"{item.task}: the pipeline returned without calling its engine")
+        inference = sum(b - a for a, b in engine.calls)
+        pre = engine.calls[0][0] - t1
+        post = (t2 - t1) - pre - inference
+        if rep < warmup:
+            continue
+        sample = {
+            "decode": t1 - t0,
+            "preprocess": pre,
+            "inference": inference,
+            "postprocess": post,
+            "to_result": t2 - t1,
+            "total": t2 - t0,
+        }
+        for name, seconds in sample.items():
+            row.samples_ms.setdefault(name, []).append(seconds * 1000)
+        for name, ms in timer.stages_ms.items():
+            row.pipeline_stages_ms.setdefault(name, []).append(ms)
+        row.ref_ms.append(ref_ms)
+        row.bare_ms.append(bare_ms)
+        row.engine_calls = len(engine.calls)
+        row.result_summary = summarize(result)
+    pipeline.engine = engine.inner
+    return row
+
+
+def summarize(result: Any) -> str:
+    if hasattr(result, "teeth"):
+        return f"{len(result.teeth)} teeth"
+    if hasattr(result, "landmarks"):
+        return f"{len(result.landmarks)} landmarks, {len(result.measurements)} measurements"
+    return type(result).__name__
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    return {"median": statistics.median(values), "p90": percentile(values, 90)}
+
+
+def print_row(row: Row) -> None:
+    ref = statistics.median(row.ref_ms)
+    bare = statistics.median(row.bare_ms)
+    to_result = statistics.median(row.samples_ms["to_result"])
+    total = statistics.median(row.samples_ms["total"])
+    print(
+        f"\n{row.task}  {row.width}x{row.height} ({row.source}; PNG {row.png_bytes / 1e6:.2f} MB)  "
+        f"ORT intra-op threads {row.threads}, {row.reps} reps  -> {row.result_summary}"
+    )
+    print(f"  {'stage':<34} {'median ms':>10} {'p90 ms':>9} {'share':>6} {'/ref':>7}")
+    for name in (*STAGES, "to_result", "total"):
+        s = stats(row.samples_ms[name])
+        label = {"to_result": "decoded image to result", "total": "bytes to result (total)"}.get(name, name)
+        share = f"{100 * s['median'] / total:5.1f}%"
+        print(f"  {label:<34} {s['median']:10.1f} {s['p90']:9.1f} {share:>6} {s['median'] / ref:7.2f}")
+    own = ", ".join(f"{k} {statistics.median(v):.1f}" for k, v in row.pipeline_stages_ms.items())
+    print(f"  pipeline's own StageTimer (median ms): {own}")
+    print(
+        f"  engine calls per run {row.engine_calls}; bare engine batch 1: {bare:.1f} ms, "
+        f"inference / bare {statistics.median(row.samples_ms['inference']) / bare:.2f}x"
+    )
+    print(
+        f"  reference (numpy sort 2**21 float32, 1 thread): {ref:.1f} ms; total / ref {total / ref:.1f}; "
+        f"decoded image to result / {TARGET_MS:.0f} ms target: {to_result / TARGET_MS:.2f} "
+        f"(noisy-machine dependent)"
+    )
+
+
+def row_json(row: Row) -> dict[str, Any]:
+    ref = statistics.median(row.ref_ms)
+    out = asdict(row)
+    out["summary"] = {
+        name: {**stats(values), "over_ref": statistics.median(values) / ref}
+        for name, values in row.samples_ms.items()
+    }
+    out["summary"]["ref_ms_median"] = ref
+    out["summary"]["bare_engine_ms_median"] = statistics.median(row.bare_ms)
+    out["summary"]["to_result_over_target"] = statistics.median(row.samples_ms["to_result"]) / TARGET_MS
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument(
+        "--reps", type=int, default=20, help="timed repetitions per pipeline and thread count"
+    )
+    parser.add_argument("--warmup", type=int, default=2, help="untimed repetitions before them")
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="ORT intra-op threads")
+    parser.add_argument("--only", choices=sorted(PIPELINES), help="one pipeline only")
+    parser.add_argument("--json", type=Path, help="write every sample and the summary here")
+    parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
+    parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    args = parser.parse_args(argv)
+    if args.reps < 1 or args.warmup < 0 or min(args.threads) < 1:
+        parser.error("--reps >= 1, --warmup >= 0 and --threads >= 1")
+
+    max_pixels = load_config(environ={}).limits.max_image_pixels
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
+    print(
+        f"CPU: {platform.processor() or platform.machine()}, {os.cpu_count()} cores, load average "
+        f"{load:.1f}; onnxruntime {ort.__version__}, numpy {np.__version__}, opencv {cv2.__version__}"
+    )
+    ref = reference_workload()
+    for _ in range(3):
+        ref()
+    rows: list[Row] = []
+    skipped: dict[str, str] = {}
+    for task in [args.only] if args.only else ["ceph", "pano"]:
+        item = INPUTS[task](args.data_dir)
+        if isinstance(item, str):
+            skipped[task] = f"data missing: {item}"
+            print(f"\n{task}: skipped ({skipped[task]})")
+            continue
+        for threads in args.threads:
+            pipeline = load_pipeline(task, threads, args.models_dir, max_pixels)
+            if isinstance(pipeline, str):
+                skipped[task] = f"model missing or unloadable: {pipeline}"
+                print(f"\n{task}: skipped ({skipped[task]})")
+                break
+            try:
+                row = bench(pipeline, item, threads, args.reps, args.warmup, max_pixels, ref)
+            finally:
+                pipeline.engine.close()
+            rows.append(row)
+            print_row(row)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {
+                    "load_average": load,
+                    "target_ms": TARGET_MS,
+                    "rows": [row_json(r) for r in rows],
+                    "skipped": skipped,
+                },
+                indent=1,
+            )
+        )
+        print(f"\nwrote {args.json}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
