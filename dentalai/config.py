@@ -43,6 +43,8 @@ class ApiSettings(_Section):
     host: str
     port: int = Field(ge=0, le=65535)
     grpc_target: str = Field(min_length=1)
+    grpc_tls: bool
+    grpc_tls_ca: str
     max_body_bytes: int = Field(gt=0)
     request_timeout_s: float = Field(gt=0)
 

@@ -13,6 +13,7 @@ import binascii
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -53,13 +54,14 @@ class GrpcLink:
     def stub(self) -> pb_grpc.AnalysisServiceStub:
         if self._stub is None:
             limit = self.settings.api.max_body_bytes + 1024 * 1024
-            self._channel = grpc.aio.insecure_channel(
-                self.settings.api.grpc_target,
-                options=[
-                    ("grpc.max_send_message_length", limit),
-                    ("grpc.max_receive_message_length", 64 << 20),
-                ],
-            )
+            api = self.settings.api
+            options = [("grpc.max_send_message_length", limit), ("grpc.max_receive_message_length", 64 << 20)]
+            if api.grpc_tls:
+                ca = Path(api.grpc_tls_ca).read_bytes() if api.grpc_tls_ca else None
+                credentials = grpc.ssl_channel_credentials(root_certificates=ca)
+                self._channel = grpc.aio.secure_channel(api.grpc_target, credentials, options=options)
+            else:
+                self._channel = grpc.aio.insecure_channel(api.grpc_target, options=options)
             self._stub = pb_grpc.AnalysisServiceStub(self._channel)
         return self._stub
 
