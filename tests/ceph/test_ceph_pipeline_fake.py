@@ -120,3 +120,15 @@ def test_engine_failure_is_12001() -> None:
     with pytest.raises(PipelineError) as exc:
         run(marked_image(), Broken(skull_in_heatmap()))
     assert exc.value.code == ErrorCode.INFERENCE_FAILED
+
+
+@pytest.mark.parametrize("dtype", [np.uint8, np.uint16])
+def test_gray_lookup_table_matches_the_float_stretch(dtype: type) -> None:
+    from pipelines.ceph.preprocess import _stretch, to_gray_u8
+
+    rng = np.random.default_rng(1)
+    image = rng.integers(0, np.iinfo(dtype).max, (301, 257), dtype=dtype)
+    image[:40] = 0  # a dark band so the low percentile is not the minimum
+    sample = image[:: max(1, 301 // 256), :: max(1, 257 // 256)].astype(np.float32)
+    lo, hi = np.percentile(sample, [0.5, 99.5])
+    assert np.array_equal(to_gray_u8(image), _stretch(image.astype(np.float32), lo, hi))
