@@ -16,6 +16,11 @@ from grpc_server.dispatcher import Dispatcher
 from grpc_server.keys import Keys
 from grpc_server.store import TaskStore, now_ts
 
+# The callback body's fields, from CONTRACT.md section 4 (written out here, not taken from the code).
+CALLBACK_FIELDS = {
+    "taskId", "taskType", "status", "code", "message", "data", "metadata", "model", "timing", "completedAt",
+}
+
 
 async def finished_task(
     store: TaskStore, hook: str, failed: bool = False, metadata: dict | None = None

@@ -14,6 +14,7 @@ from dentalai.v1 import results_pb2, task_pb2
 from grpc_server import callbacks
 from grpc_server.callbacks import Outcome, classify, parse_retry_after, retry_delay
 from grpc_server.task_json import callback_body, callback_bytes, task_dict
+from tests.callbacks.helpers import CALLBACK_FIELDS
 
 
 @pytest.mark.parametrize("status", [200, 201, 202, 204, 299])
@@ -113,18 +114,7 @@ def _task(failed: bool) -> task_pb2.Task:
 
 def test_success_body_has_contract_fields_in_proto_json() -> None:
     body = callback_body(_task(False))
-    assert set(body) == {
-        "taskId",
-        "taskType",
-        "status",
-        "code",
-        "message",
-        "data",
-        "metadata",
-        "model",
-        "timing",
-        "completedAt",
-    }
+    assert set(body) == CALLBACK_FIELDS
     assert body["status"] == "SUCCEEDED" and body["code"] == 0
     assert body["data"]["image"] == {"width": 3, "height": 4}
     assert body["data"]["teeth"] == [] and body["data"]["missingTeeth"] == []  # defaults printed

@@ -10,6 +10,7 @@ import hmac
 import time
 import uuid
 
+from tests.callbacks.helpers import CALLBACK_FIELDS
 from tests.rest.conftest import (
     SECRETS,
     RestStack,
@@ -59,18 +60,7 @@ def test_submit_callback_and_get(rest: RestStack) -> None:
     assert not verifies("not-the-secret", headers, callback.body)
 
     body = callback.json()
-    assert set(body) == {
-        "taskId",
-        "taskType",
-        "status",
-        "code",
-        "message",
-        "data",
-        "metadata",
-        "model",
-        "timing",
-        "completedAt",
-    }
+    assert set(body) == CALLBACK_FIELDS
     assert (body["taskId"], body["taskType"], body["status"], body["code"]) == (
         task_id,
         "pano",
