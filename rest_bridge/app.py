@@ -221,10 +221,14 @@ def build_router(settings: Settings, link: GrpcLink, metrics: Metrics) -> APIRou
             status = await link.call("GetServiceStatus", pb.GetServiceStatusRequest())
         except DentalAIError as exc:
             return error_response(DentalAIError(ErrorCode.QUEUE_UNAVAILABLE, f"not ready: {exc.message}"))
+        # What the live workers have loaded, so a deployment can tell "up" from "up with models".
         data = {
             "storeReachable": status.store_reachable,
             "ready": status.ready,
             "workers": len(status.workers),
+            "models": sorted({m for w in status.workers for m in w.models}),
+            "taskTypes": sorted({t for w in status.workers for t in w.task_types}),
+            "runtimes": sorted({w.runtime for w in status.workers}),
         }
         if not status.ready:
             reason = (

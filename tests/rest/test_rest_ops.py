@@ -32,6 +32,8 @@ def test_readyz_with_a_worker(rest: RestStack) -> None:
     assert body["code"] == 0 and body["message"] == "ready"
     assert body["data"]["storeReachable"] is True and body["data"]["ready"] is True
     assert body["data"]["workers"] >= 1
+    # The echo worker of the stack reports its test pipeline as its loaded model.
+    assert body["data"]["models"] and body["data"]["taskTypes"] and body["data"]["runtimes"]
 
 
 def test_metrics_after_a_delivered_task(rest: RestStack) -> None:
