@@ -41,8 +41,8 @@ class CephConfig:
     # "auto" (both passes, keep the more confident), "right" or "left" (one pass, trust the caller).
     orientation: str = "auto"
     # Mean heatmap peak (0..1) below `not_ceph_confidence`: the model sees no cephalogram at all
-    # (11003; with model 1.0.0, 20 UFBA panoramics scored 0.28 at most, noise 0.1, and ISBI val
-    # plus Hamedan 071-100 cephalograms 0.68 at least, median 0.86); below
+    # (11003; with model 1.1.0, 20 UFBA and 10 DC1000 panoramics scored 0.22 at most, noise 0.09,
+    # ISBI val 0.75 at least (median 0.91), Hamedan 071-100 0.85 at least (median 0.91)); below
     # `min_mean_confidence`: a cephalogram, perhaps, but no landmarks worth reporting (12003).
     not_ceph_confidence: float = 0.4
     min_mean_confidence: float = 0.5

@@ -19,7 +19,7 @@ from training.ceph.model import LandmarkUNet
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "models" / "ceph-landmarks"
-TRAIN_COMMAND = ".venv/bin/python -m training.ceph.train --max-minutes 28"
+TRAIN_COMMAND = ".venv/bin/python -m training.ceph.train --max-minutes 85"
 
 
 def export(checkpoint: Path, out: Path = OUT, wall_minutes: float | None = None) -> None:
@@ -51,7 +51,7 @@ def export(checkpoint: Path, out: Path = OUT, wall_minutes: float | None = None)
         wall_minutes = ck.get("elapsed_s", 0) / 60
     manifest = {
         "name": "ceph-landmarks",
-        "version": "1.0.0",
+        "version": "1.1.0",
         "task_type": "ceph",
         "onnx": "model.onnx",
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
