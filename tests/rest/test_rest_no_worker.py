@@ -75,7 +75,14 @@ async def test_not_ready_without_a_worker(redis_server: RedisServer) -> None:
         assert response.status_code == 503
         body = response.json()
         assert body["code"] == 10008 and body["details"] == [] and "worker" in body["message"]
-        assert body["data"] == {"storeReachable": True, "ready": False, "workers": 0}
+        assert body["data"] == {
+            "storeReachable": True,
+            "ready": False,
+            "workers": 0,
+            "models": [],
+            "taskTypes": [],
+            "runtimes": [],
+        }
         assert (await http.get("/healthz")).status_code == 200
 
 
