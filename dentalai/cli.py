@@ -138,22 +138,24 @@ def up(settings: Settings, config_path: str | None) -> int:
         "dispatcher": "dispatcher  (no port) delivers callbacks",
         "ui": f"ui          http://{settings.ui.host}:{settings.ui.port}/ (tester UI, {settings.ui.backend})",
     }
+
+    def launch(name: str) -> None:
+        children.append((name, subprocess.Popen([sys.executable, "-m", "dentalai.cli", name], env=env)))
+        print(where[name], flush=True)
+
     try:
         for name in ("grpc", "worker", "dispatcher", "api"):
             module = PROCESSES[name].partition(":")[0]
             if not _importable(module):
                 print(f"{name:<11} NOT STARTED: module {module} is missing from this install", flush=True)
                 continue
-            proc = subprocess.Popen([sys.executable, "-m", "dentalai.cli", name], env=env)
-            children.append((name, proc))
-            print(where[name], flush=True)
+            launch(name)
         if not settings.ui.enabled:
             print("ui          not started (ui.enabled is false)", flush=True)
         elif not _importable("gradio"):
             print('ui          NOT STARTED: gradio is missing (pip install -e ".[ui]")', flush=True)
         else:
-            children.append(("ui", subprocess.Popen([sys.executable, "-m", "dentalai.cli", "ui"], env=env)))
-            print(where["ui"], flush=True)
+            launch("ui")
         started = {name for name, _ in children}
         if "grpc" in started:
             _wait_port(settings.grpc.host, settings.grpc.port, 30)

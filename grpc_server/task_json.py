@@ -24,8 +24,17 @@ def task_dict(task: task_pb2.Task) -> dict[str, Any]:
     """The whole task as REST GET /api/v1/tasks/{id} shows it (result under `pano` or `ceph`)."""
     data = message_dict(task)
     if "timing" in data:
-        data["timing"] = {key: int(value) for key, value in data["timing"].items()}
+        data["timing"] = timing_dict(task)
     return data
+
+
+def timing_dict(task: task_pb2.Task) -> dict[str, int]:
+    """Plain JSON numbers (the proto3 JSON mapping would print int64 as strings)."""
+    return {
+        "queuedMs": task.timing.queued_ms,
+        "processingMs": task.timing.processing_ms,
+        "totalMs": task.timing.total_ms,
+    }
 
 
 def result_dict(task: task_pb2.Task) -> dict[str, Any] | None:
@@ -45,12 +54,7 @@ def callback_body(task: task_pb2.Task) -> dict[str, Any]:
         "data": None if failed else result_dict(task),
         "metadata": json_format.MessageToDict(task.metadata) if task.HasField("metadata") else {},
         "model": {"name": task.model.name, "version": task.model.version},
-        # Plain numbers here (the proto3 JSON mapping would print int64 as strings).
-        "timing": {
-            "queuedMs": task.timing.queued_ms,
-            "processingMs": task.timing.processing_ms,
-            "totalMs": task.timing.total_ms,
-        },
+        "timing": timing_dict(task),
         "completedAt": task.finished_at.ToJsonString() if task.HasField("finished_at") else None,
     }
 
