@@ -197,7 +197,8 @@ def _read_yaml(path: Path) -> dict[str, Any]:
 
 # Strings that YAML parsing might turn into something else (e.g. a prefix "1:").
 _STRING_KEYS = {
-    "redis_url", "key_prefix", "host", "grpc_target", "models_dir", "tls_cert", "tls_key", "callback_url"
+    "redis_url", "key_prefix", "host", "grpc_target", "models_dir", "tls_cert", "tls_key", "grpc_tls_ca",
+    "callback_url",
 }
 
 

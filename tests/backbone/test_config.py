@@ -69,3 +69,9 @@ def test_cli_exits_2_with_one_message() -> None:
     )
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "tasks.max_deliveries" in done.stderr
+
+
+def test_path_and_url_keys_stay_strings_from_the_environment() -> None:
+    # YAML would read these values as a number and a mapping; the keys are strings.
+    s = load_config(environ={"DENTALAI_API__GRPC_TLS_CA": "2024", "DENTALAI_UI__CALLBACK_URL": "a: b"})
+    assert s.api.grpc_tls_ca == "2024" and s.ui.callback_url == "a: b"
