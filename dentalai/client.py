@@ -169,11 +169,6 @@ def _strip_scheme(target: str) -> str:
     return target
 
 
-def task_to_dict(task: task_pb2.Task) -> dict[str, Any]:
-    """A task in the proto3 JSON mapping (camelCase, default-valued fields printed), as REST shows it."""
-    return json_format.MessageToDict(task, always_print_fields_with_no_presence=True)
-
-
 def result_of(task: task_pb2.Task) -> results_pb2.CephResult | results_pb2.PanoResult | None:
     """The task's result message, or None when it has none."""
     which = task.WhichOneof("result")

@@ -11,8 +11,9 @@ from typing import Any, Protocol
 
 import httpx
 
-from dentalai.client import AnalysisClient, task_to_dict
+from dentalai.client import AnalysisClient
 from dentalai.errors import DentalAIError, ErrorCode
+from dentalai.task_json import task_dict
 from dentalai.v1 import task_pb2
 
 FINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
@@ -106,7 +107,7 @@ class GrpcBackend:
 
     def get(self, task_id: str) -> dict[str, Any]:
         try:
-            return task_to_dict(self._client.get(task_id))
+            return task_dict(self._client.get(task_id))  # timing as numbers, like REST
         except DentalAIError as err:
             raise self._unreachable(err) from None
 

@@ -7,8 +7,9 @@ from __future__ import annotations
 
 import pytest
 
-from dentalai.client import AnalysisClient, result_of, task_to_dict
+from dentalai.client import AnalysisClient, result_of
 from dentalai.errors import DentalAIError, ErrorCode
+from dentalai.task_json import task_dict
 from dentalai.v1 import results_pb2, task_pb2
 
 
@@ -47,8 +48,10 @@ def test_watch_yields_until_final_and_analyze_returns_result(served):
     assert statuses == [task_pb2.QUEUED, task_pb2.RUNNING, task_pb2.SUCCEEDED]
     task = client.analyze("ceph", image_data=b"x", callback_url="https://x.example/cb", timeout=5)
     assert result_of(task).landmarks[0].id == "S"
-    as_json = task_to_dict(task)
+    as_json = task_dict(task)
     assert as_json["status"] == "SUCCEEDED" and as_json["ceph"]["landmarks"][0]["x"] == 1.0
+    # The UI over gRPC shows timing as JSON numbers like REST (int64 would print as strings).
+    assert all(isinstance(v, int) for v in as_json["timing"].values()), as_json["timing"]
     failed = client.analyze("pano", image_data=b"x", callback_url="https://x.example/cb")
     assert failed.status == task_pb2.FAILED and failed.error.code == 12004
 
