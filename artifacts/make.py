@@ -1,0 +1,70 @@
+"""All artifacts of one result in one call: what the worker runs after a result and the CLI for
+`--report`. Returns file name (artifacts.kinds) -> bytes."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import numpy as np
+
+from artifacts import dicom_sr, dicom_study, kinds, overlay_image, pdf_report
+
+
+@dataclass(frozen=True)
+class Source:
+    """What the artifacts are made from: the result and the input it came from."""
+
+    kind: str  # "ceph" or "pano"
+    data: Mapping[str, Any]  # result as proto3 JSON (CephResult / PanoResult)
+    pixels: np.ndarray  # the decoded input (gray, uint8/uint16)
+    raw: bytes  # the input file (a DICOM header is read from it)
+    source_format: str  # "png", "jpeg", "dicom", ...
+    task_id: str
+    metadata: Mapping[str, Any] = field(default_factory=dict)
+    model: Mapping[str, str] = field(default_factory=dict)
+    finished_at: datetime | None = None
+    dicom_spacing_mm: float | None = None  # from the input's DICOM header, for pano captures
+
+
+def orientation(kind: str, data: Mapping[str, Any]) -> tuple[str, str]:
+    """DICOM Patient Orientation of the image's rows and columns. A lateral ceph faces right when
+    N is right of S (columns run anterior); a pano shows the patient's right on the left."""
+    if kind == "pano":
+        return ("L", "F")
+    points = {lm.get("id"): lm for lm in data.get("landmarks") or []}
+    if "S" in points and "N" in points and float(points["N"]["x"]) < float(points["S"]["x"]):
+        return ("P", "F")
+    return ("A", "F")
+
+
+def make_artifacts(src: Source, max_side: int, wanted: tuple[str, ...] = kinds.OPTIONS) -> dict[str, bytes]:
+    """overlay.png, report.pdf, report.dcm + overlay.dcm (+ image.dcm for a non-DICOM input);
+    `wanted` (options values) limits the set, for the CLI."""
+    out: dict[str, bytes] = {}
+    rgb = overlay_image.render(src.pixels, src.data, max_side)
+    if "png" in wanted:
+        out[kinds.OVERLAY_PNG.name] = overlay_image.png(rgb)
+    if "pdf" in wanted:
+        out[kinds.REPORT_PDF.name] = pdf_report.build_pdf(
+            src.kind,
+            src.data,
+            overlay_image.jpeg(rgb),
+            (rgb.shape[1], rgb.shape[0]),
+            src.task_id,
+            src.metadata,
+            src.model,
+            src.finished_at,
+        )
+    if "dcm" in wanted:
+        spacing = (src.data.get("image") or {}).get("pixelSpacingMm") or src.dicom_spacing_mm
+        facing = orientation(src.kind, src.data)
+        study = dicom_study.study_for(src.raw, src.pixels, src.source_format, src.task_id, spacing, facing)
+        out[kinds.REPORT_DCM.name] = dicom_sr.structured_report(src.kind, src.data, study, src.model)
+        overlay_spacing = spacing * src.pixels.shape[1] / rgb.shape[1] if spacing else None
+        out[kinds.OVERLAY_DCM.name] = dicom_study.capture_of_overlay(rgb, study, overlay_spacing, facing)
+        if study.input_capture is not None:
+            out[kinds.IMAGE_DCM.name] = study.input_capture
+    return out

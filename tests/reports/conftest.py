@@ -1,0 +1,78 @@
+"""Artifacts of the sample results, made once per session (highdicom and reportlab take a while
+on a busy 2-core machine)."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import numpy as np
+import pydicom
+import pytest
+from pydicom.dataset import Dataset, FileMetaDataset
+from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
+
+from artifacts.make import Source, make_artifacts
+from grpc_server.task_json import message_dict
+from tests.reports import samples
+
+MAX_SIDE = 1600
+MODEL_CEPH = {"name": "ceph-landmarks", "version": "1.1.0"}
+MODEL_PANO = {"name": "pano-teeth", "version": "1.0.0"}
+METADATA = {"patientRef": "A-17", "clinic": "Zürich Süd", "nested": {"ignored": True}}
+
+
+def dicom_input(pixels: np.ndarray) -> bytes:
+    """A DX-like DICOM input with patient and study modules, as a PACS would send."""
+    ds = Dataset()
+    ds.file_meta = FileMetaDataset()
+    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
+    ds.file_meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
+    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
+    ds.SOPClassUID = DigitalXRayImageStorageForPresentation
+    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
+    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Doe^Jane", "P-0042", "19900101", "F"
+    ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20261201", "101500", "S1", "ACC-9"
+    ds.ReferringPhysicianName = "Who^Doctor"
+    ds.Modality = "DX"
+    ds.Rows, ds.Columns = pixels.shape
+    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
+    ds.BitsAllocated = ds.BitsStored = 8
+    ds.HighBit, ds.PixelRepresentation = 7, 0
+    ds.PixelSpacing = [0.1, 0.1]
+    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
+    buf = io.BytesIO()
+    ds.save_as(buf, enforce_file_format=True)
+    return buf.getvalue()
+
+
+def _ceph(raw: bytes, fmt: str) -> tuple[dict, dict[str, bytes]]:
+    data = message_dict(samples.ceph_result())
+    src = Source("ceph", data, samples.ceph_image(), raw, fmt, "ceph-task-1", METADATA, MODEL_CEPH)
+    return data, make_artifacts(src, MAX_SIDE)
+
+
+@pytest.fixture(scope="session")
+def ceph_png() -> tuple[dict, dict[str, bytes]]:
+    return _ceph(b"", "png")
+
+
+@pytest.fixture(scope="session")
+def ceph_dicom() -> tuple[dict, dict[str, bytes], Dataset]:
+    raw = dicom_input(samples.ceph_image())
+    data, files = _ceph(raw, "dicom")
+    return data, files, pydicom.dcmread(io.BytesIO(raw), stop_before_pixels=True)
+
+
+@pytest.fixture(scope="session")
+def pano_png() -> tuple[dict, dict[str, bytes]]:
+    data = samples.pano_result()
+    src = Source("pano", data, samples.pano_image(), b"", "jpeg", "pano-task-1", METADATA, MODEL_PANO)
+    return data, make_artifacts(src, MAX_SIDE)
+
+
+def write(tmp: Path, name: str, data: bytes) -> Path:
+    path = tmp / name
+    path.write_bytes(data)
+    return path

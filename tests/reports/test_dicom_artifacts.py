@@ -1,0 +1,135 @@
+"""The SR and Secondary Captures read back with highdicom/pydicom against the JSON result, and
+checked by Debian's dciodvfy (dicom3tools): any "Error" line fails."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import highdicom as hd
+import numpy as np
+import pydicom
+import pytest
+
+from artifacts import dicom_codes
+from tests.reports.conftest import MODEL_CEPH, write
+
+UCUM = {"deg": "deg", "mm": "mm", "percent": "%", "ratio": "1"}
+
+
+def report(data: bytes) -> tuple[pydicom.Dataset, hd.sr.MeasurementReport]:
+    ds = pydicom.dcmread(io.BytesIO(data))
+    sr = hd.sr.ComprehensiveSR.from_dataset(ds)
+    return ds, hd.sr.MeasurementReport.from_sequence(sr.content)
+
+
+def test_ceph_sr_has_every_landmark_measurement_and_class(ceph_png):
+    data, files = ceph_png
+    ds, content = report(files["report.dcm"])
+    assert ds.SOPClassUID == pydicom.uid.ComprehensiveSRStorage
+    assert ds.ContentTemplateSequence[0].TemplateIdentifier == "1500"
+    groups = {g.tracking_identifier: g for g in content.get_planar_roi_measurement_groups()}
+    assert len(groups) == len(data["landmarks"]) == 19
+    for lm in data["landmarks"]:
+        group = groups[f"landmark {lm['id']}"]
+        assert group.roi.graphic_type == hd.sr.GraphicTypeValues.POINT
+        np.testing.assert_allclose(group.roi.value, [[lm["x"], lm["y"]]], rtol=1e-6)
+        assert group.finding_type.value == lm["id"] or group.finding_type.meaning == lm["name"]
+        (confidence,) = group.get_measurements()
+        assert confidence.value == pytest.approx(lm["confidence"])
+    (analysis,) = content.get_image_measurement_groups()
+    measured = {m.name.meaning: m for m in analysis.get_measurements()}
+    assert len(measured) == len(data["measurements"])
+    for m in data["measurements"]:
+        item = measured[m["name"]]
+        assert item.value == pytest.approx(m["value"])
+        assert item.unit.value == UCUM[m["unit"]]
+        assert item.unit.scheme_designator == "UCUM"
+    evaluations = {e.name.meaning: e.value.meaning for e in analysis.get_qualitative_evaluations()}
+    for m in data["measurements"]:
+        assert evaluations[f"{m['name']} interpretation"] == m["interpretation"][:64]
+    for c in data["classifications"]:
+        assert evaluations[f"{c['name']} class"] == c["label"]
+    assert evaluations["Skeletal class"] == data["summary"]["skeletalClass"]
+    assert evaluations["Vertical pattern"] == data["summary"]["verticalPattern"]
+    algorithm = ds.ContentSequence  # the model is named in the document
+    assert MODEL_CEPH["name"] in str(algorithm) and MODEL_CEPH["version"] in str(algorithm)
+
+
+def test_pano_sr_has_every_tooth_with_its_number_and_the_findings(pano_png):
+    data, files = pano_png
+    _, content = report(files["report.dcm"])
+    groups = {g.tracking_identifier: g for g in content.get_planar_roi_measurement_groups()}
+    for tooth in data["teeth"]:
+        group = groups[f"tooth {tooth['fdi']}"]
+        assert group.roi.graphic_type == hd.sr.GraphicTypeValues.POLYLINE
+        (site,) = group.finding_sites
+        assert site.value.value == dicom_codes.tooth(tooth["fdi"]).value
+        ring = np.array(tooth["polygon"] + [tooth["polygon"][0]])
+        np.testing.assert_allclose(group.roi.value, ring, rtol=1e-5)
+    (finding,) = [g for name, g in groups.items() if name.startswith("finding")]
+    assert finding.finding_type.meaning == "caries"
+    assert finding.finding_sites[0].value.value == dicom_codes.tooth(36).value
+    assert len(groups) == len(data["teeth"]) + 1
+    (dentition,) = content.get_image_measurement_groups()
+    missing = sorted(e.value.value for e in dentition.get_qualitative_evaluations())
+    assert missing == sorted(dicom_codes.tooth(f).value for f in data["missingTeeth"])
+
+
+def test_non_dicom_input_gets_a_new_study_with_a_capture_of_it(ceph_png):
+    _, files = ceph_png
+    sr = pydicom.dcmread(io.BytesIO(files["report.dcm"]))
+    image = pydicom.dcmread(io.BytesIO(files["image.dcm"]))
+    overlay = pydicom.dcmread(io.BytesIO(files["overlay.dcm"]))
+    assert sr.StudyInstanceUID == image.StudyInstanceUID == overlay.StudyInstanceUID
+    assert len({sr.SeriesInstanceUID, image.SeriesInstanceUID, overlay.SeriesInstanceUID}) == 3
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0].ReferencedSeriesSequence[0]
+    assert evidence.ReferencedSOPSequence[0].ReferencedSOPInstanceUID == image.SOPInstanceUID
+    assert "not an original DICOM image" in image.DerivationDescription
+    assert "non-DICOM" in sr.SeriesDescription
+    assert (image.Rows, image.Columns) == (2400, 1935)  # the SR's coordinates are its pixels
+    assert overlay.BurnedInAnnotation == "YES"
+
+
+def test_dicom_input_joins_its_study(ceph_dicom):
+    _, files, source = ceph_dicom
+    assert "image.dcm" not in files
+    sr = pydicom.dcmread(io.BytesIO(files["report.dcm"]))
+    overlay = pydicom.dcmread(io.BytesIO(files["overlay.dcm"]))
+    for ds in (sr, overlay):
+        assert ds.StudyInstanceUID == source.StudyInstanceUID
+        for keyword in ("PatientName", "PatientID", "PatientBirthDate", "PatientSex", "AccessionNumber"):
+            assert ds.get(keyword) == source.get(keyword), keyword
+    evidence = sr.CurrentRequestedProcedureEvidenceSequence[0]
+    assert evidence.StudyInstanceUID == source.StudyInstanceUID
+    ref = evidence.ReferencedSeriesSequence[0].ReferencedSOPSequence[0]
+    assert ref.ReferencedSOPInstanceUID == source.SOPInstanceUID
+
+
+DCIODVFY = shutil.which("dciodvfy")
+
+
+@pytest.mark.skipif(
+    DCIODVFY is None, reason="dciodvfy missing: apt-get install dicom3tools (scripts/setup.sh)"
+)
+@pytest.mark.parametrize(
+    ("case", "name"),
+    [
+        ("ceph_png", "report.dcm"),
+        ("ceph_png", "overlay.dcm"),
+        ("ceph_png", "image.dcm"),
+        ("ceph_dicom", "report.dcm"),
+        ("ceph_dicom", "overlay.dcm"),
+        ("pano_png", "report.dcm"),
+    ],
+)
+def test_dciodvfy_finds_no_error(case, name, request, tmp_path: Path):
+    files = request.getfixturevalue(case)[1]
+    path = write(tmp_path, name, files[name])
+    run = subprocess.run([DCIODVFY, str(path)], capture_output=True, text=True, timeout=120)
+    lines = (run.stdout + run.stderr).splitlines()
+    errors = [line for line in lines if line.startswith("Error")]
+    assert not errors, "\n".join(errors)
+    assert lines, "dciodvfy printed nothing"

@@ -1,0 +1,101 @@
+"""The PDF report read back with poppler (pdfinfo, pdftotext, pdftoppm) and the overlay PNG."""
+
+from __future__ import annotations
+
+import io
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from artifacts.pdf_report import NOTICE
+from tests.reports.conftest import MAX_SIDE, MODEL_CEPH, MODEL_PANO, write
+
+POPPLER = all(shutil.which(t) for t in ("pdftotext", "pdftoppm", "pdfinfo"))
+needs_poppler = pytest.mark.skipif(not POPPLER, reason="poppler-utils missing: apt-get install poppler-utils")
+
+
+def text_of(pdf: Path) -> str:
+    # -raw keeps table cells in reading order; whitespace is normalised for phrase checks
+    raw = subprocess.run(["pdftotext", "-raw", str(pdf), "-"], capture_output=True, text=True, check=True)
+    return " ".join(raw.stdout.split())
+
+
+def pages_of(pdf: Path) -> int:
+    info = subprocess.run(["pdfinfo", str(pdf)], capture_output=True, text=True, check=True).stdout
+    line = next(x for x in info.splitlines() if x.startswith("Pages:"))
+    size = next(x for x in info.splitlines() if x.startswith("Page size:"))
+    assert "A4" in size, size
+    return int(line.split()[1])
+
+
+@needs_poppler
+def test_ceph_pdf_lists_everything(ceph_png, tmp_path: Path):
+    data, files = ceph_png
+    pdf = write(tmp_path, "report.pdf", files["report.pdf"])
+    assert pages_of(pdf) in (1, 2)
+    text = text_of(pdf)
+    for needle in (
+        "ceph-task-1",
+        "A-17",
+        "Zürich Süd",
+        MODEL_CEPH["name"],
+        MODEL_CEPH["version"],
+        "0.1 mm (request)",
+        " ".join(NOTICE.split()),
+    ):
+        assert needle in text, needle
+    assert "ignored" not in text  # only the scalar metadata fields name the case
+    for lm in data["landmarks"]:
+        assert f"{lm['id']} {lm['name']}" in text
+        assert f"{lm['confidence']:.2f}" in text
+    for m in data["measurements"]:
+        assert m["name"] in text and m["interpretation"] in text
+        assert f"{m['norm']['mean']:.1f} ± {m['norm']['sd']:.1f}" in text
+    for c in data["classifications"]:
+        assert c["name"] in text and c["label"] in text
+    assert f"skeletal {data['summary']['skeletalClass']}, {data['summary']['verticalPattern']}" in text
+
+
+@needs_poppler
+def test_pano_pdf_has_the_tooth_chart_and_findings(pano_png, tmp_path: Path):
+    data, files = pano_png
+    pdf = write(tmp_path, "report.pdf", files["report.pdf"])
+    assert pages_of(pdf) in (1, 2)
+    text = text_of(pdf)
+    chart = "18 17 16 15 14 13 12 11 21 22 23 24 25 26 27 28"
+    assert chart in text and "48 47 46 45 44 43 42 41 31 32 33 34 35 36 37 38" in text
+    assert "missing (FDI): 18, 38" in text
+    assert "caries 36 0.81 16.0 mm²" in text
+    assert "55 54 53" not in text  # no primary teeth in this result: no primary chart
+    assert MODEL_PANO["name"] in text and " ".join(NOTICE.split()) in text
+
+
+@needs_poppler
+def test_pdf_pages_render_with_the_overlay(ceph_png, tmp_path: Path):
+    """Rendered by pdftoppm: page 1 is A4 and carries the (non-blank, coloured) overlay."""
+    pdf = write(tmp_path, "report.pdf", ceph_png[1]["report.pdf"])
+    subprocess.run(["pdftoppm", "-r", "50", "-png", str(pdf), str(tmp_path / "page")], check=True)
+    pages = sorted(tmp_path.glob("page-*.png"))
+    assert len(pages) == 2
+    first = np.asarray(Image.open(pages[0]).convert("RGB")).astype(int)
+    h, w, _ = first.shape
+    assert abs(h / w - 297 / 210) < 0.01
+    middle = first[h // 3 : 2 * h // 3, w // 4 : 3 * w // 4]
+    assert middle.std() > 20  # the radiograph, not an empty page
+    colour = np.abs(middle[..., 0] - middle[..., 2]) + np.abs(middle[..., 1] - middle[..., 2])
+    assert (colour > 80).sum() > 50  # the drawn landmarks and lines
+
+
+def test_overlay_png_is_at_most_max_side_and_drawn(ceph_png, pano_png):
+    for data, files in (ceph_png, pano_png):
+        image = Image.open(io.BytesIO(files["overlay.png"]))
+        assert image.format == "PNG" and image.mode == "RGB"
+        assert max(image.size) == MAX_SIDE
+        w, h = data["image"]["width"], data["image"]["height"]
+        assert abs(image.size[0] / image.size[1] - w / h) < 0.01
+        rgb = np.asarray(image).astype(int)
+        assert (np.abs(rgb[..., 0] - rgb[..., 2]) > 80).sum() > 100  # coloured drawing on a gray image
