@@ -4,6 +4,9 @@ that asks for it in the callback, and its REST route. The one place these names 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
+
+from dentalai.v1 import task_pb2
 
 
 @dataclass(frozen=True)
@@ -33,3 +36,11 @@ def routes_for(task_id: str, ready: list[str], options: list[str]) -> dict[str, 
     """Name -> route of the ready artifacts whose option was asked for."""
     wanted = set(options)
     return {n: route(task_id, n) for n in ready if n in KINDS and KINDS[n].option in wanted}
+
+
+def callback_artifacts(task: task_pb2.Task) -> dict[str, Any]:
+    """The callback's `artifacts` field (name -> route) when options.artifacts asked for any;
+    nothing otherwise, so callbacks without the option keep the contract's fields."""
+    if not task.options.artifacts or task.status != task_pb2.SUCCEEDED:
+        return {}
+    return {"artifacts": routes_for(task.task_id, list(task.artifacts.ready), list(task.options.artifacts))}

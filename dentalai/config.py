@@ -127,6 +127,11 @@ class CephSettings(_Section):
     default_pixel_spacing_mm: float = Field(gt=0)
 
 
+class ArtifactsSettings(_Section):
+    enabled: bool
+    max_side: int = Field(ge=256, le=8192)
+
+
 class UiSettings(_Section):
     enabled: bool
     host: str
@@ -152,6 +157,7 @@ class Settings(_Section):
     callbacks: CallbacksSettings
     ssrf: SsrfSettings
     ceph: CephSettings
+    artifacts: ArtifactsSettings
     ui: UiSettings
     log: LogSettings
 

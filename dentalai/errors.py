@@ -17,6 +17,7 @@ class ErrorCode(IntEnum):
     QUEUE_UNAVAILABLE = 10008
     TASK_NOT_FOUND = 10009
     TASK_NOT_CANCELLABLE = 10010
+    ARTIFACT_NOT_AVAILABLE = 10011
     # Processing (reported in the task and its callback).
     IMAGE_DOWNLOAD_FAILED = 11001
     IMAGE_DECODE_FAILED = 11002

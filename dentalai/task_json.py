@@ -13,6 +13,7 @@ from typing import Any
 from google.protobuf import json_format
 from google.protobuf.message import Message
 
+from artifacts.kinds import callback_artifacts
 from dentalai.v1 import task_pb2
 
 
@@ -56,6 +57,7 @@ def callback_body(task: task_pb2.Task) -> dict[str, Any]:
         "model": {"name": task.model.name, "version": task.model.version},
         "timing": timing_dict(task),
         "completedAt": task.finished_at.ToJsonString() if task.HasField("finished_at") else None,
+        **callback_artifacts(task),
     }
 
 

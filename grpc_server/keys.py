@@ -3,6 +3,8 @@
 | key                               | type   | what                                                   |
 |-----------------------------------|--------|--------------------------------------------------------|
 | {p}task:{id}                      | hash   | one task (store.py fields), expires after result_ttl_s |
+| {p}artifacts:{id}                 | hash   | file name -> bytes of a finished task's artifacts    |
+|                                   |        | (artifact_store.py), same TTL as the task            |
 | {p}jobs                           | stream | queued jobs, field `task_id`; consumer group `workers` |
 | {p}jobs:dead                      | stream | jobs abandoned after max_deliveries (12005)            |
 | {p}callbacks:schedule             | zset   | member task id, score = due unix time of its callback  |
@@ -25,6 +27,9 @@ class Keys:
 
     def task(self, task_id: str) -> str:
         return f"{self.prefix}task:{task_id}"
+
+    def artifacts(self, task_id: str) -> str:
+        return f"{self.prefix}artifacts:{task_id}"
 
     @property
     def task_pattern(self) -> str:

@@ -23,6 +23,8 @@ from dentalai.logs import task_context
 from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import analysis_service_pb2_grpc as pb_grpc
 from dentalai.v1 import results_pb2, task_pb2
+from grpc_server.artifact_rpc import get_artifact
+from grpc_server.artifact_store import ArtifactStore
 from grpc_server.keys import Keys
 from grpc_server.queue import JobQueue
 from grpc_server.status import abort
@@ -66,6 +68,7 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
         self.keys = Keys(settings.key_prefix)
         self.store = TaskStore(redis, self.keys, settings.tasks.result_ttl_s)
         self.queue = JobQueue(redis, self.keys)
+        self.artifacts = ArtifactStore(redis, self.keys, settings.tasks.result_ttl_s)
 
     @rpc
     async def SubmitAnalysis(  # noqa: N802 (gRPC method names)
@@ -127,6 +130,12 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
             task = await self.store.resend(request.task_id)
             log.info("callback re-armed")
         return pb.ResendCallbackResponse(task=task)
+
+    @rpc
+    async def GetArtifact(  # noqa: N802
+        self, request: pb.GetArtifactRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetArtifactResponse:
+        return await get_artifact(self.store, self.artifacts, request.task_id, request.name)
 
     async def GetServiceStatus(  # noqa: N802
         self, request: pb.GetServiceStatusRequest, context: grpc.aio.ServicerContext

@@ -31,6 +31,7 @@ GRPC_CODE = {
     ErrorCode.QUEUE_UNAVAILABLE: grpc.StatusCode.UNAVAILABLE,
     ErrorCode.TASK_NOT_FOUND: grpc.StatusCode.NOT_FOUND,
     ErrorCode.TASK_NOT_CANCELLABLE: grpc.StatusCode.FAILED_PRECONDITION,
+    ErrorCode.ARTIFACT_NOT_AVAILABLE: grpc.StatusCode.NOT_FOUND,
 }
 
 

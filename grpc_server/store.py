@@ -192,6 +192,7 @@ class TaskStore:
         result: Message | None = None,
         error: task_pb2.TaskError | None = None,
         model: Message | None = None,
+        artifacts: task_pb2.TaskArtifacts | None = None,
     ) -> bool:
         """Store the final state (SUCCEEDED with `result`, or FAILED with `error`), set the callback
         PENDING, give the task its webhook id and ZADD it to the callback schedule due now, all in
@@ -211,6 +212,8 @@ class TaskStore:
                     getattr(task, _result_field(task)).CopyFrom(result)
             if model is not None:
                 task.model.CopyFrom(model)
+            if artifacts is not None:
+                task.artifacts.CopyFrom(artifacts)
             task.finished_at.CopyFrom(stamp)
             _fill_timing(task)
             callback = task_pb2.CallbackInfo()

@@ -13,6 +13,7 @@ from urllib.parse import urlsplit
 
 from google.protobuf.json_format import MessageToDict
 
+from artifacts.kinds import OPTIONS as ARTIFACT_OPTIONS
 from dentalai.config import Settings
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.v1 import analysis_service_pb2 as pb
@@ -67,6 +68,8 @@ def validate_submission(request: pb.SubmitAnalysisRequest, settings: Settings) -
                 raise invalid("options.pixelSpacingMm", "must be a number > 0")
         if options.tooth_numbering not in results_pb2.ToothNumbering.values():
             raise invalid("options.toothNumbering", "must be FDI or UNIVERSAL")
+        if not set(options.artifacts) <= set(ARTIFACT_OPTIONS):
+            raise invalid("options.artifacts", f"each value must be one of {', '.join(ARTIFACT_OPTIONS)}")
 
 
 def check_url(field: str, url: str, settings: Settings) -> None:

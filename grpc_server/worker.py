@@ -27,18 +27,21 @@ import redis.asyncio as aioredis
 from google.protobuf.message import Message
 from redis.exceptions import RedisError
 
+from artifacts.make import warm_up
 from dentalai.config import Settings
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.logs import task_context
 from dentalai.v1 import results_pb2, task_pb2
 from engines.base import EngineError
+from grpc_server.artifact_step import make_and_store
+from grpc_server.artifact_store import ArtifactStore
 from grpc_server.connection import redis_client
 from grpc_server.decode import decode_image
 from grpc_server.fetch import fetch_image
 from grpc_server.keys import Keys
 from grpc_server.queue import Job, JobQueue
 from grpc_server.store import StoredTask, TaskStore
-from pipelines.base_pipeline import Pipeline
+from pipelines.base_pipeline import DecodedImage, Pipeline
 from pipelines.registry import LoadedPipelines, load_pipelines
 
 T = TypeVar("T")
@@ -54,6 +57,8 @@ class Worker:
         self.keys = Keys(settings.key_prefix)
         self.store = TaskStore(redis, self.keys, settings.tasks.result_ttl_s)
         self.queue = JobQueue(redis, self.keys)
+        self.artifacts = ArtifactStore(redis, self.keys, settings.tasks.result_ttl_s)
+        self._input: tuple[bytes, DecodedImage] | None = None  # the current task's, for its artifacts
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
         self.stopping = asyncio.Event()
         self._last_claim = 0.0
@@ -128,8 +133,11 @@ class Worker:
                 raise
             finally:
                 keeper.cancel()
+            artifacts = await self._artifacts(stored, result, model)
             finished = await self._through_outage(
-                lambda: self.store.finish(job.task_id, result=result, error=error, model=model)
+                lambda: self.store.finish(
+                    job.task_id, result=result, error=error, model=model, artifacts=artifacts
+                )
             )
             if not finished:
                 log.info("task was already final (taken over meanwhile); result dropped")
@@ -142,6 +150,18 @@ class Worker:
                     "processingMs": int((time.monotonic() - started) * 1000),
                 },
             )
+
+    async def _artifacts(
+        self, stored: StoredTask, result: Message | None, model: results_pb2.ModelInfo | None
+    ) -> task_pb2.TaskArtifacts | None:
+        """Artifacts of a result, stored before `finish` schedules the callback (artifact_step)."""
+        inputs, self._input = self._input, None
+        if result is None or inputs is None or not self.settings.artifacts.enabled:
+            return None
+        raw, image = inputs
+        return await self._through_outage(
+            lambda: make_and_store(self.settings, self.artifacts, stored.task, result, model, raw, image)
+        )
 
     async def _through_outage(self, call: Callable[[], Awaitable[T]]) -> T:
         """Retry a Redis call until it succeeds: a computed result waits out an outage here instead
@@ -201,6 +221,7 @@ class Worker:
         limits = self.settings.limits
         data = stored.image if stored.image else await fetch_image(stored.image_url, self.settings)
         image = await asyncio.to_thread(decode_image, data, limits.max_image_pixels)
+        self._input = (data, image)
         if min(image.width, image.height) < limits.min_image_side:
             raise DentalAIError(
                 ErrorCode.IMAGE_CHECK_FAILED,
@@ -247,6 +268,8 @@ class Worker:
 
 async def run_worker(settings: Settings) -> None:
     loaded = await asyncio.to_thread(load_pipelines, settings)
+    if settings.artifacts.enabled:
+        await asyncio.to_thread(warm_up)
     worker = Worker(settings, redis_client(settings), loaded)
     main_task = asyncio.current_task()
     loop = asyncio.get_running_loop()

@@ -24,6 +24,7 @@ from fastapi.responses import JSONResponse, Response
 from google.protobuf import json_format, struct_pb2
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from artifacts.kinds import KINDS
 from dentalai.config import Settings
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.task_json import task_dict
@@ -142,6 +143,8 @@ def submit_request(body: AnalyzeBody, settings: Settings) -> pb.SubmitAnalysisRe
             request.options.pixel_spacing_mm = body.options.pixelSpacingMm
         if body.options.toothNumbering is not None:
             request.options.tooth_numbering = results_pb2.ToothNumbering.Value(body.options.toothNumbering)
+        if body.options.artifacts is not None:
+            request.options.artifacts.extend(body.options.artifacts)
     return request
 
 
@@ -161,6 +164,19 @@ def _validation_details(exc: RequestValidationError) -> list[tuple[str, str]]:
         field = ".".join(p for p in loc if not p.isdigit()) or "body"
         details.append((field, reasons.get(err.get("type", ""), err.get("msg", "invalid"))))
     return list(dict.fromkeys(details))
+
+
+def artifact_route(link: GrpcLink, name: str) -> Any:
+    """GET of one artifact: the file as the worker made it (the bridge never renders)."""
+
+    async def get_artifact(taskId: str, request: Request) -> Response:  # noqa: N803 (contract name)
+        reply = await link.call("GetArtifact", pb.GetArtifactRequest(task_id=taskId, name=name), request)
+        disposition = "inline" if reply.media_type in ("image/png", "application/pdf") else "attachment"
+        filename = re.sub(r"[^A-Za-z0-9._-]", "_", f"{taskId}-{name}")
+        headers = {"Content-Disposition": f'{disposition}; filename="{filename}"'}
+        return Response(reply.data, media_type=reply.media_type, headers=headers)
+
+    return get_artifact
 
 
 def build_router(settings: Settings, link: GrpcLink, metrics: Metrics) -> APIRouter:
@@ -205,6 +221,16 @@ def build_router(settings: Settings, link: GrpcLink, metrics: Metrics) -> APIRou
     async def resend_callback(taskId: str, request: Request) -> JSONResponse:  # noqa: N803
         reply = await link.call("ResendCallback", pb.ResendCallbackRequest(task_id=taskId), request)
         return envelope("callback scheduled", task_dict(reply.task), 202)
+
+    for kind in KINDS.values():
+        router.add_api_route(
+            f"/api/v1/tasks/{{taskId}}/{kind.name}",
+            artifact_route(link, kind.name),
+            methods=["GET"],
+            response_class=Response,
+            responses={200: {"content": {kind.media_type: {}}}, **ERROR_RESPONSES},
+            summary=f"{kind.name} of a finished task ({kind.media_type})",
+        )
 
     @router.get("/healthz", response_model=Envelope, summary="The bridge process is alive")
     async def healthz() -> JSONResponse:

@@ -21,6 +21,7 @@ HTTP_STATUS: dict[int, int] = {
     ErrorCode.QUEUE_UNAVAILABLE: 503,
     ErrorCode.TASK_NOT_FOUND: 404,
     ErrorCode.TASK_NOT_CANCELLABLE: 409,
+    ErrorCode.ARTIFACT_NOT_AVAILABLE: 404,
 }
 # Retry-After of a 429 (queue full): a short wait, the queue drains at worker speed.
 QUEUE_FULL_RETRY_AFTER_S = 5
@@ -31,7 +32,7 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     for status, description in [
         (400, "10001 invalid parameter, 10002 unsupported taskType"),
         (401, "10003 missing or wrong credentials"),
-        (404, "10009 task unknown or expired"),
+        (404, "10009 task unknown or expired, 10011 artifact not available"),
         (409, "10004 taskId used with a different body, 10010 task not cancellable / not finished"),
         (413, "10005 request body too large"),
         (415, "10006 content type is not JSON"),

@@ -15,6 +15,9 @@ class AnalyzeOptions(BaseModel):
 
     pixelSpacingMm: Number | None = Field(None, description="pixel spacing in mm, > 0")
     toothNumbering: Literal["FDI", "UNIVERSAL"] | None = Field(None, description="FDI when absent")
+    artifacts: list[StrictStr] | None = Field(
+        None, description='"png", "pdf", "dcm": the callback carries the routes of these artifacts'
+    )
 
 
 class AnalyzeBody(BaseModel):

@@ -146,3 +146,21 @@ class GetServiceStatusResponse(_message.Message):
     callback_attempts: _containers.ScalarMap[str, int]
     dead_letter_depth: int
     def __init__(self, store_reachable: _Optional[bool] = ..., ready: _Optional[bool] = ..., queue_depth: _Optional[int] = ..., tasks_by_status: _Optional[_Mapping[str, int]] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., callback_attempts: _Optional[_Mapping[str, int]] = ..., dead_letter_depth: _Optional[int] = ...) -> None: ...
+
+class GetArtifactRequest(_message.Message):
+    __slots__ = ("task_id", "name")
+    TASK_ID_FIELD_NUMBER: _ClassVar[int]
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    task_id: str
+    name: str
+    def __init__(self, task_id: _Optional[str] = ..., name: _Optional[str] = ...) -> None: ...
+
+class GetArtifactResponse(_message.Message):
+    __slots__ = ("name", "media_type", "data")
+    NAME_FIELD_NUMBER: _ClassVar[int]
+    MEDIA_TYPE_FIELD_NUMBER: _ClassVar[int]
+    DATA_FIELD_NUMBER: _ClassVar[int]
+    name: str
+    media_type: str
+    data: bytes
+    def __init__(self, name: _Optional[str] = ..., media_type: _Optional[str] = ..., data: _Optional[bytes] = ...) -> None: ...

@@ -71,6 +71,11 @@ class AnalysisServiceStub:
                 request_serializer=dentalai_dot_v1_dot_analysis__service__pb2.GetServiceStatusRequest.SerializeToString,
                 response_deserializer=dentalai_dot_v1_dot_analysis__service__pb2.GetServiceStatusResponse.FromString,
                 _registered_method=True)
+        self.GetArtifact = channel.unary_unary(
+                '/dentalai.v1.AnalysisService/GetArtifact',
+                request_serializer=dentalai_dot_v1_dot_analysis__service__pb2.GetArtifactRequest.SerializeToString,
+                response_deserializer=dentalai_dot_v1_dot_analysis__service__pb2.GetArtifactResponse.FromString,
+                _registered_method=True)
 
 
 class AnalysisServiceServicer:
@@ -127,6 +132,13 @@ class AnalysisServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetArtifact(self, request, context):
+        """One artifact of a finished task (overlay.png, report.pdf, report.dcm, overlay.dcm, image.dcm).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_AnalysisServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -164,6 +176,11 @@ def add_AnalysisServiceServicer_to_server(servicer, server):
                     servicer.GetServiceStatus,
                     request_deserializer=dentalai_dot_v1_dot_analysis__service__pb2.GetServiceStatusRequest.FromString,
                     response_serializer=dentalai_dot_v1_dot_analysis__service__pb2.GetServiceStatusResponse.SerializeToString,
+            ),
+            'GetArtifact': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetArtifact,
+                    request_deserializer=dentalai_dot_v1_dot_analysis__service__pb2.GetArtifactRequest.FromString,
+                    response_serializer=dentalai_dot_v1_dot_analysis__service__pb2.GetArtifactResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -357,6 +374,33 @@ class AnalysisService:
             '/dentalai.v1.AnalysisService/GetServiceStatus',
             dentalai_dot_v1_dot_analysis__service__pb2.GetServiceStatusRequest.SerializeToString,
             dentalai_dot_v1_dot_analysis__service__pb2.GetServiceStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetArtifact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/dentalai.v1.AnalysisService/GetArtifact',
+            dentalai_dot_v1_dot_analysis__service__pb2.GetArtifactRequest.SerializeToString,
+            dentalai_dot_v1_dot_analysis__service__pb2.GetArtifactResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -3,10 +3,11 @@ import datetime
 from dentalai.v1 import results_pb2 as _results_pb2
 from google.protobuf import struct_pb2 as _struct_pb2
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
-from collections.abc import Mapping as _Mapping
+from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
@@ -40,12 +41,14 @@ DELIVERED: CallbackState
 EXHAUSTED: CallbackState
 
 class AnalysisOptions(_message.Message):
-    __slots__ = ("pixel_spacing_mm", "tooth_numbering")
+    __slots__ = ("pixel_spacing_mm", "tooth_numbering", "artifacts")
     PIXEL_SPACING_MM_FIELD_NUMBER: _ClassVar[int]
     TOOTH_NUMBERING_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
     pixel_spacing_mm: float
     tooth_numbering: _results_pb2.ToothNumbering
-    def __init__(self, pixel_spacing_mm: _Optional[float] = ..., tooth_numbering: _Optional[_Union[_results_pb2.ToothNumbering, str]] = ...) -> None: ...
+    artifacts: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, pixel_spacing_mm: _Optional[float] = ..., tooth_numbering: _Optional[_Union[_results_pb2.ToothNumbering, str]] = ..., artifacts: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class TaskError(_message.Message):
     __slots__ = ("code", "message")
@@ -85,8 +88,16 @@ class CallbackInfo(_message.Message):
     delivered_at: _timestamp_pb2.Timestamp
     def __init__(self, url: _Optional[str] = ..., state: _Optional[_Union[CallbackState, str]] = ..., attempts: _Optional[int] = ..., last_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., next_attempt_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., last_status_code: _Optional[int] = ..., last_error: _Optional[str] = ..., delivered_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
+class TaskArtifacts(_message.Message):
+    __slots__ = ("ready", "error")
+    READY_FIELD_NUMBER: _ClassVar[int]
+    ERROR_FIELD_NUMBER: _ClassVar[int]
+    ready: _containers.RepeatedScalarFieldContainer[str]
+    error: TaskError
+    def __init__(self, ready: _Optional[_Iterable[str]] = ..., error: _Optional[_Union[TaskError, _Mapping]] = ...) -> None: ...
+
 class Task(_message.Message):
-    __slots__ = ("task_id", "task_type", "status", "created_at", "started_at", "finished_at", "error", "pano", "ceph", "callback", "model", "timing", "metadata", "deliveries", "options")
+    __slots__ = ("task_id", "task_type", "status", "created_at", "started_at", "finished_at", "error", "pano", "ceph", "callback", "model", "timing", "metadata", "deliveries", "options", "artifacts")
     TASK_ID_FIELD_NUMBER: _ClassVar[int]
     TASK_TYPE_FIELD_NUMBER: _ClassVar[int]
     STATUS_FIELD_NUMBER: _ClassVar[int]
@@ -102,6 +113,7 @@ class Task(_message.Message):
     METADATA_FIELD_NUMBER: _ClassVar[int]
     DELIVERIES_FIELD_NUMBER: _ClassVar[int]
     OPTIONS_FIELD_NUMBER: _ClassVar[int]
+    ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
     task_id: str
     task_type: str
     status: TaskStatus
@@ -117,4 +129,5 @@ class Task(_message.Message):
     metadata: _struct_pb2.Struct
     deliveries: int
     options: AnalysisOptions
-    def __init__(self, task_id: _Optional[str] = ..., task_type: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[_Union[TaskError, _Mapping]] = ..., pano: _Optional[_Union[_results_pb2.PanoResult, _Mapping]] = ..., ceph: _Optional[_Union[_results_pb2.CephResult, _Mapping]] = ..., callback: _Optional[_Union[CallbackInfo, _Mapping]] = ..., model: _Optional[_Union[_results_pb2.ModelInfo, _Mapping]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deliveries: _Optional[int] = ..., options: _Optional[_Union[AnalysisOptions, _Mapping]] = ...) -> None: ...
+    artifacts: TaskArtifacts
+    def __init__(self, task_id: _Optional[str] = ..., task_type: _Optional[str] = ..., status: _Optional[_Union[TaskStatus, str]] = ..., created_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., started_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., finished_at: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., error: _Optional[_Union[TaskError, _Mapping]] = ..., pano: _Optional[_Union[_results_pb2.PanoResult, _Mapping]] = ..., ceph: _Optional[_Union[_results_pb2.CephResult, _Mapping]] = ..., callback: _Optional[_Union[CallbackInfo, _Mapping]] = ..., model: _Optional[_Union[_results_pb2.ModelInfo, _Mapping]] = ..., timing: _Optional[_Union[Timing, _Mapping]] = ..., metadata: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., deliveries: _Optional[int] = ..., options: _Optional[_Union[AnalysisOptions, _Mapping]] = ..., artifacts: _Optional[_Union[TaskArtifacts, _Mapping]] = ...) -> None: ...

@@ -1,0 +1,60 @@
+"""The worker's artifact step: after a result, before the task is finished (and its callback
+scheduled), make the artifacts and store them. A failure here never fails the task: the result
+stands and Task.artifacts.error says why (13001)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+
+from google.protobuf import json_format
+from google.protobuf.message import Message
+
+from artifacts.make import Source, make_artifacts
+from dentalai.config import Settings
+from dentalai.errors import ErrorCode
+from dentalai.task_json import message_dict
+from dentalai.v1 import results_pb2, task_pb2
+from grpc_server.artifact_store import ArtifactStore
+from pipelines.base_pipeline import DecodedImage
+
+log = logging.getLogger(__name__)
+
+
+async def make_and_store(
+    settings: Settings,
+    store: ArtifactStore,
+    task: task_pb2.Task,
+    result: Message,
+    model: results_pb2.ModelInfo | None,
+    raw: bytes,
+    image: DecodedImage,
+) -> task_pb2.TaskArtifacts:
+    started = time.monotonic()
+    source = Source(
+        kind=task.task_type,
+        data=message_dict(result),
+        pixels=image.pixels,
+        raw=raw,
+        source_format=image.source_format,
+        task_id=task.task_id,
+        metadata=json_format.MessageToDict(task.metadata) if task.HasField("metadata") else {},
+        model={"name": model.name, "version": model.version} if model else {},
+        dicom_spacing_mm=image.pixel_spacing_mm,
+    )
+    try:
+        files = await asyncio.to_thread(make_artifacts, source, settings.artifacts.max_side)
+    except Exception as exc:  # any renderer bug: the result is worth more than its pictures
+        log.exception("artifacts could not be made")
+        message = f"artifacts could not be made ({type(exc).__name__}: {str(exc)[:200]})"
+        return task_pb2.TaskArtifacts(error=task_pb2.TaskError(code=ErrorCode.INTERNAL, message=message))
+    await store.put(task.task_id, files)
+    log.info(
+        "artifacts stored",
+        extra={
+            "artifactsMs": int((time.monotonic() - started) * 1000),
+            "bytes": sum(map(len, files.values())),
+        },
+    )
+    return task_pb2.TaskArtifacts(ready=sorted(files))
