@@ -2,7 +2,8 @@
 
 In process by default (the worker's decoder, then the pipeline from `pipelines.registry`), or
 through a running service with `--server HOST:PORT` (gRPC `Analyze`). For each image writes
-`OUT/<stem>.json` (the result `data`, proto3 JSON mapping) and `OUT/<stem>.png` (the overlay).
+`OUT/<stem>.json` (the result `data`, proto3 JSON mapping) and `OUT/<stem>.png` (the overlay);
+`--report pdf,dcm` adds the PDF report and the DICOM SR and captures (dentalai/report_files.py).
 Exits 1 when any file failed, 2 on bad usage.
 """
 
@@ -25,6 +26,7 @@ from google.protobuf.message import Message
 
 from dentalai import overlay
 from dentalai.errors import DentalAIError, ErrorCode
+from dentalai.report_files import parse_formats, write_reports
 from dentalai.v1 import results_pb2, task_pb2
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom"}
@@ -99,6 +101,7 @@ def local_runner(task_type: str) -> tuple[Runner, Callable[[], None]]:
                 f"image of {image.width}x{image.height} has a side under {limits.min_image_side} pixels",
             )
         try:
+            run.model_info = pipeline.model_info  # type: ignore[attr-defined]  # for --report
             return pipeline.run(image, options), image.pixels
         except (PipelineError, DentalAIError):
             raise
@@ -133,6 +136,7 @@ def server_runner(
             timeout=timeout,
         )
         result = result_of(task)
+        run.model_info = task.model  # type: ignore[attr-defined]  # for --report
         if task.status != task_pb2.SUCCEEDED or result is None:
             code = task.error.code or int(ErrorCode.INTERNAL)
             status = task_pb2.TaskStatus.Name(task.status)
@@ -158,12 +162,17 @@ def progress(items: Sequence[Path], enabled: bool) -> Iterator[Path]:
     yield from tqdm(items, unit="image", file=sys.stderr)
 
 
-def analyze_one(runner: Runner, path: Path, options: task_pb2.AnalysisOptions, out: Path) -> Outcome:
+def analyze_one(
+    runner: Runner, path: Path, options: task_pb2.AnalysisOptions, out: Path, reports: tuple[str, ...] = ()
+) -> Outcome:
     start = time.perf_counter()
     try:
         result, pixels = runner(path, options)
         (out / f"{path.stem}.json").write_text(json.dumps(result_to_dict(result), indent=2) + "\n")
         (out / f"{path.stem}.png").write_bytes(overlay.render_png(pixels, result))
+        if reports:
+            kind = "ceph" if isinstance(result, results_pb2.CephResult) else "pano"
+            write_reports(out, path, kind, result, pixels, reports, getattr(runner, "model_info", None))
     except DentalAIError as err:
         return Outcome(path, False, int(err.code), err.message, time.perf_counter() - start)
     except OSError as err:
@@ -190,6 +199,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         help="callbackUrl sent with --server submissions",
     )
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per image with --server")
+    parser.add_argument(
+        "--report", type=parse_formats, default=(), metavar="pdf,dcm",
+        help="also write OUT/<stem>.pdf and/or the DICOM SR <stem>.dcm with <stem>.overlay.dcm",
+    )
     parser.add_argument("--no-progress", action="store_true")
     args = parser.parse_args(argv)
     if args.pixel_spacing is not None and args.pixel_spacing <= 0:
@@ -221,7 +234,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         for path in progress(paths, enabled=not args.no_progress and bool(paths)):
-            outcomes.append(analyze_one(runner, path, options, args.out))
+            outcomes.append(analyze_one(runner, path, options, args.out, args.report))
     finally:
         close()
     return summarize(outcomes, args.out)
