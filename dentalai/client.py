@@ -91,6 +91,9 @@ def build_request(
     return request
 
 
+# Artifacts (an uncompressed image.dcm, a PDF) pass gRPC's 4 MiB default answer size.
+CHANNEL_OPTIONS = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+
 class AnalysisClient:
     """Synchronous client; one channel, reused by every call. Thread-safe like grpc channels."""
 
@@ -109,9 +112,9 @@ class AnalysisClient:
         if channel is not None:
             self._channel = channel
         elif secure:
-            self._channel = grpc.secure_channel(self.target, grpc.ssl_channel_credentials())
+            self._channel = grpc.secure_channel(self.target, grpc.ssl_channel_credentials(), CHANNEL_OPTIONS)
         else:
-            self._channel = grpc.insecure_channel(self.target)
+            self._channel = grpc.insecure_channel(self.target, CHANNEL_OPTIONS)
         self._stub = pb_grpc.AnalysisServiceStub(self._channel)
 
     def __enter__(self) -> AnalysisClient:
@@ -150,6 +153,10 @@ class AnalysisClient:
         """Submit and wait for the final task within `timeout` seconds (the call's deadline)."""
         request = pb.AnalyzeRequest(request=build_request(task_type, **kwargs))
         return self._call(self._stub.Analyze, request, timeout=timeout).task
+
+    def artifact(self, task_id: str, name: str) -> pb.GetArtifactResponse:
+        """One artifact file of a finished task (overlay.png, report.pdf, report.dcm, ...)."""
+        return self._call(self._stub.GetArtifact, pb.GetArtifactRequest(task_id=task_id, name=name))
 
     def service_status(self) -> pb.GetServiceStatusResponse:
         return self._call(self._stub.GetServiceStatus, pb.GetServiceStatusRequest())

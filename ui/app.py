@@ -25,6 +25,7 @@ from fastapi import FastAPI, Response
 from dentalai import overlay
 from dentalai.errors import DentalAIError
 from ui import views
+from ui.artifact_downloads import save_artifacts
 from ui.backend import FINAL, Backend, GrpcBackend, RestBackend, ServiceUnreachable
 
 CALLBACK_PATH = "/ui-callback"
@@ -159,6 +160,10 @@ class Analysis:
         if image is not None:
             files.append(self.out_dir / f"{path.stem}.overlay.png")
             files[1].write_bytes(overlay.encode_png(image))
+        saved, problem = save_artifacts(self.backend, task, self.out_dir, path.stem)
+        files += saved
+        if problem:
+            status += f"\n\n({problem})"
         return (
             status,
             image,
@@ -200,7 +205,9 @@ def build_ui(cfg: UIConfig, backend: Backend | None = None) -> gr.Blocks:
                 submit = gr.Button("Analyze", variant="primary", elem_id="submit")
                 status = gr.Markdown("Choose an image and press Analyze.", elem_id="status")
                 downloads = gr.File(
-                    label="Downloads (JSON, overlay PNG)", file_count="multiple", elem_id="downloads"
+                    label="Downloads (JSON, overlay PNG, PDF report, DICOM SR and captures)",
+                    file_count="multiple",
+                    elem_id="downloads",
                 )
             with gr.Column(scale=2):
                 image = gr.Image(label="Overlay", type="numpy", elem_id="overlay", interactive=False)

@@ -26,6 +26,8 @@ class Backend(Protocol):
 
     def get(self, task_id: str) -> dict[str, Any]: ...
 
+    def artifact(self, task_id: str, name: str) -> bytes: ...
+
 
 class ServiceUnreachable(Exception):
     """The service did not answer at all (not a contract error: there is no code to show)."""
@@ -61,6 +63,13 @@ class RestBackend:
 
     def get(self, task_id: str) -> dict[str, Any]:
         return self._envelope(self._request("GET", f"/api/v1/tasks/{task_id}"))
+
+    def artifact(self, task_id: str, name: str) -> bytes:
+        response = self._request("GET", f"/api/v1/tasks/{task_id}/{name}")
+        if response.is_success:
+            return response.content
+        self._envelope(response)  # raises the contract error
+        raise DentalAIError(ErrorCode.INTERNAL, f"HTTP {response.status_code}")
 
     def _request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         try:
@@ -108,6 +117,12 @@ class GrpcBackend:
     def get(self, task_id: str) -> dict[str, Any]:
         try:
             return task_dict(self._client.get(task_id))  # timing as numbers, like REST
+        except DentalAIError as err:
+            raise self._unreachable(err) from None
+
+    def artifact(self, task_id: str, name: str) -> bytes:
+        try:
+            return self._client.artifact(task_id, name).data
         except DentalAIError as err:
             raise self._unreachable(err) from None
 
