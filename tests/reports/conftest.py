@@ -13,7 +13,7 @@ from pydicom.dataset import Dataset, FileMetaDataset
 from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
 
 from artifacts.make import Source, make_artifacts
-from grpc_server.task_json import message_dict
+from dentalai.task_json import message_dict
 from tests.reports import samples
 
 MAX_SIDE = 1600

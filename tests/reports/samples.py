@@ -12,8 +12,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from dentalai.task_json import message_dict
 from dentalai.v1 import results_pb2
-from grpc_server.task_json import message_dict
 from pipelines.ceph.pipeline import CephPrediction
 from pipelines.ceph.pipeline import build_result as build_ceph
 from pipelines.ceph.preprocess import LANDMARK_IDS
