@@ -40,8 +40,8 @@ from pipelines.pano.numbering import universal_to_fdi
 CONFIDENCE = dc.local("confidence", "Landmark confidence")
 SCORE = dc.local("score", "Detection score")
 AREA = CodedConcept(codes.SCT.Area.value, "SCT", "Area")
-LANDMARK = dc.local("landmark", "Cephalometric landmark")
 MISSING = dc.local("missing-tooth", "Missing tooth")
+EMPTY = (dc.local("result", "Result"), dc.local("empty", "No landmarks or teeth found"))
 PROCEDURE = {
     "ceph": dc.local("ceph", "Cephalometric analysis"),
     "pano": dc.local("pano", "Panoramic dental analysis"),
@@ -58,6 +58,14 @@ def structured_report(kind: str, data: Mapping[str, Any], study: Study, model: M
         referenced_sop_instance_uid=study.source.SOPInstanceUID,
     )
     groups = _ceph(data, source, algorithm) if kind == "ceph" else _pano(data, source, algorithm)
+    if not groups:  # TID 1500 needs a group: say that the result is empty
+        groups = [
+            MeasurementsAndQualitativeEvaluations(
+                tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier="result"),
+                algorithm_id=algorithm,
+                qualitative_evaluations=[QualitativeEvaluation(EMPTY[0], EMPTY[1])],
+            )
+        ]
     observer = hd.sr.ObserverContext(
         observer_type=codes.DCM.Device,
         observer_identifying_attributes=hd.sr.DeviceObserverIdentifyingAttributes(
@@ -72,9 +80,18 @@ def structured_report(kind: str, data: Mapping[str, Any], study: Study, model: M
         procedure_reported=PROCEDURE[kind],
         imaging_measurements=groups,
     )
+    # highdicom deep-copies and re-parses the content it is given and searches it for references,
+    # which costs four times building the tree for 20-40 groups. The document is made on a shell
+    # of the same report (template, observer, procedure: small), then takes the tree built above,
+    # item by item through highdicom's templates; its only reference is the evidence given here.
+    shell = hd.sr.MeasurementReport(
+        observation_context=hd.sr.ObservationContext(observer_device_context=observer),
+        procedure_reported=PROCEDURE[kind],
+        imaging_measurements=groups[:1],
+    )
     sr = hd.sr.ComprehensiveSR(
         evidence=[study.source],
-        content=report[0],
+        content=shell[0],
         series_instance_uid=hd.UID(),
         series_number=900,
         sop_instance_uid=hd.UID(),
@@ -93,6 +110,7 @@ def structured_report(kind: str, data: Mapping[str, Any], study: Study, model: M
         # Said in the document: the referenced image is our capture of a non-DICOM upload.
         sr.SeriesDescription = "dentalai report on a capture of a non-DICOM upload"
     sr.ContentQualification = "PRODUCT"
+    sr.ContentSequence = report[0].ContentSequence
     buf = io.BytesIO()
     sr.save_as(buf, enforce_file_format=True)
     return buf.getvalue()
@@ -113,7 +131,6 @@ def _ceph(
                 tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier=f"landmark {lm['id']}"),
                 referenced_region=region,
                 finding_type=dc.local(lm["id"], lm.get("name") or lm["id"]),
-                finding_category=LANDMARK,
                 algorithm_id=algorithm,
                 measurements=[
                     Measurement(
@@ -249,15 +266,9 @@ def _pano(
         if outline is None:
             continue
         fdi = int(f.get("fdi") or 0)
-        measurements = [
-            Measurement(
-                name=SCORE, value=float(f.get("score", 0.0)), unit=dc.unit("ratio"), algorithm_id=algorithm
-            )
-        ]
+        measurements = [Measurement(name=SCORE, value=float(f.get("score", 0.0)), unit=dc.unit("ratio"))]
         if f.get("areaMm2"):
-            measurements.append(
-                Measurement(name=AREA, value=float(f["areaMm2"]), unit=dc.unit("mm2"), algorithm_id=algorithm)
-            )
+            measurements.append(Measurement(name=AREA, value=float(f["areaMm2"]), unit=dc.unit("mm2")))
         kind = str(f.get("type") or "finding")
         groups.append(
             PlanarROIMeasurementsAndQualitativeEvaluations(

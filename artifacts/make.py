@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from artifacts import dicom_sr, dicom_study, kinds, overlay_image, pdf_report
+from pipelines.base_pipeline import StageTimer
 
 
 @dataclass(frozen=True)
@@ -40,31 +41,42 @@ def orientation(kind: str, data: Mapping[str, Any]) -> tuple[str, str]:
     return ("A", "F")
 
 
-def make_artifacts(src: Source, max_side: int, wanted: tuple[str, ...] = kinds.OPTIONS) -> dict[str, bytes]:
+def make_artifacts(
+    src: Source, max_side: int, wanted: tuple[str, ...] = kinds.OPTIONS, timer: StageTimer | None = None
+) -> dict[str, bytes]:
     """overlay.png, report.pdf, report.dcm + overlay.dcm (+ image.dcm for a non-DICOM input);
-    `wanted` (options values) limits the set, for the CLI."""
+    `wanted` (options values) limits the set, for the CLI. `timer` gets one stage per step."""
+    timer = timer or StageTimer()
     out: dict[str, bytes] = {}
-    rgb = overlay_image.render(src.pixels, src.data, max_side)
+    with timer.stage("overlay"):
+        rgb = overlay_image.render(src.pixels, src.data, max_side)
     if "png" in wanted:
-        out[kinds.OVERLAY_PNG.name] = overlay_image.png(rgb)
+        with timer.stage("png"):
+            out[kinds.OVERLAY_PNG.name] = overlay_image.png(rgb)
     if "pdf" in wanted:
-        out[kinds.REPORT_PDF.name] = pdf_report.build_pdf(
-            src.kind,
-            src.data,
-            overlay_image.jpeg(rgb),
-            (rgb.shape[1], rgb.shape[0]),
-            src.task_id,
-            src.metadata,
-            src.model,
-            src.finished_at,
-        )
+        with timer.stage("pdf"):
+            out[kinds.REPORT_PDF.name] = pdf_report.build_pdf(
+                src.kind,
+                src.data,
+                overlay_image.jpeg(rgb),
+                (rgb.shape[1], rgb.shape[0]),
+                src.task_id,
+                src.metadata,
+                src.model,
+                src.finished_at,
+            )
     if "dcm" in wanted:
         spacing = (src.data.get("image") or {}).get("pixelSpacingMm") or src.dicom_spacing_mm
         facing = orientation(src.kind, src.data)
-        study = dicom_study.study_for(src.raw, src.pixels, src.source_format, src.task_id, spacing, facing)
-        out[kinds.REPORT_DCM.name] = dicom_sr.structured_report(src.kind, src.data, study, src.model)
-        overlay_spacing = spacing * src.pixels.shape[1] / rgb.shape[1] if spacing else None
-        out[kinds.OVERLAY_DCM.name] = dicom_study.capture_of_overlay(rgb, study, overlay_spacing, facing)
+        with timer.stage("study"):
+            study = dicom_study.study_for(
+                src.raw, src.pixels, src.source_format, src.task_id, spacing, facing
+            )
+        with timer.stage("sr"):
+            out[kinds.REPORT_DCM.name] = dicom_sr.structured_report(src.kind, src.data, study, src.model)
+        with timer.stage("overlay_sc"):
+            overlay_spacing = spacing * src.pixels.shape[1] / rgb.shape[1] if spacing else None
+            out[kinds.OVERLAY_DCM.name] = dicom_study.capture_of_overlay(rgb, study, overlay_spacing, facing)
         if study.input_capture is not None:
             out[kinds.IMAGE_DCM.name] = study.input_capture
     return out

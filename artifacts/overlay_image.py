@@ -74,8 +74,10 @@ def draw_findings(canvas: np.ndarray, data: Mapping[str, Any]) -> None:
 
 
 def png(rgb: np.ndarray) -> bytes:
-    """PNG bytes; zlib level 1: a third of level 6's time for a few percent more bytes."""
-    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_PNG_COMPRESSION, 1])
+    """PNG bytes. zlib level 1 with the "up" filter: on a 1290 x 1600 ceph overlay 58 ms for 1.47 MB,
+    against 94 ms (adaptive filters, 1.45 MB) and about 300 ms at Pillow's level 6."""
+    params = [cv2.IMWRITE_PNG_COMPRESSION, 1, cv2.IMWRITE_PNG_FILTER, cv2.IMWRITE_PNG_FILTER_UP]
+    ok, buf = cv2.imencode(".png", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), params)
     if not ok:
         raise ValueError("PNG encoding failed")
     return buf.tobytes()
