@@ -9,6 +9,7 @@ that the SR's pixel coordinates point at an instance a PACS can show.
 from __future__ import annotations
 
 import io
+import logging
 from dataclasses import dataclass
 
 import highdicom as hd
@@ -17,6 +18,8 @@ import pydicom
 from pydicom.dataset import Dataset
 
 MANUFACTURER = "dentalai"
+# highdicom logs every module it copies at INFO (a dozen lines per file) into the worker's log.
+logging.getLogger("highdicom").setLevel(logging.WARNING)
 # Patient and study attributes the SR and the captures copy from a DICOM source (highdicom reads
 # all of them from the evidence, so absent ones are set empty: all are type 2 there).
 PATIENT_STUDY = (
