@@ -132,17 +132,10 @@ def _ceph(
                 referenced_region=region,
                 finding_type=dc.local(lm["id"], lm.get("name") or lm["id"]),
                 algorithm_id=algorithm,
-                measurements=[
-                    Measurement(
-                        name=CONFIDENCE,
-                        value=float(lm.get("confidence", 0.0)),
-                        unit=dc.unit("ratio"),
-                        algorithm_id=algorithm,
-                    )
-                ],
+                measurements=[_num(CONFIDENCE, float(lm.get("confidence", 0.0)), dc.unit("ratio"))],
             )
         )
-    measurements = [_measurement(m, algorithm) for m in data.get("measurements") or []]
+    measurements = [_measurement(m) for m in data.get("measurements") or []]
     evaluations = [
         QualitativeEvaluation(
             dc.local(f"{m['id']}-i", f"{m.get('name') or m['id']} interpretation"),
@@ -177,7 +170,12 @@ def _ceph(
     return groups
 
 
-def _measurement(m: Mapping[str, Any], algorithm: AlgorithmIdentification) -> Measurement:
+def _num(name: CodedConcept, value: float, unit: CodedConcept) -> Measurement:
+    """A TID 300 measurement; its group names the algorithm once for all its items."""
+    return Measurement(name=name, value=value, unit=unit)
+
+
+def _measurement(m: Mapping[str, Any]) -> Measurement:
     norm = m.get("norm") or {}
     properties = None
     if norm.get("sd"):
@@ -205,7 +203,6 @@ def _measurement(m: Mapping[str, Any], algorithm: AlgorithmIdentification) -> Me
         value=float(m["value"]),
         unit=dc.unit(m.get("unit", "")),
         properties=properties,
-        algorithm_id=algorithm,
     )
 
 
@@ -245,18 +242,8 @@ def _pano(
                 finding_sites=[FindingSite(anatomic_location=dc.tooth(fdi))],
                 algorithm_id=algorithm,
                 measurements=[
-                    Measurement(
-                        name=SCORE,
-                        value=float(t.get("score", 0.0)),
-                        unit=dc.unit("ratio"),
-                        algorithm_id=algorithm,
-                    ),
-                    Measurement(
-                        name=AREA,
-                        value=float(t.get("areaPx", 0.0)),
-                        unit=dc.unit("px2"),
-                        algorithm_id=algorithm,
-                    ),
+                    _num(SCORE, float(t.get("score", 0.0)), dc.unit("ratio")),
+                    _num(AREA, float(t.get("areaPx", 0.0)), dc.unit("px2")),
                 ],
             )
         )
@@ -266,9 +253,9 @@ def _pano(
         if outline is None:
             continue
         fdi = int(f.get("fdi") or 0)
-        measurements = [Measurement(name=SCORE, value=float(f.get("score", 0.0)), unit=dc.unit("ratio"))]
+        measurements = [_num(SCORE, float(f.get("score", 0.0)), dc.unit("ratio"))]
         if f.get("areaMm2"):
-            measurements.append(Measurement(name=AREA, value=float(f["areaMm2"]), unit=dc.unit("mm2")))
+            measurements.append(_num(AREA, float(f["areaMm2"]), dc.unit("mm2")))
         kind = str(f.get("type") or "finding")
         groups.append(
             PlanarROIMeasurementsAndQualitativeEvaluations(

@@ -9,12 +9,13 @@ from pathlib import Path
 import numpy as np
 import pydicom
 import pytest
-from pydicom.dataset import Dataset, FileMetaDataset
-from pydicom.uid import DigitalXRayImageStorageForPresentation, ExplicitVRLittleEndian, generate_uid
+from pydicom.dataset import Dataset
+from pydicom.uid import ExplicitVRLittleEndian, generate_uid
 
 from artifacts.make import Source, make_artifacts
 from dentalai.task_json import message_dict
 from tests.reports import samples
+from tests.security.dicom_samples import native
 
 MAX_SIDE = 1600
 MODEL_CEPH = {"name": "ceph-landmarks", "version": "1.1.0"}
@@ -23,28 +24,14 @@ METADATA = {"patientRef": "A-17", "clinic": "Zürich Süd", "nested": {"ignored"
 
 
 def dicom_input(pixels: np.ndarray) -> bytes:
-    """A DX-like DICOM input with patient and study modules, as a PACS would send."""
-    ds = Dataset()
-    ds.file_meta = FileMetaDataset()
-    ds.file_meta.TransferSyntaxUID = ExplicitVRLittleEndian
-    ds.file_meta.MediaStorageSOPClassUID = DigitalXRayImageStorageForPresentation
-    ds.file_meta.MediaStorageSOPInstanceUID = generate_uid()
-    ds.SOPClassUID = DigitalXRayImageStorageForPresentation
-    ds.SOPInstanceUID = ds.file_meta.MediaStorageSOPInstanceUID
-    ds.StudyInstanceUID, ds.SeriesInstanceUID = generate_uid(), generate_uid()
-    ds.PatientName, ds.PatientID, ds.PatientBirthDate, ds.PatientSex = "Doe^Jane", "P-0042", "19900101", "F"
-    ds.StudyDate, ds.StudyTime, ds.StudyID, ds.AccessionNumber = "20261201", "101500", "S1", "ACC-9"
-    ds.ReferringPhysicianName = "Who^Doctor"
-    ds.Modality = "DX"
-    ds.Rows, ds.Columns = pixels.shape
-    ds.SamplesPerPixel, ds.PhotometricInterpretation = 1, "MONOCHROME2"
-    ds.BitsAllocated = ds.BitsStored = 8
-    ds.HighBit, ds.PixelRepresentation = 7, 0
-    ds.PixelSpacing = [0.1, 0.1]
-    ds.PixelData = np.ascontiguousarray(pixels, dtype=np.uint8).tobytes()
-    buf = io.BytesIO()
-    ds.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+    """A DICOM input with patient and study modules, as a PACS would send (tests/security's maker)."""
+    return native(
+        np.ascontiguousarray(pixels, dtype=np.uint8), ExplicitVRLittleEndian,
+        StudyInstanceUID=generate_uid(), SeriesInstanceUID=generate_uid(),
+        PatientName="Doe^Jane", PatientID="P-0042", PatientBirthDate="19900101", PatientSex="F",
+        StudyDate="20261201", StudyTime="101500", StudyID="S1", AccessionNumber="ACC-9",
+        ReferringPhysicianName="Who^Doctor", PixelSpacing=[0.1, 0.1],
+    )  # fmt: skip
 
 
 def _ceph(raw: bytes, fmt: str) -> tuple[dict, dict[str, bytes]]:
