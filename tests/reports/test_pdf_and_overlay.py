@@ -99,3 +99,25 @@ def test_overlay_png_is_at_most_max_side_and_drawn(ceph_png, pano_png):
         assert abs(image.size[0] / image.size[1] - w / h) < 0.01
         rgb = np.asarray(image).astype(int)
         assert (np.abs(rgb[..., 0] - rgb[..., 2]) > 80).sum() > 100  # coloured drawing on a gray image
+
+
+@needs_poppler
+def test_primary_teeth_add_the_55_85_chart_and_their_sr_codes(tmp_path: Path):
+    """A mixed dentition (the pano result gains 51-85 in another branch): chart rows and SNOMED codes."""
+    import highdicom as hd
+    import pydicom
+
+    from artifacts import dicom_codes
+    from artifacts.make import Source, make_artifacts
+    from tests.reports import samples
+
+    data = samples.pano_result()
+    primary = {**data["teeth"][0], "fdi": 55, "number": 55}
+    data["teeth"].append(primary)
+    files = make_artifacts(Source("pano", data, samples.pano_image(), b"", "png", "mixed-1"), MAX_SIDE)
+    text = text_of(write(tmp_path, "report.pdf", files["report.pdf"]))
+    assert "55 54 53 52 51 61 62 63 64 65" in text and "85 84 83 82 81 71 72 73 74 75" in text
+    sr = hd.sr.ComprehensiveSR.from_dataset(pydicom.dcmread(io.BytesIO(files["report.dcm"])))
+    groups = hd.sr.MeasurementReport.from_sequence(sr.content).get_planar_roi_measurement_groups()
+    (group,) = [g for g in groups if g.tracking_identifier == "tooth 55"]
+    assert group.finding_sites[0].value.value == dicom_codes.tooth(55).value
