@@ -17,14 +17,14 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from dentalai import overlay
 from dentalai.errors import DentalAIError, ErrorCode
+from dentalai.task_json import message_dict
 from dentalai.v1 import results_pb2, task_pb2
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom"}
@@ -44,11 +44,6 @@ class Outcome:
 
 class Runner(Protocol):
     def __call__(self, path: Path, options: task_pb2.AnalysisOptions) -> tuple[Message, np.ndarray]: ...
-
-
-def result_to_dict(result: Message) -> dict[str, Any]:
-    """The result `data` as REST shows it: camelCase, default-valued fields printed."""
-    return json_format.MessageToDict(result, always_print_fields_with_no_presence=True)
 
 
 def collect_paths(patterns: Iterable[str]) -> tuple[list[Path], list[Outcome]]:
@@ -162,7 +157,7 @@ def analyze_one(runner: Runner, path: Path, options: task_pb2.AnalysisOptions, o
     start = time.perf_counter()
     try:
         result, pixels = runner(path, options)
-        (out / f"{path.stem}.json").write_text(json.dumps(result_to_dict(result), indent=2) + "\n")
+        (out / f"{path.stem}.json").write_text(json.dumps(message_dict(result), indent=2) + "\n")
         (out / f"{path.stem}.png").write_bytes(overlay.render_png(pixels, result))
     except DentalAIError as err:
         return Outcome(path, False, int(err.code), err.message, time.perf_counter() - start)

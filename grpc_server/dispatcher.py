@@ -25,13 +25,13 @@ from redis.exceptions import RedisError
 
 from dentalai.config import Settings
 from dentalai.logs import task_context
+from dentalai.task_json import callback_bytes
 from dentalai.v1 import task_pb2
 from grpc_server.callbacks import Outcome, classify, parse_retry_after, retry_delay, webhook_headers
 from grpc_server.connection import redis_client
 from grpc_server.keys import Keys
 from grpc_server.netguard import AddressRefused, PinnedTransport
 from grpc_server.store import TaskStore
-from grpc_server.task_json import callback_bytes
 
 log = logging.getLogger(__name__)
 

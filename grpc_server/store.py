@@ -27,12 +27,13 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.exceptions import WatchError
 
+from dentalai.contract import FINAL_STATUSES
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.v1 import task_pb2
 from grpc_server.keys import Keys
 
 TaskStatus = task_pb2.TaskStatus
-FINAL = {task_pb2.SUCCEEDED, task_pb2.FAILED, task_pb2.CANCELLED}
+FINAL = FINAL_STATUSES
 
 # Create and enqueue in one step: an existing taskId answers "exists" with its request hash, a full
 # queue answers "full"; otherwise the hash is written, expires, and the job is appended.

@@ -26,10 +26,10 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from dentalai.config import Settings
 from dentalai.errors import DentalAIError, ErrorCode
+from dentalai.task_json import task_dict
 from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import analysis_service_pb2_grpc as pb_grpc
 from dentalai.v1 import results_pb2, task_pb2
-from grpc_server.task_json import task_dict
 from rest_bridge.errors import ERROR_RESPONSES, error_body, from_rpc, http_status, retry_headers
 from rest_bridge.metrics import Metrics
 from rest_bridge.middleware import LatencyMetrics, RequestGuard, valid_authorization

@@ -11,11 +11,13 @@ from typing import Any, Protocol
 
 import httpx
 
-from dentalai.client import AnalysisClient, task_to_dict
+from dentalai.client import AnalysisClient
+from dentalai.contract import FINAL_STATUS_NAMES
 from dentalai.errors import DentalAIError, ErrorCode
+from dentalai.task_json import task_dict
 from dentalai.v1 import task_pb2
 
-FINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
+FINAL = FINAL_STATUS_NAMES
 
 
 class Backend(Protocol):
@@ -106,7 +108,7 @@ class GrpcBackend:
 
     def get(self, task_id: str) -> dict[str, Any]:
         try:
-            return task_to_dict(self._client.get(task_id))
+            return task_dict(self._client.get(task_id))  # the same JSON as REST, timing as numbers
         except DentalAIError as err:
             raise self._unreachable(err) from None
 

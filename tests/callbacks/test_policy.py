@@ -10,10 +10,10 @@ from email.utils import formatdate
 
 import pytest
 
+from dentalai.task_json import callback_body, callback_bytes, task_dict
 from dentalai.v1 import results_pb2, task_pb2
 from grpc_server import callbacks
 from grpc_server.callbacks import Outcome, classify, parse_retry_after, retry_delay
-from grpc_server.task_json import callback_body, callback_bytes, task_dict
 from tests.callbacks.helpers import CALLBACK_FIELDS
 
 

@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import pytest
 
-from dentalai.client import AnalysisClient, result_of, task_to_dict
+from dentalai.client import AnalysisClient, result_of
 from dentalai.errors import DentalAIError, ErrorCode
+from dentalai.task_json import task_dict
 from dentalai.v1 import results_pb2, task_pb2
+from ui.backend import GrpcBackend
 
 
 def test_submit_sends_options_and_bearer_token(served):
@@ -47,7 +49,7 @@ def test_watch_yields_until_final_and_analyze_returns_result(served):
     assert statuses == [task_pb2.QUEUED, task_pb2.RUNNING, task_pb2.SUCCEEDED]
     task = client.analyze("ceph", image_data=b"x", callback_url="https://x.example/cb", timeout=5)
     assert result_of(task).landmarks[0].id == "S"
-    as_json = task_to_dict(task)
+    as_json = task_dict(task)
     assert as_json["status"] == "SUCCEEDED" and as_json["ceph"]["landmarks"][0]["x"] == 1.0
     failed = client.analyze("pano", image_data=b"x", callback_url="https://x.example/cb")
     assert failed.status == task_pb2.FAILED and failed.error.code == 12004
@@ -57,3 +59,10 @@ def test_unreachable_server_is_an_error_with_a_code():
     with AnalysisClient("127.0.0.1:1", timeout=2) as client, pytest.raises(DentalAIError) as err:
         client.get("t")
     assert err.value.code in (ErrorCode.QUEUE_UNAVAILABLE, ErrorCode.PROCESSING_TIMEOUT)
+
+
+def test_grpc_backend_shows_tasks_as_rest_does(scripted_server):
+    # The UI over gRPC printed int64 timing as strings ("7"); REST prints numbers.
+    port, _ = scripted_server
+    task = GrpcBackend(f"127.0.0.1:{port}", "https://x.example/cb").get("t-1")
+    assert task["timing"] == {"queuedMs": 7, "processingMs": 12, "totalMs": 19}
