@@ -26,6 +26,7 @@ from dentalai import overlay
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.task_json import message_dict
 from dentalai.v1 import results_pb2, task_pb2
+from pipelines.registry import TASK_TYPES
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom"}
 # The contract requires a callbackUrl; `.invalid` never resolves (RFC 2606), so nothing is sent
@@ -171,7 +172,7 @@ def analyze_one(runner: Runner, path: Path, options: task_pb2.AnalysisOptions, o
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="dentalai analyze", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs")
-    parser.add_argument("--type", dest="task_type", required=True, choices=["ceph", "pano"])
+    parser.add_argument("--type", dest="task_type", required=True, choices=TASK_TYPES)
     parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: results)")
     parser.add_argument("--pixel-spacing", type=float, metavar="MM", help="pixel spacing in mm (> 0)")
     parser.add_argument(

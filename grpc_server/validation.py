@@ -17,8 +17,8 @@ from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import results_pb2
 from grpc_server import netguard
+from pipelines.registry import TASK_TYPES
 
-TASK_TYPES = ("pano", "ceph")
 TASK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 

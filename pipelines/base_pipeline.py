@@ -15,6 +15,7 @@ from typing import ClassVar
 import numpy as np
 from google.protobuf.message import Message
 
+from dentalai.config import Settings
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
@@ -65,12 +66,16 @@ class StageTimer:
 class Pipeline(ABC):
     """Turns a decoded radiograph into the result message of one taskType."""
 
-    task_type: ClassVar[str]
     # Name of the model directory under models/ that this pipeline needs.
     model_name: ClassVar[str]
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    @classmethod
+    def from_settings(cls, engine: Engine, settings: Settings) -> Pipeline:
+        """The pipeline as a worker runs it (a pipeline with settings of its own overrides this)."""
+        return cls(engine)
 
     @property
     def model_info(self) -> results_pb2.ModelInfo:

@@ -24,6 +24,7 @@ from fastapi import FastAPI, Response
 
 from dentalai import overlay
 from dentalai.errors import DentalAIError
+from pipelines.registry import TASK_TYPES
 from ui import views
 from ui.backend import FINAL, Backend, GrpcBackend, RestBackend, ServiceUnreachable
 
@@ -187,7 +188,7 @@ def build_ui(cfg: UIConfig, backend: Backend | None = None) -> gr.Blocks:
                     type="filepath",
                     elem_id="upload",
                 )
-                task_type = gr.Radio(["ceph", "pano"], value="ceph", label="taskType", elem_id="task-type")
+                task_type = gr.Radio(list(TASK_TYPES), value="ceph", label="taskType", elem_id="task-type")
                 spacing = gr.Number(
                     label="pixelSpacingMm (0: from DICOM or the default)",
                     value=None,

@@ -15,6 +15,7 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
+from dentalai.config import Settings
 from dentalai.errors import ErrorCode
 from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
@@ -58,7 +59,6 @@ class CephPrediction:
 
 
 class CephPipeline(Pipeline):
-    task_type: ClassVar[str] = "ceph"
     model_name: ClassVar[str] = "ceph-landmarks"
 
     def __init__(self, engine: Engine, config: CephConfig | None = None) -> None:
@@ -70,6 +70,10 @@ class CephPipeline(Pipeline):
         self.height, self.width = int(spec.shape[2]), int(spec.shape[3])
         out_h = int(engine.manifest.outputs[0].shape[2])
         self.stride = self.height / out_h
+
+    @classmethod
+    def from_settings(cls, engine: Engine, settings: Settings) -> CephPipeline:
+        return cls(engine, CephConfig(default_spacing_mm=settings.ceph.default_pixel_spacing_mm))
 
     def check_input(self, pixels: np.ndarray) -> None:
         """11003 for images that cannot be a lateral cephalogram this model can read."""

@@ -44,7 +44,6 @@ class PanoConfig:
 
 
 class PanoPipeline(Pipeline):
-    task_type: ClassVar[str] = "pano"
     model_name: ClassVar[str] = "pano-teeth"
 
     def __init__(self, engine: Engine, config: PanoConfig | None = None) -> None:
