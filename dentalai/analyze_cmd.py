@@ -70,11 +70,10 @@ def collect_paths(patterns: Iterable[str]) -> tuple[list[Path], list[Outcome]]:
 
 
 def local_runner(task_type: str) -> tuple[Runner, Callable[[], None]]:
-    """Decode and check like the worker, then run the registry's pipeline, loaded once for all files."""
+    """The worker's processing step (grpc_server.processing) on each file, with the registry's
+    pipeline loaded once for all files."""
     from dentalai.config import load_config  # imported late so that --server needs no local setup
-    from engines.base import EngineError
-    from grpc_server.decode import decode_image
-    from pipelines.base_pipeline import PipelineError
+    from grpc_server.processing import process
     from pipelines.registry import load_pipelines
 
     settings = load_config()
@@ -85,25 +84,10 @@ def local_runner(task_type: str) -> tuple[Runner, Callable[[], None]]:
         raise DentalAIError(
             ErrorCode.MODEL_UNAVAILABLE, f"model for taskType {task_type!r} is not available ({reason})"
         )
-    limits = settings.limits
 
     def run(path: Path, options: task_pb2.AnalysisOptions) -> tuple[Message, np.ndarray]:
-        image = decode_image(path.read_bytes(), limits.max_image_pixels)
-        if min(image.width, image.height) < limits.min_image_side:
-            raise DentalAIError(
-                ErrorCode.IMAGE_CHECK_FAILED,
-                f"image of {image.width}x{image.height} has a side under {limits.min_image_side} pixels",
-            )
-        try:
-            return pipeline.run(image, options), image.pixels
-        except (PipelineError, DentalAIError):
-            raise
-        except EngineError as err:
-            raise DentalAIError(ErrorCode.INFERENCE_FAILED, f"model inference failed: {err}") from None
-        except Exception as err:  # same mapping as the worker: a pipeline crash is 12001
-            raise DentalAIError(
-                ErrorCode.INFERENCE_FAILED, f"model inference failed ({type(err).__name__})"
-            ) from None
+        result, image = process(pipeline, path.read_bytes(), options, settings.limits)
+        return result, image.pixels
 
     return run, loaded.close
 

@@ -31,11 +31,10 @@ from dentalai.config import Settings
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.logs import task_context
 from dentalai.v1 import results_pb2, task_pb2
-from engines.base import EngineError
 from grpc_server.connection import redis_client
-from grpc_server.decode import decode_image
 from grpc_server.fetch import fetch_image
 from grpc_server.keys import Keys
+from grpc_server.processing import process
 from grpc_server.queue import Job, JobQueue
 from grpc_server.store import StoredTask, TaskStore
 from pipelines.base_pipeline import Pipeline
@@ -188,35 +187,20 @@ class Worker:
         except TimeoutError:
             limit = self.settings.tasks.task_timeout_s
             code, message = ErrorCode.PROCESSING_TIMEOUT, f"processing exceeded {limit} s"
-        except DentalAIError as exc:  # PipelineError included: its code is stored as given
+        except DentalAIError as exc:  # engine failures arrive as 12001 (grpc_server.processing)
             code, message = exc.code, exc.message
-        except EngineError as exc:
-            code, message = ErrorCode.INFERENCE_FAILED, f"model inference failed: {exc}"
         except Exception:
             log.exception("unexpected error while processing")
             code, message = ErrorCode.INTERNAL, "internal error"
         return None, pipeline.model_info, task_pb2.TaskError(code=code, message=message)
 
     async def _analyse(self, pipeline: Pipeline, stored: StoredTask) -> Message:
-        limits = self.settings.limits
         data = stored.image if stored.image else await fetch_image(stored.image_url, self.settings)
-        image = await asyncio.to_thread(decode_image, data, limits.max_image_pixels)
-        if min(image.width, image.height) < limits.min_image_side:
-            raise DentalAIError(
-                ErrorCode.IMAGE_CHECK_FAILED,
-                f"image of {image.width}x{image.height} has a side under {limits.min_image_side} pixels",
-            )
         options = task_pb2.AnalysisOptions()
         options.CopyFrom(stored.task.options)
-        try:
-            # In a thread so that the time limit can end the wait (the thread itself runs to its end).
-            return await asyncio.to_thread(pipeline.run, image, options)
-        except (DentalAIError, EngineError):  # PipelineError is a DentalAIError: its code stands
-            raise
-        except Exception as exc:
-            log.exception("pipeline failed")
-            message = f"model inference failed ({type(exc).__name__})"
-            raise DentalAIError(ErrorCode.INFERENCE_FAILED, message) from None
+        # In a thread so that the time limit can end the wait (the thread itself runs to its end).
+        result, _ = await asyncio.to_thread(process, pipeline, data, options, self.settings.limits)
+        return result
 
     # ---- heartbeat and stopping ----------------------------------------------------------------
 
