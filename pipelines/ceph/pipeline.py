@@ -19,14 +19,7 @@ from dentalai.config import Settings
 from dentalai.errors import ErrorCode
 from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
-from pipelines.base_pipeline import (
-    DecodedImage,
-    Pipeline,
-    PipelineError,
-    StageTimer,
-    check_radiograph,
-    require,
-)
+from pipelines.base_pipeline import DecodedImage, Pipeline, PipelineError, StageTimer, check_radiograph, require
 from pipelines.ceph import measurements as meas
 from pipelines.ceph.decode import decode_heatmaps, heatmap_to_image
 from pipelines.ceph.preprocess import LANDMARK_IDS, LANDMARK_NAMES, normalise, to_gray_u8

@@ -10,14 +10,7 @@ import numpy as np
 from dentalai.errors import ErrorCode
 from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
-from pipelines.base_pipeline import (
-    DecodedImage,
-    Pipeline,
-    PipelineError,
-    StageTimer,
-    check_radiograph,
-    require,
-)
+from pipelines.base_pipeline import DecodedImage, Pipeline, PipelineError, StageTimer, check_radiograph, require
 from pipelines.pano import instances, postrules
 from pipelines.pano.numbering import CLASS_FDI, PERMANENT_FDI, fdi_to_universal, mirror_fdi
 from pipelines.pano.outline import Outline, outline
