@@ -19,7 +19,8 @@ from dentalai.config import Settings
 from dentalai.errors import ErrorCode
 from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
-from pipelines.base_pipeline import DecodedImage, Pipeline, PipelineError, StageTimer, check_radiograph, require
+from pipelines import base_pipeline
+from pipelines.base_pipeline import DecodedImage, Pipeline, PipelineError, StageTimer, require
 from pipelines.ceph import measurements as meas
 from pipelines.ceph.decode import decode_heatmaps, heatmap_to_image
 from pipelines.ceph.preprocess import LANDMARK_IDS, LANDMARK_NAMES, normalise, to_gray_u8
@@ -77,7 +78,7 @@ class CephPipeline(Pipeline):
 
     def check_input(self, pixels: np.ndarray) -> None:
         """11003 for images that cannot be a lateral cephalogram this model can read."""
-        check_radiograph(pixels, self.config, "cephalogram")
+        base_pipeline.check_radiograph(pixels, self.config, "cephalogram")
 
     def spacing(self, image: DecodedImage, options: task_pb2.AnalysisOptions) -> tuple[float, str]:
         if options.HasField("pixel_spacing_mm") and options.pixel_spacing_mm > 0:

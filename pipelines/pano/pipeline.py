@@ -10,7 +10,8 @@ import numpy as np
 from dentalai.errors import ErrorCode
 from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
-from pipelines.base_pipeline import DecodedImage, Pipeline, PipelineError, StageTimer, check_radiograph, require
+from pipelines import base_pipeline
+from pipelines.base_pipeline import DecodedImage, Pipeline, PipelineError, StageTimer, require
 from pipelines.pano import instances, postrules
 from pipelines.pano.numbering import CLASS_FDI, PERMANENT_FDI, fdi_to_universal, mirror_fdi
 from pipelines.pano.outline import Outline, outline
@@ -56,7 +57,7 @@ class PanoPipeline(Pipeline):
 
     def check_input(self, pixels: np.ndarray) -> None:
         """11003 for images that cannot be a panoramic radiograph this model can read."""
-        check_radiograph(pixels, self.config, "panoramic")
+        base_pipeline.check_radiograph(pixels, self.config, "panoramic")
 
     def run(
         self,
