@@ -27,10 +27,6 @@ class Keys:
         return f"{self.prefix}task:{task_id}"
 
     @property
-    def task_pattern(self) -> str:
-        return f"{self.prefix}task:*"
-
-    @property
     def jobs(self) -> str:
         return f"{self.prefix}jobs"
 

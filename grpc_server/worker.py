@@ -36,7 +36,7 @@ from grpc_server.fetch import fetch_image
 from grpc_server.keys import Keys
 from grpc_server.processing import process
 from grpc_server.queue import Job, JobQueue
-from grpc_server.store import StoredTask, TaskStore
+from grpc_server.store import RunOutcome, StoredTask, TaskStore
 from pipelines.base_pipeline import Pipeline
 from pipelines.registry import LoadedPipelines, load_pipelines
 
@@ -100,12 +100,12 @@ class Worker:
         """Run one job to a final state; acknowledge only once that state is stored."""
         with task_context(job.task_id):
             outcome, stored = await self.store.mark_running(job.task_id, self.settings.tasks.max_deliveries)
-            if outcome == "skip":
+            if outcome == RunOutcome.SKIP:
                 log.info("job skipped: task cancelled, final or expired")
                 await self.queue.ack(job)
                 return
             assert stored is not None
-            if outcome == "abandon":
+            if outcome == RunOutcome.ABANDON:
                 deliveries = stored.task.deliveries
                 await self.store.finish(
                     job.task_id,
