@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import time
 import uuid
@@ -14,7 +13,7 @@ from typing import Any, TypeVar
 
 import grpc
 import redis.asyncio as aioredis
-from google.protobuf.timestamp_pb2 import Timestamp
+from google.protobuf.message import DecodeError
 from redis.exceptions import RedisError
 
 from dentalai.config import Settings
@@ -198,19 +197,12 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
         for raw in await self.redis.mget(keys) if keys else []:
             if raw is None:
                 continue
-            beat = json.loads(raw)
-            seen = Timestamp()
-            seen.FromNanoseconds(int(beat["last_seen"] * 1e9))
-            reply.workers.append(
-                pb.WorkerInfo(
-                    worker_id=beat["worker_id"],
-                    runtime=beat.get("runtime", ""),
-                    models=beat.get("models", []),
-                    task_types=beat.get("task_types", []),
-                    last_seen=seen,
-                )
-            )
-            fresh = now - beat["last_seen"] <= self.settings.worker.heartbeat_ttl_s
-            if beat.get("ready") and beat.get("models") and fresh:
+            try:
+                beat = pb.WorkerInfo.FromString(raw)
+            except DecodeError:
+                continue  # not a heartbeat of this version; it expires on its own
+            reply.workers.append(beat)
+            fresh = now - beat.last_seen.ToNanoseconds() / 1e9 <= self.settings.worker.heartbeat_ttl_s
+            if beat.models and fresh:
                 reply.ready = True
         return reply

@@ -13,7 +13,6 @@ releases the current job back to the queue at once.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -30,6 +29,7 @@ from redis.exceptions import RedisError
 from dentalai.config import Settings
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.logs import task_context
+from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import results_pb2, task_pb2
 from grpc_server.connection import redis_client
 from grpc_server.fetch import fetch_image
@@ -205,19 +205,19 @@ class Worker:
     # ---- heartbeat and stopping ----------------------------------------------------------------
 
     async def _heartbeat(self) -> None:
-        beat = {
-            "worker_id": self.worker_id,
-            "runtime": self.loaded.runtime,
-            "models": self.loaded.models,
-            "task_types": sorted(self.loaded.pipelines),
-            "unavailable": self.loaded.unavailable,
-            "ready": True,  # sent only after the pipelines loaded and warmed up
-        }
+        # The WorkerInfo of GetServiceStatus, as is; sent only after the pipelines loaded and
+        # warmed up, so a live heartbeat with models means ready.
+        beat = pb.WorkerInfo(
+            worker_id=self.worker_id,
+            runtime=self.loaded.runtime,
+            models=self.loaded.models,
+            task_types=sorted(self.loaded.pipelines),
+        )
         ttl = max(1, int(round(self.settings.worker.heartbeat_ttl_s)))
         while True:
-            beat["last_seen"] = time.time()
+            beat.last_seen.GetCurrentTime()
             try:
-                await self.redis.set(self.keys.worker(self.worker_id), json.dumps(beat), ex=ttl)
+                await self.redis.set(self.keys.worker(self.worker_id), beat.SerializeToString(), ex=ttl)
             except (RedisError, OSError):
                 pass  # the loop logs the outage
             await asyncio.sleep(self.settings.worker.heartbeat_interval_s)

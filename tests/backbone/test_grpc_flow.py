@@ -143,6 +143,15 @@ def test_service_status_reports_a_ready_worker(stack: Stack) -> None:
     assert status.queue_depth == 0
 
 
+def test_heartbeat_is_the_worker_info_message(stack: Stack) -> None:
+    # One schema: the key holds the WorkerInfo that GetServiceStatus answers, not a JSON dict.
+    keys = list(stack.redis.scan_iter(match=stack.keys.worker_pattern))
+    assert len(keys) == 1
+    beat = pb.WorkerInfo.FromString(stack.redis.get(keys[0]))
+    status = stack.client.GetServiceStatus(pb.GetServiceStatusRequest())
+    assert list(status.workers) == [beat] and beat.models and beat.last_seen.seconds > 0
+
+
 def test_get_unknown_task_is_10009(stack: Stack) -> None:
     status, code, _ = code_of(lambda: stack.client.GetTask(pb.GetTaskRequest(task_id="unknown")))
     assert (status, code) == (grpc.StatusCode.NOT_FOUND, 10009)
