@@ -69,14 +69,20 @@ class Worker:
                 "runtime": self.loaded.runtime,
             },
         )
+        group_ready = False
         try:
             while not self.stopping.is_set():
                 try:
-                    await self.queue.ensure_group()
+                    # Once, not every loop; again after a Redis error, since a Redis restarted
+                    # without its data has lost the group (NOGROUP) as well as the stream.
+                    if not group_ready:
+                        await self.queue.ensure_group()
+                        group_ready = True
                     job = await self._next_job()
                     if job is not None:
                         await self.handle(job)
                 except (RedisError, OSError) as exc:
+                    group_ready = False
                     log.warning("redis unreachable, retrying: %s", type(exc).__name__)
                     await self._sleep(1.0)
         finally:
