@@ -32,6 +32,37 @@ log = logging.getLogger(__name__)
 R = TypeVar("R")
 
 
+def submission_hash(request: pb.SubmitAnalysisRequest, image: bytes | None) -> str:
+    """What decides "same body" for an idempotent taskId: the whole request, image included.
+
+    The image bytes are hashed as they are, beside the rest of the request serialized
+    deterministically, so a 20 MiB upload is not serialized a second time just to be hashed."""
+    rest = pb.SubmitAnalysisRequest()
+    for field, value in request.ListFields():  # every field but the image, without copying it
+        if field.name == "image_data":
+            continue
+        if field.message_type is not None:
+            getattr(rest, field.name).CopyFrom(value)
+        else:
+            setattr(rest, field.name, value)
+    head = rest.SerializeToString(deterministic=True)
+    digest = hashlib.sha256(len(head).to_bytes(8, "big") + head)
+    if image is not None:
+        digest.update(image)
+    return _HASH_VERSION + digest.hexdigest()
+
+
+_HASH_VERSION = "v2:"
+
+
+def legacy_hash(stored: str, request: pb.SubmitAnalysisRequest) -> str:
+    """The hash a task stored before submission_hash had (no version prefix), for a resubmission
+    across the upgrade; computed only on that rare path."""
+    if stored.startswith(_HASH_VERSION):
+        return ""
+    return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+
+
 def unavailable() -> DentalAIError:
     return DentalAIError(ErrorCode.QUEUE_UNAVAILABLE, "task store unreachable; nothing was accepted")
 
@@ -146,8 +177,8 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
     async def _submit(self, request: pb.SubmitAnalysisRequest) -> task_pb2.Task:
         validate_submission(request, self.settings)
         task_id = request.task_id or uuid.uuid4().hex
-        # The whole request (image included, deterministic map order) decides "same body".
-        request_hash = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+        image = request.image_data if request.WhichOneof("image") == "image_data" else None
+        request_hash = submission_hash(request, image)
         task = task_pb2.Task(
             task_id=task_id,
             task_type=request.task_type,
@@ -163,7 +194,7 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
         with task_context(task_id):
             outcome, existing_hash = await self.store.create(
                 task,
-                request.image_data if request.WhichOneof("image") == "image_data" else None,
+                image,
                 request.image_url,
                 request_hash,
                 self.settings.limits.queue_max_length,
@@ -171,7 +202,7 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
             if outcome == CreateOutcome.FULL:
                 raise DentalAIError(ErrorCode.QUEUE_FULL, "queue full; retry later")
             if outcome == CreateOutcome.EXISTS:
-                if existing_hash != request_hash:
+                if existing_hash != request_hash and existing_hash != legacy_hash(existing_hash, request):
                     raise DentalAIError(
                         ErrorCode.TASK_ID_CONFLICT, f"taskId {task_id} already used with a different body"
                     )
