@@ -219,6 +219,11 @@ class Dispatcher:
 
 
 async def serve(settings: Settings) -> None:
+    if not settings.callbacks.signing_secrets:
+        log.warning(
+            "callbacks.signing_secrets is empty: callbacks are sent unsigned and receivers cannot "
+            "tell them from forgeries (`dentalai up` makes one under var/; set one in production)"
+        )
     if settings.callbacks.lease_s <= settings.callbacks.timeout_s:
         log.warning("callbacks.lease_s <= callbacks.timeout_s: a slow attempt may be sent twice")
     redis = redis_client(settings)
