@@ -89,6 +89,15 @@ def class_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     ]
     summary = data.get("summary") or {}
     if summary:
-        rows.append(["summary", "skeletal class", "", "", "", summary.get("skeletalClass", "")])
-        rows.append(["summary", "vertical pattern", "", "", "", summary.get("verticalPattern", "")])
+        # The rule and each indicator's reading go with the verdict (docs/ceph_summary.md).
+        for label, key, agree, rule in (
+            ("skeletal class", "skeletalClass", "skeletalAgreement", "skeletalRule"),
+            ("vertical pattern", "verticalPattern", "verticalAgreement", "verticalRule"),
+        ):
+            verdict = summary.get(key, "")
+            if summary.get(agree):
+                verdict = f"{verdict} ({summary[agree]} of 3 agree)"
+            rows.append(["summary", label, "", "", "", verdict])
+            if summary.get(rule):
+                rows.append(["summary", f"{label}: rule", "", "", "", summary[rule]])
     return CLASS_COLUMNS, rows

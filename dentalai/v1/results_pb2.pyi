@@ -60,44 +60,74 @@ class Norm(_message.Message):
     def __init__(self, mean: _Optional[float] = ..., sd: _Optional[float] = ...) -> None: ...
 
 class Measurement(_message.Message):
-    __slots__ = ("id", "name", "value", "unit", "norm", "interpretation")
+    __slots__ = ("id", "name", "value", "unit", "norm", "interpretation", "convention")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     UNIT_FIELD_NUMBER: _ClassVar[int]
     NORM_FIELD_NUMBER: _ClassVar[int]
     INTERPRETATION_FIELD_NUMBER: _ClassVar[int]
+    CONVENTION_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     value: float
     unit: str
     norm: Norm
     interpretation: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., value: _Optional[float] = ..., unit: _Optional[str] = ..., norm: _Optional[_Union[Norm, _Mapping]] = ..., interpretation: _Optional[str] = ...) -> None: ...
+    convention: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., value: _Optional[float] = ..., unit: _Optional[str] = ..., norm: _Optional[_Union[Norm, _Mapping]] = ..., interpretation: _Optional[str] = ..., convention: _Optional[str] = ...) -> None: ...
 
 class Classification(_message.Message):
-    __slots__ = ("id", "name", "value", "unit", "category", "label")
+    __slots__ = ("id", "name", "value", "unit", "category", "label", "convention")
     ID_FIELD_NUMBER: _ClassVar[int]
     NAME_FIELD_NUMBER: _ClassVar[int]
     VALUE_FIELD_NUMBER: _ClassVar[int]
     UNIT_FIELD_NUMBER: _ClassVar[int]
     CATEGORY_FIELD_NUMBER: _ClassVar[int]
     LABEL_FIELD_NUMBER: _ClassVar[int]
+    CONVENTION_FIELD_NUMBER: _ClassVar[int]
     id: str
     name: str
     value: float
     unit: str
     category: int
     label: str
-    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., value: _Optional[float] = ..., unit: _Optional[str] = ..., category: _Optional[int] = ..., label: _Optional[str] = ...) -> None: ...
+    convention: str
+    def __init__(self, id: _Optional[str] = ..., name: _Optional[str] = ..., value: _Optional[float] = ..., unit: _Optional[str] = ..., category: _Optional[int] = ..., label: _Optional[str] = ..., convention: _Optional[str] = ...) -> None: ...
+
+class SummaryIndicator(_message.Message):
+    __slots__ = ("id", "value", "unit", "label", "convention")
+    ID_FIELD_NUMBER: _ClassVar[int]
+    VALUE_FIELD_NUMBER: _ClassVar[int]
+    UNIT_FIELD_NUMBER: _ClassVar[int]
+    LABEL_FIELD_NUMBER: _ClassVar[int]
+    CONVENTION_FIELD_NUMBER: _ClassVar[int]
+    id: str
+    value: float
+    unit: str
+    label: str
+    convention: str
+    def __init__(self, id: _Optional[str] = ..., value: _Optional[float] = ..., unit: _Optional[str] = ..., label: _Optional[str] = ..., convention: _Optional[str] = ...) -> None: ...
 
 class CephSummary(_message.Message):
-    __slots__ = ("skeletal_class", "vertical_pattern")
+    __slots__ = ("skeletal_class", "vertical_pattern", "skeletal_indicators", "skeletal_agreement", "skeletal_rule", "vertical_indicators", "vertical_agreement", "vertical_rule")
     SKELETAL_CLASS_FIELD_NUMBER: _ClassVar[int]
     VERTICAL_PATTERN_FIELD_NUMBER: _ClassVar[int]
+    SKELETAL_INDICATORS_FIELD_NUMBER: _ClassVar[int]
+    SKELETAL_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    SKELETAL_RULE_FIELD_NUMBER: _ClassVar[int]
+    VERTICAL_INDICATORS_FIELD_NUMBER: _ClassVar[int]
+    VERTICAL_AGREEMENT_FIELD_NUMBER: _ClassVar[int]
+    VERTICAL_RULE_FIELD_NUMBER: _ClassVar[int]
     skeletal_class: str
     vertical_pattern: str
-    def __init__(self, skeletal_class: _Optional[str] = ..., vertical_pattern: _Optional[str] = ...) -> None: ...
+    skeletal_indicators: _containers.RepeatedCompositeFieldContainer[SummaryIndicator]
+    skeletal_agreement: int
+    skeletal_rule: str
+    vertical_indicators: _containers.RepeatedCompositeFieldContainer[SummaryIndicator]
+    vertical_agreement: int
+    vertical_rule: str
+    def __init__(self, skeletal_class: _Optional[str] = ..., vertical_pattern: _Optional[str] = ..., skeletal_indicators: _Optional[_Iterable[_Union[SummaryIndicator, _Mapping]]] = ..., skeletal_agreement: _Optional[int] = ..., skeletal_rule: _Optional[str] = ..., vertical_indicators: _Optional[_Iterable[_Union[SummaryIndicator, _Mapping]]] = ..., vertical_agreement: _Optional[int] = ..., vertical_rule: _Optional[str] = ...) -> None: ...
 
 class CephResult(_message.Message):
     __slots__ = ("image", "landmarks", "measurements", "classifications", "summary")

@@ -39,6 +39,7 @@ class MeasurementValue:
     mean: float
     sd: float
     interpretation: str
+    convention: str
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,7 @@ class ClassValue:
     unit: str
     category: int
     label: str
+    convention: str
 
 
 @lru_cache(maxsize=1)
@@ -133,6 +135,7 @@ def raw_values(p: dict[str, Point], spacing_mm: float) -> dict[str, float]:
     wits_px = (project(A, op_origin, op_dir) - project(B, op_origin, op_dir)) * np.hypot(*op_dir)
     mw_px = float(np.hypot(*(UIT - LIT))) * (1.0 if UIT[0] >= LIT[0] else -1.0)
     s_go, n_me = float(np.hypot(*(Go - S))), float(np.hypot(*(Me - N)))
+    UL, LL, Sn, SoftPog = p["UL"], p["LL"], p["Sn"], p["SoftPog"]
     return {
         "SNA": sna,
         "SNB": snb,
@@ -151,6 +154,12 @@ def raw_values(p: dict[str, Point], spacing_mm: float) -> dict[str, float]:
         "FMIA": 180.0 - fma - impa,
         "Wits": float(wits_px) * spacing_mm,
         "Jarabak": 100.0 * s_go / max(n_me, 1e-9),
+        # Soft tissue. Holdaway's H-angle: H-line (SoftPog -> UL) to N-B, positive when the H-line
+        # leans further forward than N-B (the usual case). Burstone's lip protrusion: lip ahead of
+        # Sn-Pog' (positive forward, in the face's direction).
+        "H-angle": wrap(direction(N - B) - direction(UL - SoftPog)),
+        "UL-SnPog": signed_distance(UL, Sn, SoftPog) * spacing_mm,
+        "LL-SnPog": signed_distance(LL, Sn, SoftPog) * spacing_mm,
         # ISBI class values
         "ODI": ab_mp + pp_fh,
         "APDI": facial_angle + ab_facial + pp_fh,
@@ -173,14 +182,29 @@ def interpret(value: float, norm: dict) -> str:
     return str(norm["normal"])
 
 
+def norm_convention(norm: dict) -> str:
+    """The label's convention, as shown beside it: "Steiner norm 2 ± 2 deg"."""
+    return f"{norm['group']} norm {norm['mean']:g} ± {norm['sd']:g} {norm['unit']}"
+
+
 def measurements(points: np.ndarray, spacing_mm: float, facing: int = 1) -> list[MeasurementValue]:
-    values = raw_values(canonical(points, facing), spacing_mm)
+    return measurements_from_values(raw_values(canonical(points, facing), spacing_mm))
+
+
+def measurements_from_values(values: dict[str, float]) -> list[MeasurementValue]:
     out = []
     for mid, norm in load_norms().items():
         v = float(values[mid])
         out.append(
             MeasurementValue(
-                mid, norm["name"], round(v, 2), norm["unit"], norm["mean"], norm["sd"], interpret(v, norm)
+                mid,
+                norm["name"],
+                round(v, 2),
+                norm["unit"],
+                norm["mean"],
+                norm["sd"],
+                interpret(v, norm),
+                norm_convention(norm),
             )
         )
     return out
@@ -189,7 +213,16 @@ def measurements(points: np.ndarray, spacing_mm: float, facing: int = 1) -> list
 # --- ISBI 2015 classes (Wang et al., Medical Image Analysis 31, 2016, table of criteria) ---------
 # (id, name, unit, low edge, high edge, category below, category inside, category above, labels)
 ISBI_CLASSES: list[tuple[str, str, str, float, float, tuple[int, int, int], dict[int, str]]] = [
-    ("ANB", "ANB angle", "deg", 3.2, 5.7, (3, 1, 2), {1: "Class I", 2: "Class II", 3: "Class III"}),
+    (
+        "ANB",
+        "ANB angle",
+        "deg",
+        3.2,
+        5.7,
+        (3, 1, 2),
+        # "ISBI" in the words too: the Steiner reading of the same ANB can differ (docs/ceph_summary.md).
+        {1: "ISBI Class I", 2: "ISBI Class II", 3: "ISBI Class III"},
+    ),
     (
         "SNB",
         "SNB angle",
@@ -247,16 +280,29 @@ ISBI_CLASSES: list[tuple[str, str, str, float, float, tuple[int, int, int], dict
 ]
 
 
+ISBI_SOURCE = "ISBI 2015 class (Wang et al. 2016)"
+MW_EDGES = (0.0, 2.0, 4.5)
+
+
+def isbi_convention(cid: str) -> str:
+    if cid == "MW":
+        return f"{ISBI_SOURCE}: C1 {MW_EDGES[1]:g} to {MW_EDGES[2]:g} mm"
+    for c, _, unit, lo, hi, *_ in ISBI_CLASSES:
+        if c == cid:
+            return f"{ISBI_SOURCE}: C1 {lo:g} to {hi:g} {unit}"
+    raise KeyError(cid)
+
+
 def isbi_category(cid: str, value: float) -> int:
     """ISBI class index of one value; edges belong to the normal class (C1)."""
     if cid == "MW":
         # C1 normal 2..4.5 mm, C2 edge to edge (0..2 mm; the table says "0 mm"), C3 anterior
         # crossbite (< 0), C4 large overjet (> 4.5 mm).
-        if value < 0:
+        if value < MW_EDGES[0]:
             return 3
-        if value < 2.0:
+        if value < MW_EDGES[1]:
             return 2
-        return 1 if value <= 4.5 else 4
+        return 1 if value <= MW_EDGES[2] else 4
     for c, _, _, lo, hi, (below, inside, above), _ in ISBI_CLASSES:
         if c == cid:
             return below if value < lo else above if value > hi else inside
@@ -267,23 +313,26 @@ MW_LABELS = {1: "normal", 2: "edge to edge", 3: "anterior crossbite", 4: "large 
 
 
 def classifications(points: np.ndarray, spacing_mm: float, facing: int = 1) -> list[ClassValue]:
-    values = raw_values(canonical(points, facing), spacing_mm)
+    return classifications_from_values(raw_values(canonical(points, facing), spacing_mm))
+
+
+def classifications_from_values(values: dict[str, float]) -> list[ClassValue]:
     out = []
     for cid, name, unit, *_rest, labels in ISBI_CLASSES:
         v = float(values["FMA_ISBI" if cid == "FMA" else cid])
         cat = isbi_category(cid, v)
-        out.append(ClassValue(cid, name, round(v, 3), unit, cat, labels[cat]))
+        out.append(ClassValue(cid, name, round(v, 3), unit, cat, labels[cat], isbi_convention(cid)))
     mw = float(values["MW"])
     cat = isbi_category("MW", mw)
     out.append(
-        ClassValue("MW", "Modified Wits (UIT to LIT, signed)", round(mw, 2), "mm", cat, MW_LABELS[cat])
+        ClassValue(
+            "MW",
+            "Modified Wits (UIT to LIT, signed)",
+            round(mw, 2),
+            "mm",
+            cat,
+            MW_LABELS[cat],
+            isbi_convention("MW"),
+        )
     )
     return out
-
-
-def summary(classes: list[ClassValue]) -> tuple[str, str]:
-    """(skeletal class from the ISBI ANB class, vertical pattern from the ISBI FMA (SN-GoGn) class)."""
-    by_id = {c.id: c.category for c in classes}
-    skeletal = {1: "Class I", 2: "Class II", 3: "Class III"}[by_id["ANB"]]
-    vertical = {1: "normodivergent", 2: "hyperdivergent", 3: "hypodivergent"}[by_id["FMA"]]
-    return skeletal, vertical

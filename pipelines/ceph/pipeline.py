@@ -22,6 +22,7 @@ from engines.base import Engine
 from pipelines import base_pipeline
 from pipelines.base_pipeline import DecodedImage, Pipeline, PipelineError, StageTimer, require
 from pipelines.ceph import measurements as meas
+from pipelines.ceph import summary as ceph_summary
 from pipelines.ceph.decode import decode_heatmaps, heatmap_to_image
 from pipelines.ceph.preprocess import LANDMARK_IDS, LANDMARK_NAMES, normalise, to_gray_u8
 
@@ -166,7 +167,8 @@ def build_result(
         result.landmarks.add(
             id=lid, name=name, x=round(float(x), 2), y=round(float(y), 2), confidence=round(float(conf), 3)
         )
-    for m in meas.measurements(pred.points, spacing_mm, pred.facing):
+    values = meas.raw_values(meas.canonical(pred.points, pred.facing), spacing_mm)
+    for m in meas.measurements_from_values(values):
         result.measurements.add(
             id=m.id,
             name=m.name,
@@ -174,13 +176,25 @@ def build_result(
             unit=m.unit,
             norm=results_pb2.Norm(mean=m.mean, sd=m.sd),
             interpretation=m.interpretation,
+            convention=m.convention,
         )
-    classes = meas.classifications(pred.points, spacing_mm, pred.facing)
-    for c in classes:
+    for c in meas.classifications_from_values(values):
         result.classifications.add(
-            id=c.id, name=c.name, value=c.value, unit=c.unit, category=c.category, label=c.label
+            id=c.id,
+            name=c.name,
+            value=c.value,
+            unit=c.unit,
+            category=c.category,
+            label=c.label,
+            convention=c.convention,
         )
-    skeletal, vertical = meas.summary(classes)
-    result.summary.skeletal_class = skeletal
-    result.summary.vertical_pattern = vertical
+    skeletal, vertical = ceph_summary.skeletal_class(values), ceph_summary.vertical_pattern(values)
+    s = result.summary
+    s.skeletal_class, s.skeletal_agreement = skeletal.label, skeletal.agreement
+    s.skeletal_rule = skeletal.rule
+    s.vertical_pattern, s.vertical_agreement = vertical.label, vertical.agreement
+    s.vertical_rule = vertical.rule
+    for verdict, field in ((skeletal, s.skeletal_indicators), (vertical, s.vertical_indicators)):
+        for i in verdict.indicators:
+            field.add(id=i.id, value=i.value, unit=i.unit, label=i.label, convention=i.convention)
     return result

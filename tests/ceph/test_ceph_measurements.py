@@ -147,6 +147,55 @@ def test_classifications_and_summary() -> None:
     classes = meas.classifications(skull_array(), 1.0)
     assert [c.id for c in classes] == ["ANB", "SNB", "SNA", "ODI", "APDI", "FHI", "FMA", "MW"]
     by_id = {c.id: c for c in classes}
-    assert by_id["ANB"].category == 1 and by_id["ANB"].label == "Class I"
+    assert by_id["ANB"].category == 1 and by_id["ANB"].label == "ISBI Class I"
+    assert by_id["ANB"].convention == "ISBI 2015 class (Wang et al. 2016): C1 3.2 to 5.7 deg"
+    assert by_id["MW"].convention.endswith("C1 2 to 4.5 mm")
     assert by_id["FMA"].value == pytest.approx(30.0, abs=1e-3) and by_id["FMA"].category == 1
-    assert meas.summary(classes) == ("Class I", "normodivergent")
+
+
+def test_measurements_name_their_norm() -> None:
+    by_id = {m.id: m for m in meas.measurements(skull_array(), 1.0)}
+    assert by_id["ANB"].convention == "Steiner norm 2 ± 2 deg"
+    assert by_id["Wits"].convention == "Wits norm 0 ± 2 mm"
+    assert by_id["H-angle"].convention == "Holdaway norm 11 ± 4 deg"
+
+
+def soft_tissue_skull(h_angle: float, ul_mm: float, ll_mm: float) -> dict[str, np.ndarray]:
+    """The skull with Sn-Pog' vertical at x = 80 and the lips placed at known distances from it,
+    and the H-line (SoftPog -> UL) at a known angle to N-B."""
+    p = skull()
+    nb_dir = math.degrees(math.atan2(-(p["N"] - p["B"])[1], (p["N"] - p["B"])[0]))  # 78 deg
+    p["Sn"], p["SoftPog"] = np.array([80.0, 45.0]), np.array([80.0, 120.0])
+    p["LL"] = np.array([80.0 + ll_mm, 85.0])
+    # UL on the H-line at ul_mm ahead of Sn-Pog'.
+    r = math.radians(nb_dir - h_angle)
+    t = ul_mm / math.cos(r)
+    p["UL"] = p["SoftPog"] + t * np.array([math.cos(r), -math.sin(r)])
+    return p
+
+
+@pytest.mark.parametrize(("h", "ul", "ll"), [(10.0, 4.0, -1.0), (20.0, 6.0, 3.0), (3.0, 1.0, 2.0)])
+def test_soft_tissue_profile_known_answers(h: float, ul: float, ll: float) -> None:
+    p = soft_tissue_skull(h, ul, ll)
+    for facing in (1, -1):
+        pts = skull_array(p)
+        if facing < 0:
+            pts[:, 0] = 1000.0 - pts[:, 0]  # the same face looking left
+        v = values(pts, facing)
+        assert v["H-angle"] == pytest.approx(h, abs=1e-6)
+        assert v["UL-SnPog"] == pytest.approx(ul, abs=1e-6)
+        assert v["LL-SnPog"] == pytest.approx(ll, abs=1e-6)
+    # Distances scale with the pixel spacing, angles do not.
+    v = meas.raw_values(meas.canonical(skull_array(p), 1), 0.1)
+    assert v["UL-SnPog"] == pytest.approx(ul * 0.1) and v["H-angle"] == pytest.approx(h)
+
+
+def test_soft_tissue_interpretation() -> None:
+    by_id = {m.id: m for m in meas.measurements(skull_array(soft_tissue_skull(20.0, 6.0, 3.0)), 1.0)}
+    assert by_id["H-angle"].interpretation == "convex soft-tissue profile"
+    assert by_id["UL-SnPog"].interpretation == "protrusive upper lip"
+    assert by_id["LL-SnPog"].interpretation == "normal lower lip position"
+    by_id = {m.id: m for m in meas.measurements(skull_array(soft_tissue_skull(3.0, 1.0, -1.0)), 1.0)}
+    assert by_id["H-angle"].interpretation == "straight or concave soft-tissue profile"
+    assert by_id["UL-SnPog"].interpretation == "retrusive upper lip"
+    assert by_id["LL-SnPog"].interpretation == "retrusive lower lip"

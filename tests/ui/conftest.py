@@ -71,6 +71,7 @@ class Scripted(pb_grpc.AnalysisServiceServicer):
     def _done(self):
         task = self._task(task_pb2.SUCCEEDED)
         task.ceph.landmarks.add(id="S", x=1.0, y=2.0, confidence=0.9)
+        task.timing.queued_ms, task.timing.processing_ms, task.timing.total_ms = 3, 40, 43
         return task
 
 

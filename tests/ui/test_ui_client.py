@@ -51,6 +51,8 @@ def test_watch_yields_until_final_and_analyze_returns_result(served):
     assert result_of(task).landmarks[0].id == "S"
     as_json = task_dict(task)
     assert as_json["status"] == "SUCCEEDED" and as_json["ceph"]["landmarks"][0]["x"] == 1.0
+    # The UI over gRPC shows timing as JSON numbers like REST (int64 would print as strings).
+    assert all(isinstance(v, int) for v in as_json["timing"].values()), as_json["timing"]
     failed = client.analyze("pano", image_data=b"x", callback_url="https://x.example/cb")
     assert failed.status == task_pb2.FAILED and failed.error.code == 12004
 

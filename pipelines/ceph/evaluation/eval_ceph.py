@@ -29,12 +29,13 @@ from engines.manifest import ModelManifest
 from engines.onnxruntime_engine import OnnxRuntimeEngine
 from pipelines.base_pipeline import DecodedImage, PipelineError
 from pipelines.ceph import measurements as meas
+from pipelines.ceph import summary as ceph_summary
 from pipelines.ceph.pipeline import CephPipeline
 from pipelines.ceph.preprocess import LANDMARK_IDS
 
 ROOT = Path(__file__).resolve().parents[3]
 RADII_MM = (2.0, 2.5, 3.0, 4.0)
-CLASS_IDS = ("ANB", "SNB", "SNA", "ODI", "APDI", "FHI", "FMA", "MW")
+CLASS_IDS = ("ANB", "SNB", "SNA", "ODI", "APDI", "FHI", "FMA", "MW", "summary-skeletal", "summary-vertical")
 
 
 def read_annotations(path: Path) -> dict[str, dict[str, np.ndarray]]:
@@ -52,11 +53,16 @@ def radial_mm(a: np.ndarray, b: np.ndarray, sx: float, sy: float) -> np.ndarray:
     return np.hypot(d[:, 0], d[:, 1])
 
 
-def class_ids(points_px: np.ndarray, sx: float, sy: float) -> dict[str, int]:
-    """ISBI classes from landmarks converted to mm (so anisotropic pixels do not bend angles)."""
+def class_ids(points_px: np.ndarray, sx: float, sy: float) -> dict[str, int | str]:
+    """ISBI classes, and the summary's two verdicts, from landmarks converted to mm (so anisotropic
+    pixels do not bend angles)."""
     mm = points_px * [sx, sy]
     facing = 1 if mm[1, 0] >= mm[0, 0] else -1  # nasion ahead of sella
-    return {c.id: c.category for c in meas.classifications(mm, 1.0, facing)}
+    values = meas.raw_values(meas.canonical(mm, facing), 1.0)
+    out: dict[str, int | str] = {c.id: c.category for c in meas.classifications_from_values(values)}
+    out["summary-skeletal"] = ceph_summary.skeletal_class(values).label
+    out["summary-vertical"] = ceph_summary.vertical_pattern(values).label
+    return out
 
 
 def stats(err: np.ndarray) -> dict[str, float]:
