@@ -292,3 +292,11 @@ def test_json_sent_as_text_plain_before_reading_gets_415(rest: RestStack) -> Non
     body = json.dumps(analyze_body(HOOK, imageBase64="A" * (4 * MAX_BODY))).encode()
     status, answer = _urllib_post(rest.url, body, "text/plain")
     assert (status, answer["code"]) == (415, 10006)
+
+
+def test_empty_and_oversized_images_are_the_services_rule_once(rest: RestStack) -> None:
+    # The bridge decodes base64 only; the gRPC service's check answers (same codes, same field).
+    over = base64.b64encode(b"\0" * (MAX_IMAGE + 2)).decode()  # within the bridge's pre-decode bound
+    for image, reason in (("", "empty image"), (over, f"image larger than {MAX_IMAGE} bytes")):
+        details = assert_error(post(rest, analyze_body(HOOK, imageBase64=image)), 400, 10001)
+        assert details == [{"field": "imageBase64", "reason": reason}]
