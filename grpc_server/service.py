@@ -17,6 +17,7 @@ from google.protobuf.message import DecodeError
 from redis.exceptions import RedisError
 
 from dentalai.config import Settings
+from dentalai.contract import FINAL_STATUSES
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.logs import task_context
 from dentalai.v1 import analysis_service_pb2 as pb
@@ -25,7 +26,7 @@ from dentalai.v1 import results_pb2, task_pb2
 from grpc_server.keys import Keys
 from grpc_server.queue import JobQueue
 from grpc_server.status import abort
-from grpc_server.store import FINAL, CreateOutcome, TaskStore, now_ts
+from grpc_server.store import CreateOutcome, TaskStore, now_ts
 from grpc_server.validation import validate_submission
 
 log = logging.getLogger(__name__)
@@ -121,7 +122,7 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
                 if task.status != last:
                     last = task.status
                     yield pb.WatchTaskResponse(task=task)
-                if task.status in FINAL:
+                if task.status in FINAL_STATUSES:
                     return
                 await asyncio.sleep(self.settings.tasks.watch_poll_s)
         except DentalAIError as exc:
@@ -144,7 +145,7 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
     ) -> pb.AnalyzeResponse:
         # Waits until final; the caller's deadline ends the wait (DEADLINE_EXCEEDED), not the task.
         task = await self._submit(request.request)
-        while task.status not in FINAL:
+        while task.status not in FINAL_STATUSES:
             await asyncio.sleep(self.settings.tasks.watch_poll_s)
             task = await self._get(task.task_id)
         return pb.AnalyzeResponse(task=task)

@@ -35,7 +35,6 @@ from dentalai.v1 import task_pb2
 from grpc_server.keys import Keys
 
 TaskStatus = task_pb2.TaskStatus
-FINAL = FINAL_STATUSES
 
 # Create and enqueue in one step: an existing taskId answers "exists" with its request hash, a full
 # queue answers "full"; otherwise the hash is written, expires, and the job is appended.
@@ -200,7 +199,7 @@ class TaskStore:
 
         def change(stored: StoredTask) -> dict[bytes, bytes] | None:
             task = stored.task
-            if task.status in FINAL:
+            if task.status in FINAL_STATUSES:
                 return None
             if task.deliveries + 1 > max_deliveries:
                 result[0] = RunOutcome.ABANDON
@@ -247,7 +246,7 @@ class TaskStore:
 
         def change(stored: StoredTask) -> dict[bytes, bytes] | None:
             task = stored.task
-            if task.status in FINAL:
+            if task.status in FINAL_STATUSES:
                 return None
             if error is not None:
                 task.status = task_pb2.FAILED
@@ -365,7 +364,7 @@ class TaskStore:
                     if count_status and new_status != old_status:
                         pipe.hincrby(self.keys.task_stats, status_name(old_status), -1)
                         pipe.hincrby(self.keys.task_stats, status_name(new_status), 1)
-                    if new_status in FINAL and count_status:
+                    if new_status in FINAL_STATUSES and count_status:
                         pipe.hdel(key, b"image")
                         pipe.expire(key, self.result_ttl_s)
                     elif drop_image:

@@ -24,10 +24,11 @@ from fastapi import FastAPI, Response
 
 from dentalai import overlay
 from dentalai.config import Settings, load_config
+from dentalai.contract import FINAL_STATUS_NAMES
 from dentalai.errors import DentalAIError
 from pipelines.registry import TASK_TYPES
 from ui import views
-from ui.backend import FINAL, Backend, GrpcBackend, RestBackend, ServiceUnreachable
+from ui.backend import Backend, GrpcBackend, RestBackend, ServiceUnreachable
 
 CALLBACK_PATH = "/ui-callback"
 
@@ -111,7 +112,7 @@ class Analysis:
             yield (views.status_markdown(task, self.backend.description), *empty)
             deadline = time.monotonic() + self.cfg.wait_timeout_s
             last = task.get("status")
-            while task.get("status") not in FINAL and time.monotonic() < deadline:
+            while task.get("status") not in FINAL_STATUS_NAMES and time.monotonic() < deadline:
                 time.sleep(self.cfg.poll_interval_s)
                 task = {**task, **self.backend.get(task["taskId"])}
                 if task.get("status") != last:
@@ -128,7 +129,7 @@ class Analysis:
     def _final(self, task: dict[str, Any], path: Path, raw: bytes) -> tuple[Any, ...]:
         status = views.status_markdown(task, self.backend.description)
         data = views.task_result(task)
-        if task.get("status") not in FINAL:
+        if task.get("status") not in FINAL_STATUS_NAMES:
             status += (
                 f"\n\nstill {task.get('status')} after {self.cfg.wait_timeout_s:.0f} s; look it up later"
             )

@@ -12,12 +12,9 @@ from typing import Any, Protocol
 import httpx
 
 from dentalai.client import AnalysisClient
-from dentalai.contract import FINAL_STATUS_NAMES
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.task_json import task_dict
 from dentalai.v1 import task_pb2
-
-FINAL = FINAL_STATUS_NAMES
 
 
 class Backend(Protocol):

@@ -14,6 +14,7 @@ import redis
 from google.protobuf import struct_pb2
 
 from dentalai.config import Settings
+from dentalai.contract import FINAL_STATUSES
 from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import analysis_service_pb2_grpc as pb_grpc
 from dentalai.v1 import task_pb2
@@ -22,7 +23,7 @@ from tests.backbone.helpers import code_of, png_bytes, stub, submit_request, wai
 from tests.conftest import CallbackReceiver, Processes, RedisServer, make_settings, start_callback_receiver
 
 pytestmark = pytest.mark.slow
-FINAL = {task_pb2.SUCCEEDED, task_pb2.FAILED, task_pb2.CANCELLED}
+FINAL = FINAL_STATUSES  # the contract's set (dentalai.contract)
 
 
 @dataclass
