@@ -42,6 +42,7 @@ sys.path.insert(0, str(REPO))
 import grpc  # noqa: E402
 import redis  # noqa: E402
 
+from dentalai.contract import FINAL_STATUSES  # noqa: E402
 from dentalai.v1 import analysis_service_pb2 as pb  # noqa: E402
 from dentalai.v1 import task_pb2  # noqa: E402
 from grpc_server.keys import Keys  # noqa: E402
@@ -54,7 +55,7 @@ from tests.conftest import (  # noqa: E402
     start_redis,
 )
 
-FINAL = {task_pb2.SUCCEEDED, task_pb2.FAILED, task_pb2.CANCELLED}
+FINAL = FINAL_STATUSES  # the contract's set (dentalai.contract)
 
 
 @dataclass

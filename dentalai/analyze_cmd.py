@@ -18,16 +18,17 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Protocol
 
 import numpy as np
-from google.protobuf import json_format
 from google.protobuf.message import Message
 
 from dentalai import overlay
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.report_files import parse_formats, write_reports
+from dentalai.task_json import message_dict
 from dentalai.v1 import results_pb2, task_pb2
+from pipelines.registry import TASK_TYPES
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".tif", ".tiff", ".bmp", ".dcm", ".dicom"}
 # The contract requires a callbackUrl; `.invalid` never resolves (RFC 2606), so nothing is sent
@@ -46,11 +47,6 @@ class Outcome:
 
 class Runner(Protocol):
     def __call__(self, path: Path, options: task_pb2.AnalysisOptions) -> tuple[Message, np.ndarray]: ...
-
-
-def result_to_dict(result: Message) -> dict[str, Any]:
-    """The result `data` as REST shows it: camelCase, default-valued fields printed."""
-    return json_format.MessageToDict(result, always_print_fields_with_no_presence=True)
 
 
 def collect_paths(patterns: Iterable[str]) -> tuple[list[Path], list[Outcome]]:
@@ -76,11 +72,10 @@ def collect_paths(patterns: Iterable[str]) -> tuple[list[Path], list[Outcome]]:
 
 
 def local_runner(task_type: str) -> tuple[Runner, Callable[[], None]]:
-    """Decode and check like the worker, then run the registry's pipeline, loaded once for all files."""
+    """The worker's processing step (grpc_server.processing) on each file, with the registry's
+    pipeline loaded once for all files."""
     from dentalai.config import load_config  # imported late so that --server needs no local setup
-    from engines.base import EngineError
-    from grpc_server.decode import decode_image
-    from pipelines.base_pipeline import PipelineError
+    from grpc_server.processing import process
     from pipelines.registry import load_pipelines
 
     settings = load_config()
@@ -91,26 +86,11 @@ def local_runner(task_type: str) -> tuple[Runner, Callable[[], None]]:
         raise DentalAIError(
             ErrorCode.MODEL_UNAVAILABLE, f"model for taskType {task_type!r} is not available ({reason})"
         )
-    limits = settings.limits
 
     def run(path: Path, options: task_pb2.AnalysisOptions) -> tuple[Message, np.ndarray]:
-        image = decode_image(path.read_bytes(), limits.max_image_pixels)
-        if min(image.width, image.height) < limits.min_image_side:
-            raise DentalAIError(
-                ErrorCode.IMAGE_CHECK_FAILED,
-                f"image of {image.width}x{image.height} has a side under {limits.min_image_side} pixels",
-            )
-        try:
-            run.model_info = pipeline.model_info  # type: ignore[attr-defined]  # for --report
-            return pipeline.run(image, options), image.pixels
-        except (PipelineError, DentalAIError):
-            raise
-        except EngineError as err:
-            raise DentalAIError(ErrorCode.INFERENCE_FAILED, f"model inference failed: {err}") from None
-        except Exception as err:  # same mapping as the worker: a pipeline crash is 12001
-            raise DentalAIError(
-                ErrorCode.INFERENCE_FAILED, f"model inference failed ({type(err).__name__})"
-            ) from None
+        run.model_info = pipeline.model_info  # type: ignore[attr-defined]  # for --report
+        result, image = process(pipeline, path.read_bytes(), options, settings.limits)
+        return result, image.pixels
 
     return run, loaded.close
 
@@ -168,7 +148,7 @@ def analyze_one(
     start = time.perf_counter()
     try:
         result, pixels = runner(path, options)
-        (out / f"{path.stem}.json").write_text(json.dumps(result_to_dict(result), indent=2) + "\n")
+        (out / f"{path.stem}.json").write_text(json.dumps(message_dict(result), indent=2) + "\n")
         (out / f"{path.stem}.png").write_bytes(overlay.render_png(pixels, result))
         if reports:
             kind = "ceph" if isinstance(result, results_pb2.CephResult) else "pano"
@@ -185,7 +165,7 @@ def analyze_one(
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="dentalai analyze", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs")
-    parser.add_argument("--type", dest="task_type", required=True, choices=["ceph", "pano"])
+    parser.add_argument("--type", dest="task_type", required=True, choices=TASK_TYPES)
     parser.add_argument("--out", type=Path, default=Path("results"), help="output folder (default: results)")
     parser.add_argument("--pixel-spacing", type=float, metavar="MM", help="pixel spacing in mm (> 0)")
     parser.add_argument(

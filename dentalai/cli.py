@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import importlib.util
+import json
 import os
 import signal
 import socket
@@ -20,6 +21,7 @@ from pathlib import Path
 
 from dentalai.config import ConfigError, Settings, load_config
 from dentalai.logs import setup_logging
+from dentalai.signing import installation_secret
 
 # Process name -> "module:function(settings)".
 PROCESSES = {
@@ -123,6 +125,12 @@ def up(settings: Settings, config_path: str | None) -> int:
         print(f"redis       {url} (data in var/)", flush=True)
     else:
         print(f"redis       {settings.redis_url}", flush=True)
+    if not settings.callbacks.signing_secrets:
+        # Signed by default: one secret per installation, made on the first start.
+        secret, path, created = installation_secret(Path("var"))
+        env["DENTALAI_CALLBACKS__SIGNING_SECRETS"] = json.dumps([secret])
+        made = "created now" if created else "kept from an earlier start"
+        print(f"callbacks   signed with the secret in {path.resolve()} ({made})", flush=True)
     stopping = False
 
     def stop(*_: object) -> None:

@@ -14,16 +14,13 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format, struct_pb2
-from google.rpc import error_details_pb2
-from grpc_status import rpc_status
 
+from dentalai.contract import contract_error, rich_status
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import analysis_service_pb2_grpc as pb_grpc
 from dentalai.v1 import results_pb2, task_pb2
 
-FINAL_STATUSES = frozenset({task_pb2.SUCCEEDED, task_pb2.FAILED, task_pb2.CANCELLED})
-ERROR_DOMAIN = "dentalai"
 # Used only when a status carries no ErrorInfo (a proxy, a dead server, a client-side deadline).
 _FALLBACK_CODES: dict[grpc.StatusCode, ErrorCode] = {
     grpc.StatusCode.INVALID_ARGUMENT: ErrorCode.INVALID_PARAMETER,
@@ -39,30 +36,16 @@ _FALLBACK_CODES: dict[grpc.StatusCode, ErrorCode] = {
 
 
 def error_from_rpc(err: grpc.RpcError) -> DentalAIError:
-    """The contract error of a failed call (ErrorInfo reason, BadRequest field violations)."""
-    code: ErrorCode | None = None
-    details: list[tuple[str, str]] = []
-    status = rpc_status.from_call(err) if isinstance(err, grpc.Call) else None
-    message = status.message if status is not None else (err.details() if isinstance(err, grpc.Call) else "")
-    for any_detail in status.details if status is not None else []:
-        if any_detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            any_detail.Unpack(info)
-            if info.domain == ERROR_DOMAIN and info.reason.isdigit():
-                try:
-                    code = ErrorCode(int(info.reason))
-                except ValueError:
-                    pass
-        elif any_detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            any_detail.Unpack(bad)
-            details += [(v.field, v.description) for v in bad.field_violations]
-    if code is None:
-        grpc_code = err.code() if isinstance(err, grpc.Call) else None
-        code = _FALLBACK_CODES.get(grpc_code, ErrorCode.INTERNAL) if grpc_code else ErrorCode.INTERNAL
-        if not message:
-            message = f"gRPC {grpc_code.name if grpc_code else 'error'}"
-    return DentalAIError(code, message or code.name.lower(), details)
+    """The contract error of a failed call (decoded by dentalai.contract from its rich status)."""
+    call = err if isinstance(err, grpc.Call) else None
+    error = contract_error(rich_status(call.trailing_metadata())) if call is not None else None
+    if error is not None:
+        return error
+    grpc_code = call.code() if call is not None else None
+    code = _FALLBACK_CODES.get(grpc_code, ErrorCode.INTERNAL) if grpc_code else ErrorCode.INTERNAL
+    name = grpc_code.name if grpc_code else "error"
+    message = (call.details() if call is not None else "") or f"gRPC {name}"
+    return DentalAIError(code, message)
 
 
 def build_request(

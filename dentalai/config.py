@@ -9,7 +9,8 @@ from __future__ import annotations
 import ipaddress
 import os
 from pathlib import Path
-from typing import Any, Literal
+from types import UnionType
+from typing import Any, Literal, Union, get_args, get_origin
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -138,6 +139,9 @@ class UiSettings(_Section):
     port: int = Field(ge=0, le=65535)
     backend: Literal["rest", "grpc"]
     callback_url: str
+    # Where the UI reaches the service; empty = this installation's api.host:port / grpc.host:port.
+    api_url: str = ""
+    grpc_target: str = ""
 
 
 class LogSettings(_Section):
@@ -201,11 +205,26 @@ def _read_yaml(path: Path) -> dict[str, Any]:
     return data
 
 
-# Strings that YAML parsing might turn into something else (e.g. a prefix "1:").
-_STRING_KEYS = {
-    "redis_url", "key_prefix", "host", "grpc_target", "models_dir", "tls_cert", "tls_key", "grpc_tls_ca",
-    "callback_url",
-}
+def _is_plain_str(annotation: Any) -> bool:
+    """`str` or `str | None`: a free-form string (a Literal is checked by value anyway)."""
+    if annotation is str:
+        return True
+    args = get_args(annotation)
+    return get_origin(annotation) in (Union, UnionType) and str in args and set(args) <= {str, type(None)}
+
+
+# Every string key, from the typed fields: an environment value for one is taken as written,
+# since YAML parsing would turn "2024" into a number or "a: b" into a mapping. Derived, never
+# listed by hand (a hand-kept list missed api.grpc_tls_ca).
+_STRING_PATHS: frozenset[tuple[str, ...]] = frozenset(
+    [(name,) for name, f in Settings.model_fields.items() if _is_plain_str(f.annotation)]
+    + [
+        (section, name)
+        for section, model in _SECTIONS.items()
+        for name, f in model.model_fields.items()
+        if _is_plain_str(f.annotation)
+    ]
+)
 
 
 def _env_path(rest: str) -> list[str] | None:
@@ -234,7 +253,7 @@ def _env_overrides(environ: dict[str, str]) -> dict[str, Any]:
             value = yaml.safe_load(raw) if raw != "" else ""
         except yaml.YAMLError as exc:
             raise ConfigError(f"environment {name}: not valid YAML: {exc}") from exc
-        if path[-1] in _STRING_KEYS:
+        if tuple(path) in _STRING_PATHS:
             value = raw  # strings that YAML might turn into something else
         node = out
         for part in path[:-1]:

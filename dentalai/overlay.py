@@ -15,9 +15,10 @@ from typing import Any
 
 import cv2
 import numpy as np
-from google.protobuf import json_format
 from google.protobuf.message import Message
 from PIL import Image
+
+from dentalai.task_json import message_dict
 
 # BGR-free: every colour here is RGB because the canvas is RGB.
 QUADRANT_COLOURS: dict[int, tuple[int, int, int]] = {
@@ -43,7 +44,7 @@ LOW_CONFIDENCE = 0.3
 def result_dict(result: Message | Mapping[str, Any]) -> dict[str, Any]:
     """The result `data` as a proto3 JSON dict, unwrapping a Task or an envelope."""
     if isinstance(result, Message):
-        result = json_format.MessageToDict(result, always_print_fields_with_no_presence=True)
+        result = message_dict(result)
     data = dict(result)
     # Envelope ({"code", "data"}) or callback body, then Task ({"ceph": ...} / {"pano": ...}).
     if "data" in data and isinstance(data["data"], Mapping):

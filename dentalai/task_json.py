@@ -1,4 +1,5 @@
-"""The one Task -> JSON mapping, used by the REST GET and by the callback body.
+"""The one Task -> JSON mapping: the REST answers, the callback body, the gRPC client, the UI and
+`dentalai analyze` all print tasks and results through it.
 
 Everything is the proto3 JSON mapping (camelCase, default-valued fields printed), so REST and
 callbacks show a result exactly as the .proto defines it; one exception: the int64 timing fields

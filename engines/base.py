@@ -11,7 +11,7 @@ from engines.manifest import ModelManifest
 
 
 class EngineError(Exception):
-    """Inference could not run (bad inputs, runtime failure); the worker maps it to 12001."""
+    """Inference could not run (bad inputs, runtime failure); grpc_server.processing maps it to 12001."""
 
 
 @runtime_checkable

@@ -18,11 +18,12 @@ import random
 import time
 from collections.abc import Mapping, Sequence
 from email.utils import parsedate_to_datetime
+from enum import StrEnum
 
 RETRY_STATUSES = frozenset({408, 425, 429})
 
 
-class Outcome:
+class Outcome(StrEnum):
     """Outcome of one attempt; also the suffix of the stats:callback:{outcome} counters."""
 
     DELIVERED = "delivered"

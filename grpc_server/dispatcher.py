@@ -7,8 +7,9 @@ time), written by the task store when a task finishes or its callback is re-sent
    dispatcher skips them, and a dispatcher killed mid-delivery leaves them due again later;
 2. deliver each claimed task in its own asyncio task (at most `callbacks.concurrency` at once, so a
    slow receiver holds one slot, never the loop);
-3. settle: one Lua call writes the CallbackInfo, counts the attempt and removes or re-scores the
-   member - only if it still carries our lease score (a re-send in between re-armed it: keep that).
+3. settle (`TaskStore.settle_callback`, one Lua call): writes the CallbackInfo, counts the attempt
+   and removes or re-scores the member - only if it still carries our lease score (a re-send in
+   between re-armed it: keep that).
 """
 
 from __future__ import annotations
@@ -43,24 +44,6 @@ end
 return due
 """
 
-# KEYS: schedule, task hash, stat counter (or '' to count nothing).
-# ARGV: member, our lease score, serialized CallbackInfo ('' = leave it), next due score ('' = remove).
-_SETTLE = """
-if ARGV[5] == '1' then redis.call('INCR', KEYS[3]) end
-local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if (not score) or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
-if ARGV[3] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('HSET', KEYS[2], 'callback', ARGV[3])
-end
-if ARGV[4] == '' then
-  redis.call('ZREM', KEYS[1], ARGV[1])
-else
-  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
-end
-return 1
-"""
-
-
 def _stamp(unix: float) -> Timestamp:
     ts = Timestamp()
     ts.FromNanoseconds(int(unix * 1e9))
@@ -92,7 +75,6 @@ class Dispatcher:
         self.keys = Keys(settings.key_prefix)
         self.store = TaskStore(redis, self.keys, settings.tasks.result_ttl_s)
         self._claim = redis.register_script(_CLAIM)
-        self._settle = redis.register_script(_SETTLE)
         self.http = httpx.AsyncClient(
             transport=transport
             or PinnedTransport(settings.ssrf, limits=httpx.Limits(max_connections=self.cfg.concurrency)),
@@ -232,21 +214,16 @@ class Dispatcher:
         outcome: str,
         next_due: float | None,
     ) -> bool:
-        stat = self.keys.callback_stat(outcome or "none")
-        result = await self._settle(
-            keys=[self.keys.callback_schedule, self.keys.task(task_id), stat],
-            args=[
-                task_id,
-                lease,
-                info.SerializeToString() if info is not None else b"",
-                "" if next_due is None else repr(next_due),
-                "1" if outcome else "0",
-            ],
-        )
-        return bool(result)
+        stat = self.keys.callback_stat(outcome) if outcome else None
+        return await self.store.settle_callback(task_id, lease, info, stat, next_due)
 
 
 async def serve(settings: Settings) -> None:
+    if not settings.callbacks.signing_secrets:
+        log.warning(
+            "callbacks.signing_secrets is empty: callbacks are sent unsigned and receivers cannot "
+            "tell them from forgeries (`dentalai up` makes one under var/; set one in production)"
+        )
     if settings.callbacks.lease_s <= settings.callbacks.timeout_s:
         log.warning("callbacks.lease_s <= callbacks.timeout_s: a slow attempt may be sent twice")
     redis = redis_client(settings)

@@ -8,7 +8,7 @@
 | {p}jobs                           | stream | queued jobs, field `task_id`; consumer group `workers` |
 | {p}jobs:dead                      | stream | jobs abandoned after max_deliveries (12005)            |
 | {p}callbacks:schedule             | zset   | member task id, score = due unix time of its callback  |
-| {p}workers:{id}                   | string | JSON heartbeat of a worker, TTL heartbeat_ttl_s        |
+| {p}workers:{id}                   | string | heartbeat: serialized dentalai.v1.WorkerInfo, TTL      |
 | {p}stats:callback:{outcome}       | string | counter of callback attempts by outcome                |
 | {p}stats:tasks                    | hash   | tasks by status: QUEUED/RUNNING now; final statuses    |
 |                                   |        | are totals (expired tasks are not subtracted)          |
@@ -30,10 +30,6 @@ class Keys:
 
     def artifacts(self, task_id: str) -> str:
         return f"{self.prefix}artifacts:{task_id}"
-
-    @property
-    def task_pattern(self) -> str:
-        return f"{self.prefix}task:*"
 
     @property
     def jobs(self) -> str:

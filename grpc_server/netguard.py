@@ -6,10 +6,12 @@ Public functions (all take the `ssrf` section of Settings):
   link-local, CGNAT (100.64/10), multicast, unspecified, reserved, and IPv6 forms that reach such an
   IPv4 address (::ffff:a.b.c.d mapped, 6to4 2002::/16) - unless the address is in `allow_cidrs`.
 - `host_allow_listed(host, ssrf)`: True when the host name is in `allow_hosts`.
+- `valid_host(host)`: for submission (10001): an IP literal, or a DNS name whose labels are 1-63
+  characters (after IDNA) and whose whole is at most 253; anything else could never be resolved.
 - `literal_forbidden(host, ssrf)`: for submission (10001): True when `host` is an IP literal that the
   rule refuses. Names are not resolved here; they are checked when connecting.
-- `await resolve_checked(host, port, ssrf)`: resolve once, check EVERY address, return one address to
-  connect to; raises `AddressRefused` or `Unresolvable`.
+- `await resolve_all_checked(host, port, ssrf)`: resolve once, check EVERY address, return the
+  addresses to connect to; raises `AddressRefused` or `Unresolvable`.
 - `PinnedTransport(ssrf, ...)`: an httpx.AsyncHTTPTransport that does the above per request and
   connects to the checked address itself (Host header and TLS SNI keep the name, so certificates
   are verified against the name). A DNS answer that changes between check and connect (rebinding)
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import ipaddress
+import re
 import socket
 from typing import Any
 
@@ -74,6 +77,22 @@ def host_allow_listed(host: str, ssrf: SsrfSettings) -> bool:
     return any(name == h.lower().rstrip(".") for h in ssrf.allow_hosts)
 
 
+# Letters, digits, hyphen; underscore too, since real (if non-standard) hosts use it.
+_LABEL = re.compile(r"[A-Za-z0-9_](?:[A-Za-z0-9_-]{0,61}[A-Za-z0-9_])?")
+
+
+def valid_host(host: str) -> bool:
+    """True for an IP literal or a name that DNS could carry (one trailing dot allowed)."""
+    if _literal(host) is not None:
+        return True
+    name = host[:-1] if host.endswith(".") else host
+    try:
+        ascii_name = name.encode("idna").decode("ascii")
+    except UnicodeError:  # an empty label, a label over 63 characters, or bad IDNA
+        return False
+    return 0 < len(ascii_name) <= 253 and all(_LABEL.fullmatch(label) for label in ascii_name.split("."))
+
+
 def _literal(host: str) -> IPAddress | None:
     try:
         return ipaddress.ip_address(host.strip("[]"))
@@ -87,11 +106,6 @@ def literal_forbidden(host: str, ssrf: SsrfSettings) -> bool:
     if address is None or host_allow_listed(host, ssrf):
         return False
     return is_forbidden_address(address, ssrf)
-
-
-async def resolve_checked(host: str, port: int, ssrf: SsrfSettings) -> str:
-    """One address of `host` to connect to, after checking every address it resolves to."""
-    return (await resolve_all_checked(host, port, ssrf))[0]
 
 
 async def resolve_all_checked(host: str, port: int, ssrf: SsrfSettings) -> list[str]:

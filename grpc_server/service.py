@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import json
 import logging
 import time
 import uuid
@@ -14,10 +13,11 @@ from typing import Any, TypeVar
 
 import grpc
 import redis.asyncio as aioredis
-from google.protobuf.timestamp_pb2 import Timestamp
+from google.protobuf.message import DecodeError
 from redis.exceptions import RedisError
 
 from dentalai.config import Settings
+from dentalai.contract import FINAL_STATUSES
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.logs import task_context
 from dentalai.v1 import analysis_service_pb2 as pb
@@ -28,11 +28,42 @@ from grpc_server.artifact_store import ArtifactStore
 from grpc_server.keys import Keys
 from grpc_server.queue import JobQueue
 from grpc_server.status import abort
-from grpc_server.store import FINAL, CreateOutcome, TaskStore, now_ts
+from grpc_server.store import CreateOutcome, TaskStore, now_ts
 from grpc_server.validation import validate_submission
 
 log = logging.getLogger(__name__)
 R = TypeVar("R")
+
+
+def submission_hash(request: pb.SubmitAnalysisRequest, image: bytes | None) -> str:
+    """What decides "same body" for an idempotent taskId: the whole request, image included.
+
+    The image bytes are hashed as they are, beside the rest of the request serialized
+    deterministically, so a 20 MiB upload is not serialized a second time just to be hashed."""
+    rest = pb.SubmitAnalysisRequest()
+    for field, value in request.ListFields():  # every field but the image, without copying it
+        if field.name == "image_data":
+            continue
+        if field.message_type is not None:
+            getattr(rest, field.name).CopyFrom(value)
+        else:
+            setattr(rest, field.name, value)
+    head = rest.SerializeToString(deterministic=True)
+    digest = hashlib.sha256(len(head).to_bytes(8, "big") + head)
+    if image is not None:
+        digest.update(image)
+    return _HASH_VERSION + digest.hexdigest()
+
+
+_HASH_VERSION = "v2:"
+
+
+def legacy_hash(stored: str, request: pb.SubmitAnalysisRequest) -> str:
+    """The hash a task stored before submission_hash had (no version prefix), for a resubmission
+    across the upgrade; computed only on that rare path."""
+    if stored.startswith(_HASH_VERSION):
+        return ""
+    return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
 
 
 def unavailable() -> DentalAIError:
@@ -94,7 +125,7 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
                 if task.status != last:
                     last = task.status
                     yield pb.WatchTaskResponse(task=task)
-                if task.status in FINAL:
+                if task.status in FINAL_STATUSES:
                     return
                 await asyncio.sleep(self.settings.tasks.watch_poll_s)
         except DentalAIError as exc:
@@ -117,7 +148,7 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
     ) -> pb.AnalyzeResponse:
         # Waits until final; the caller's deadline ends the wait (DEADLINE_EXCEEDED), not the task.
         task = await self._submit(request.request)
-        while task.status not in FINAL:
+        while task.status not in FINAL_STATUSES:
             await asyncio.sleep(self.settings.tasks.watch_poll_s)
             task = await self._get(task.task_id)
         return pb.AnalyzeResponse(task=task)
@@ -156,8 +187,8 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
     async def _submit(self, request: pb.SubmitAnalysisRequest) -> task_pb2.Task:
         validate_submission(request, self.settings)
         task_id = request.task_id or uuid.uuid4().hex
-        # The whole request (image included, deterministic map order) decides "same body".
-        request_hash = hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
+        image = request.image_data if request.WhichOneof("image") == "image_data" else None
+        request_hash = submission_hash(request, image)
         task = task_pb2.Task(
             task_id=task_id,
             task_type=request.task_type,
@@ -173,7 +204,7 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
         with task_context(task_id):
             outcome, existing_hash = await self.store.create(
                 task,
-                request.image_data if request.WhichOneof("image") == "image_data" else None,
+                image,
                 request.image_url,
                 request_hash,
                 self.settings.limits.queue_max_length,
@@ -181,7 +212,7 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
             if outcome == CreateOutcome.FULL:
                 raise DentalAIError(ErrorCode.QUEUE_FULL, "queue full; retry later")
             if outcome == CreateOutcome.EXISTS:
-                if existing_hash != request_hash:
+                if existing_hash != request_hash and existing_hash != legacy_hash(existing_hash, request):
                     raise DentalAIError(
                         ErrorCode.TASK_ID_CONFLICT, f"taskId {task_id} already used with a different body"
                     )
@@ -207,19 +238,12 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
         for raw in await self.redis.mget(keys) if keys else []:
             if raw is None:
                 continue
-            beat = json.loads(raw)
-            seen = Timestamp()
-            seen.FromNanoseconds(int(beat["last_seen"] * 1e9))
-            reply.workers.append(
-                pb.WorkerInfo(
-                    worker_id=beat["worker_id"],
-                    runtime=beat.get("runtime", ""),
-                    models=beat.get("models", []),
-                    task_types=beat.get("task_types", []),
-                    last_seen=seen,
-                )
-            )
-            fresh = now - beat["last_seen"] <= self.settings.worker.heartbeat_ttl_s
-            if beat.get("ready") and beat.get("models") and fresh:
+            try:
+                beat = pb.WorkerInfo.FromString(raw)
+            except DecodeError:
+                continue  # not a heartbeat of this version; it expires on its own
+            reply.workers.append(beat)
+            fresh = now - beat.last_seen.ToNanoseconds() / 1e9 <= self.settings.worker.heartbeat_ttl_s
+            if beat.models and fresh:
                 reply.ready = True
         return reply

@@ -16,9 +16,8 @@ from google.protobuf import any_pb2
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
+from dentalai.contract import ERROR_DOMAIN
 from dentalai.errors import DentalAIError, ErrorCode
-
-DOMAIN = "dentalai"
 
 GRPC_CODE = {
     ErrorCode.INVALID_PARAMETER: grpc.StatusCode.INVALID_ARGUMENT,
@@ -37,7 +36,7 @@ GRPC_CODE = {
 
 def to_grpc_status(error: DentalAIError) -> grpc.Status:
     details = [any_pb2.Any()]
-    details[0].Pack(error_details_pb2.ErrorInfo(reason=str(int(error.code)), domain=DOMAIN))
+    details[0].Pack(error_details_pb2.ErrorInfo(reason=str(int(error.code)), domain=ERROR_DOMAIN))
     if error.details:
         bad = error_details_pb2.BadRequest(
             field_violations=[

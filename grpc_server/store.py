@@ -6,8 +6,9 @@ Hash fields (keys.Keys.task):
 - `image`        image bytes of an imageData submission; removed when the task is final
 - `image_url`    imageUrl of a URL submission (not part of the Task message: it may carry credentials)
 - `request_hash` sha256 of the submission, for idempotent taskIds
-- `callback`     serialized CallbackInfo. Written by create/finish/resend here and otherwise ONLY by
-                 the callback dispatcher (`set_callback`), so neither overwrites the other's facts.
+- `callback`     serialized CallbackInfo. Written by create/finish/resend and by `settle_callback`
+                 (the dispatcher's attempt result, only while it holds the schedule lease), so
+                 neither side overwrites the other's facts.
 - `webhook_id`   set once at finish; the same on every delivery attempt and re-send
 
 Every state change is one MULTI/EXEC under WATCH (or one Lua script), so a crash never leaves a
@@ -21,18 +22,19 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
+from enum import StrEnum
 
 import redis.asyncio as aioredis
 from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.exceptions import WatchError
 
+from dentalai.contract import FINAL_STATUSES
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.v1 import task_pb2
 from grpc_server.keys import Keys
 
 TaskStatus = task_pb2.TaskStatus
-FINAL = {task_pb2.SUCCEEDED, task_pb2.FAILED, task_pb2.CANCELLED}
 
 # Create and enqueue in one step: an existing taskId answers "exists" with its request hash, a full
 # queue answers "full"; otherwise the hash is written, expires, and the job is appended.
@@ -52,10 +54,23 @@ redis.call('HINCRBY', KEYS[3], 'QUEUED', 1)
 return {'created', ''}
 """
 
-# The dispatcher's write: only the callback field, only while the task exists.
-_SET_CALLBACK = """
-if redis.call('EXISTS', KEYS[1]) == 0 then return 0 end
-redis.call('HSET', KEYS[1], 'callback', ARGV[1])
+# The dispatcher's settle of one attempt: count it, then - only if the schedule member still
+# carries the dispatcher's lease score (a re-send in between re-armed it: keep that) - write the
+# CallbackInfo (while the task exists) and remove or re-score the member.
+# KEYS: schedule, task hash, stat counter. ARGV: member, lease score, serialized CallbackInfo
+# ('' = leave it), next due score ('' = remove), '1' to count the attempt.
+_SETTLE = """
+if ARGV[5] == '1' then redis.call('INCR', KEYS[3]) end
+local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if (not score) or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
+if ARGV[3] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('HSET', KEYS[2], 'callback', ARGV[3])
+end
+if ARGV[4] == '' then
+  redis.call('ZREM', KEYS[1], ARGV[1])
+else
+  redis.call('ZADD', KEYS[1], ARGV[4], ARGV[1])
+end
 return 1
 """
 
@@ -81,10 +96,16 @@ class StoredTask:
     webhook_id: str
 
 
-class CreateOutcome:
+class CreateOutcome(StrEnum):
     CREATED = "created"
     EXISTS = "exists"
     FULL = "full"
+
+
+class RunOutcome(StrEnum):
+    RUN = "run"  # now RUNNING, delivery counted: process it
+    SKIP = "skip"  # final, cancelled or gone: acknowledge the job
+    ABANDON = "abandon"  # past max_deliveries: fail it with 12005
 
 
 class TaskStore:
@@ -95,7 +116,7 @@ class TaskStore:
         self.keys = keys
         self.result_ttl_s = result_ttl_s
         self._create = redis.register_script(_CREATE)
-        self._set_callback = redis.register_script(_SET_CALLBACK)
+        self._settle = redis.register_script(_SETTLE)
 
     # ---- reading -------------------------------------------------------------------------------
 
@@ -121,7 +142,7 @@ class TaskStore:
         image_url: str,
         request_hash: str,
         queue_max_length: int,
-    ) -> tuple[str, str]:
+    ) -> tuple[CreateOutcome, str]:
         """Store a new QUEUED task and append its job to the stream, atomically.
 
         Returns (outcome, stored request hash): CREATED; EXISTS (nothing written; compare the hash
@@ -144,32 +165,54 @@ class TaskStore:
                 image_url,
             ],
         )
-        return outcome.decode(), existing.decode()
+        return CreateOutcome(outcome.decode()), existing.decode()
 
-    async def set_callback(self, task_id: str, info: task_pb2.CallbackInfo) -> bool:
-        """Dispatcher's write of the callback facts; False when the task no longer exists."""
-        return bool(await self._set_callback(keys=[self.keys.task(task_id)], args=[info.SerializeToString()]))
+    async def settle_callback(
+        self,
+        task_id: str,
+        lease: str,
+        info: task_pb2.CallbackInfo | None,
+        stat_key: str | None,
+        next_due: float | None,
+    ) -> bool:
+        """The dispatcher's result of one attempt: count it under `stat_key` (None: not counted),
+        write `info` (None: leave the callback as it is) and re-score the schedule member to
+        `next_due` (None: remove it) - the last two only while the member still carries `lease`.
+        False when the lease was lost (re-sent or re-claimed meanwhile)."""
+        result = await self._settle(
+            keys=[self.keys.callback_schedule, self.keys.task(task_id), stat_key or ""],
+            args=[
+                task_id,
+                lease,
+                info.SerializeToString() if info is not None else b"",
+                "" if next_due is None else repr(next_due),
+                "1" if stat_key else "0",
+            ],
+        )
+        return bool(result)
 
-    async def mark_running(self, task_id: str, max_deliveries: int) -> tuple[str, StoredTask | None]:
-        """A worker takes the task. Returns ("run", task with image) after setting RUNNING and
-        counting the delivery; ("skip", task-or-None) when it is final, cancelled or gone;
-        ("abandon", task) when this delivery would exceed max_deliveries (caller fails it 12005)."""
-        result: list[str] = ["skip"]
+    async def mark_running(self, task_id: str, max_deliveries: int) -> tuple[RunOutcome, StoredTask | None]:
+        """A worker takes the task. Returns (RUN, task with image) after setting RUNNING and
+        counting the delivery; (SKIP, task-or-None) when it is final, cancelled or gone;
+        (ABANDON, task) when this delivery would exceed max_deliveries (caller fails it 12005)."""
+        result = [RunOutcome.SKIP]
 
         def change(stored: StoredTask) -> dict[bytes, bytes] | None:
             task = stored.task
-            if task.status in FINAL:
+            if task.status in FINAL_STATUSES:
                 return None
             if task.deliveries + 1 > max_deliveries:
-                result[0] = "abandon"
+                result[0] = RunOutcome.ABANDON
                 return None
             task.status = task_pb2.RUNNING
             task.deliveries += 1
             task.started_at.CopyFrom(now_ts())
-            result[0] = "run"
+            result[0] = RunOutcome.RUN
             return {b"task": _without_callback(task), b"status": b"RUNNING"}
 
-        stored = await self._transition(task_id, change, with_image=True)
+        stored = await self._transition(
+            task_id, change, with_image=True, schedule_callback=False, drop_image=False, count_status=True
+        )
         return result[0], stored
 
     async def release(self, task_id: str) -> bool:
@@ -184,7 +227,10 @@ class TaskStore:
             task.ClearField("started_at")
             return {b"task": _without_callback(task), b"status": b"QUEUED"}
 
-        return await self._transition(task_id, change) is not None
+        stored = await self._transition(
+            task_id, change, with_image=False, schedule_callback=False, drop_image=False, count_status=True
+        )
+        return stored is not None
 
     async def finish(
         self,
@@ -201,7 +247,7 @@ class TaskStore:
 
         def change(stored: StoredTask) -> dict[bytes, bytes] | None:
             task = stored.task
-            if task.status in FINAL:
+            if task.status in FINAL_STATUSES:
                 return None
             if error is not None:
                 task.status = task_pb2.FAILED
@@ -227,7 +273,10 @@ class TaskStore:
                 b"webhook_id": (stored.webhook_id or f"msg_{uuid.uuid4().hex}").encode(),
             }
 
-        return await self._transition(task_id, change, schedule_callback=True) is not None
+        stored = await self._transition(
+            task_id, change, with_image=False, schedule_callback=True, drop_image=False, count_status=True
+        )
+        return stored is not None
 
     async def cancel(self, task_id: str) -> task_pb2.Task:
         """Cancel a QUEUED task (no callback is sent). Raises 10009 when unknown, 10010 when it is
@@ -245,7 +294,9 @@ class TaskStore:
             _fill_timing(task)
             return {b"task": _without_callback(task), b"status": b"CANCELLED"}
 
-        stored = await self._transition(task_id, change, drop_image=True)
+        stored = await self._transition(
+            task_id, change, with_image=False, schedule_callback=False, drop_image=True, count_status=True
+        )
         if stored is None:
             raise DentalAIError(ErrorCode.TASK_NOT_FOUND, f"task {task_id} not found")
         return stored.task
@@ -268,7 +319,9 @@ class TaskStore:
             callback.next_attempt_at.CopyFrom(now_ts())
             return {b"callback": callback.SerializeToString()}
 
-        stored = await self._transition(task_id, change, schedule_callback=True, count_status=False)
+        stored = await self._transition(
+            task_id, change, with_image=False, schedule_callback=True, drop_image=False, count_status=False
+        )
         if stored is None:
             raise DentalAIError(ErrorCode.TASK_NOT_FOUND, f"task {task_id} not found")
         return stored.task
@@ -279,14 +332,20 @@ class TaskStore:
         self,
         task_id: str,
         change: Callable[[StoredTask], dict[bytes, bytes] | None],
-        with_image: bool = False,
-        schedule_callback: bool = False,
-        drop_image: bool = False,
-        count_status: bool = True,
+        *,
+        with_image: bool,
+        schedule_callback: bool,
+        drop_image: bool,
+        count_status: bool,
     ) -> StoredTask | None:
         """Read under WATCH, let `change` mutate the task and return the fields to write (or None
         for no change), then write them in MULTI/EXEC; retried when another writer got between.
-        Returns the (changed) task, or None when it is gone or `change` declined."""
+        Returns the (changed) task, or None when it is gone or `change` declined.
+
+        Every caller says what the change implies: `with_image` reads the image and image_url
+        too (and returns the task even when `change` declines), `schedule_callback` puts the task
+        on the callback schedule due now, `drop_image` deletes the image, `count_status` moves the
+        stats:tasks counters and, for a final status, drops the image and restarts the TTL."""
         key = self.keys.task(task_id)
         fields = _FIELDS + ([b"image", b"image_url"] if with_image else [])
         while True:
@@ -308,7 +367,7 @@ class TaskStore:
                     if count_status and new_status != old_status:
                         pipe.hincrby(self.keys.task_stats, status_name(old_status), -1)
                         pipe.hincrby(self.keys.task_stats, status_name(new_status), 1)
-                    if new_status in FINAL and count_status:
+                    if new_status in FINAL_STATUSES and count_status:
                         pipe.hdel(key, b"image")
                         pipe.expire(key, self.result_ttl_s)
                     elif drop_image:
@@ -347,7 +406,8 @@ def _without_callback(task: task_pb2.Task) -> bytes:
 
 
 def _result_field(task: task_pb2.Task) -> str:
-    return "pano" if task.task_type == "pano" else "ceph"
+    # Each task type of pipelines.registry has a Task.result field of its name (a test checks).
+    return task.task_type
 
 
 def _ms(ts: Timestamp) -> int:

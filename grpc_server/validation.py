@@ -5,7 +5,6 @@ Field names in errors are the REST (camelCase) names so that the bridge can pass
 
 from __future__ import annotations
 
-import ipaddress
 import json
 import math
 import re
@@ -18,8 +17,9 @@ from dentalai.config import Settings
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import results_pb2
+from grpc_server import netguard
+from pipelines.registry import TASK_TYPES
 
-TASK_TYPES = ("pano", "ceph")
 TASK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
 
 
@@ -88,41 +88,7 @@ def check_url(field: str, url: str, settings: Settings) -> None:
         raise invalid(field, "URL has no host")
     if any(c.isspace() for c in url):
         raise invalid(field, "URL contains whitespace")
-    if literal_forbidden(host, settings):
+    if not netguard.valid_host(host):
+        raise invalid(field, "host is not a valid host name")
+    if netguard.literal_forbidden(host, settings.ssrf):
         raise invalid(field, "host is a loopback, private, link-local or otherwise refused address")
-
-
-def literal_forbidden(host: str, settings: Settings) -> bool:
-    """True when `host` is an IP literal that the SSRF rules refuse (names are checked at fetch or
-    delivery time, when they are resolved)."""
-    try:
-        address = ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    if host.lower() in {h.lower() for h in settings.ssrf.allow_hosts}:
-        return False
-    return forbidden_address(address, settings)
-
-
-def forbidden_address(address: ipaddress.IPv4Address | ipaddress.IPv6Address, settings: Settings) -> bool:
-    """The SSRF rule for a resolved address (netguard's when present)."""
-    try:
-        from grpc_server import netguard
-    except ImportError:
-        netguard = None  # type: ignore[assignment]
-    if netguard is not None and hasattr(netguard, "is_forbidden_address"):
-        return bool(netguard.is_forbidden_address(address, settings.ssrf))
-    return _forbidden(address, settings)
-
-
-def _forbidden(address: ipaddress.IPv4Address | ipaddress.IPv6Address, settings: Settings) -> bool:
-    if any(address in ipaddress.ip_network(c, strict=False) for c in settings.ssrf.allow_cidrs):
-        return False
-    if isinstance(address, ipaddress.IPv6Address) and (address.ipv4_mapped or address.sixtofour):
-        # ::ffff:a.b.c.d and 6to4 2002:AABB:CCDD:: both reach the embedded IPv4 address
-        address = address.ipv4_mapped or address.sixtofour
-    cgnat = ipaddress.ip_network("100.64.0.0/10")
-    return (
-        address.is_loopback or address.is_private or address.is_link_local or address.is_multicast
-        or address.is_unspecified or address.is_reserved or address in cgnat
-    )

@@ -13,7 +13,6 @@ releases the current job back to the queue at once.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import os
 import signal
@@ -31,16 +30,16 @@ from artifacts.make import warm_up
 from dentalai.config import Settings
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.logs import task_context
+from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import results_pb2, task_pb2
-from engines.base import EngineError
 from grpc_server.artifact_step import make_and_store
 from grpc_server.artifact_store import ArtifactStore
 from grpc_server.connection import redis_client
-from grpc_server.decode import decode_image
 from grpc_server.fetch import fetch_image
 from grpc_server.keys import Keys
+from grpc_server.processing import decode_checked, run_pipeline
 from grpc_server.queue import Job, JobQueue
-from grpc_server.store import StoredTask, TaskStore
+from grpc_server.store import RunOutcome, StoredTask, TaskStore
 from pipelines.base_pipeline import DecodedImage, Pipeline
 from pipelines.registry import LoadedPipelines, load_pipelines
 
@@ -75,14 +74,20 @@ class Worker:
                 "runtime": self.loaded.runtime,
             },
         )
+        group_ready = False
         try:
             while not self.stopping.is_set():
                 try:
-                    await self.queue.ensure_group()
+                    # Once, not every loop; again after a Redis error, since a Redis restarted
+                    # without its data has lost the group (NOGROUP) as well as the stream.
+                    if not group_ready:
+                        await self.queue.ensure_group()
+                        group_ready = True
                     job = await self._next_job()
                     if job is not None:
                         await self.handle(job)
                 except (RedisError, OSError) as exc:
+                    group_ready = False
                     log.warning("redis unreachable, retrying: %s", type(exc).__name__)
                     await self._sleep(1.0)
         finally:
@@ -106,12 +111,12 @@ class Worker:
         """Run one job to a final state; acknowledge only once that state is stored."""
         with task_context(job.task_id):
             outcome, stored = await self.store.mark_running(job.task_id, self.settings.tasks.max_deliveries)
-            if outcome == "skip":
+            if outcome == RunOutcome.SKIP:
                 log.info("job skipped: task cancelled, final or expired")
                 await self.queue.ack(job)
                 return
             assert stored is not None
-            if outcome == "abandon":
+            if outcome == RunOutcome.ABANDON:
                 deliveries = stored.task.deliveries
                 await self.store.finish(
                     job.task_id,
@@ -208,53 +213,39 @@ class Worker:
         except TimeoutError:
             limit = self.settings.tasks.task_timeout_s
             code, message = ErrorCode.PROCESSING_TIMEOUT, f"processing exceeded {limit} s"
-        except DentalAIError as exc:  # PipelineError included: its code is stored as given
+        except DentalAIError as exc:  # engine failures arrive as 12001 (grpc_server.processing)
             code, message = exc.code, exc.message
-        except EngineError as exc:
-            code, message = ErrorCode.INFERENCE_FAILED, f"model inference failed: {exc}"
         except Exception:
             log.exception("unexpected error while processing")
             code, message = ErrorCode.INTERNAL, "internal error"
         return None, pipeline.model_info, task_pb2.TaskError(code=code, message=message)
 
     async def _analyse(self, pipeline: Pipeline, stored: StoredTask) -> Message:
-        limits = self.settings.limits
         data = stored.image if stored.image else await fetch_image(stored.image_url, self.settings)
-        image = await asyncio.to_thread(decode_image, data, limits.max_image_pixels)
+        # In threads so that the time limit can end the wait (the thread itself runs to its end).
+        # The two halves of grpc_server.processing.process, apart because the artifacts need the image.
+        image = await asyncio.to_thread(decode_checked, data, self.settings.limits)
         self._input = (data, image)
-        if min(image.width, image.height) < limits.min_image_side:
-            raise DentalAIError(
-                ErrorCode.IMAGE_CHECK_FAILED,
-                f"image of {image.width}x{image.height} has a side under {limits.min_image_side} pixels",
-            )
         options = task_pb2.AnalysisOptions()
         options.CopyFrom(stored.task.options)
-        try:
-            # In a thread so that the time limit can end the wait (the thread itself runs to its end).
-            return await asyncio.to_thread(pipeline.run, image, options)
-        except (DentalAIError, EngineError):  # PipelineError is a DentalAIError: its code stands
-            raise
-        except Exception as exc:
-            log.exception("pipeline failed")
-            message = f"model inference failed ({type(exc).__name__})"
-            raise DentalAIError(ErrorCode.INFERENCE_FAILED, message) from None
+        return await asyncio.to_thread(run_pipeline, pipeline, image, options)
 
     # ---- heartbeat and stopping ----------------------------------------------------------------
 
     async def _heartbeat(self) -> None:
-        beat = {
-            "worker_id": self.worker_id,
-            "runtime": self.loaded.runtime,
-            "models": self.loaded.models,
-            "task_types": sorted(self.loaded.pipelines),
-            "unavailable": self.loaded.unavailable,
-            "ready": True,  # sent only after the pipelines loaded and warmed up
-        }
+        # The WorkerInfo of GetServiceStatus, as is; sent only after the pipelines loaded and
+        # warmed up, so a live heartbeat with models means ready.
+        beat = pb.WorkerInfo(
+            worker_id=self.worker_id,
+            runtime=self.loaded.runtime,
+            models=self.loaded.models,
+            task_types=sorted(self.loaded.pipelines),
+        )
         ttl = max(1, int(round(self.settings.worker.heartbeat_ttl_s)))
         while True:
-            beat["last_seen"] = time.time()
+            beat.last_seen.GetCurrentTime()
             try:
-                await self.redis.set(self.keys.worker(self.worker_id), json.dumps(beat), ex=ttl)
+                await self.redis.set(self.keys.worker(self.worker_id), beat.SerializeToString(), ex=ttl)
             except (RedisError, OSError):
                 pass  # the loop logs the outage
             await asyncio.sleep(self.settings.worker.heartbeat_interval_s)

@@ -10,11 +10,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import ClassVar
+from typing import ClassVar, Protocol
 
 import numpy as np
 from google.protobuf.message import Message
 
+from dentalai.config import Settings
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
@@ -65,12 +66,16 @@ class StageTimer:
 class Pipeline(ABC):
     """Turns a decoded radiograph into the result message of one taskType."""
 
-    task_type: ClassVar[str]
     # Name of the model directory under models/ that this pipeline needs.
     model_name: ClassVar[str]
 
     def __init__(self, engine: Engine) -> None:
         self.engine = engine
+
+    @classmethod
+    def from_settings(cls, engine: Engine, settings: Settings) -> Pipeline:
+        """The pipeline as a worker runs it (a pipeline with settings of its own overrides this)."""
+        return cls(engine)
 
     @property
     def model_info(self) -> results_pb2.ModelInfo:
@@ -85,6 +90,43 @@ class Pipeline(ABC):
         timer: StageTimer | None = None,
     ) -> Message:
         """Analyse `image`; raise PipelineError with its contract code when it cannot."""
+
+
+class InputLimits(Protocol):
+    """What a pipeline's config says about the images it can read."""
+
+    min_width: int
+    min_height: int
+    min_aspect: float
+    max_aspect: float
+    min_contrast: float
+
+
+def check_radiograph(pixels: np.ndarray, limits: InputLimits, kind: str) -> None:
+    """11003 for an image that cannot be a `kind` radiograph: not 2-D, too small, the wrong
+    aspect ratio, or blank (the check every pipeline makes before its model runs)."""
+    code = ErrorCode.IMAGE_CHECK_FAILED
+    require(pixels.ndim in (2, 3), code, f"not a 2-D image: shape {pixels.shape}")
+    h, w = pixels.shape[:2]
+    require(
+        w >= limits.min_width and h >= limits.min_height,
+        code,
+        f"image {w}x{h} is too small for a {kind} (minimum {limits.min_width}x{limits.min_height})",
+    )
+    aspect = w / h
+    require(
+        limits.min_aspect <= aspect <= limits.max_aspect,
+        code,
+        f"aspect ratio {aspect:.2f} (width/height) is not that of a {kind} "
+        f"({limits.min_aspect}-{limits.max_aspect})",
+    )
+    # A 512-ish sample is enough for percentiles and keeps the check cheap on large images.
+    sample = np.asarray(pixels[:: max(h // 512, 1), :: max(w // 512, 1)], np.float32)
+    if sample.ndim == 3:
+        sample = sample.mean(axis=2)
+    full_range = 65535.0 if pixels.dtype == np.uint16 and sample.max() > 255 else 255.0
+    lo, hi = np.percentile(sample, [1, 99])
+    require((hi - lo) / full_range >= limits.min_contrast, code, "image is blank or has almost no contrast")
 
 
 def require(condition: bool, code: ErrorCode, message: str) -> None:

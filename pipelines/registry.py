@@ -1,5 +1,10 @@
 """Which pipeline runs which taskType, and loading them with their models for a worker.
 
+`PIPELINES` is the one table of task types: submission validation, the CLI, the UI and the task
+store read it (`TASK_TYPES`); a model's manifest must name the same type, and the Task message
+has a result field of that name. Adding a task type is one row here (plus its pipeline package
+and its result message in the .proto).
+
 A taskType whose pipeline module fails to import, or whose model directory is missing or does not
 load, is *unavailable*: the worker fails its tasks with 12004 and never fakes a result.
 Tests add their own pipelines with `register()` in the worker process they start; production
@@ -13,10 +18,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING
 
 from dentalai.config import Settings
-from pipelines.base_pipeline import Pipeline
+
+if TYPE_CHECKING:  # the API side reads TASK_TYPES without importing numpy or engines
+    from pipelines.base_pipeline import Pipeline
 
 log = logging.getLogger(__name__)
 
@@ -25,6 +32,7 @@ PIPELINES: dict[str, str] = {
     "pano": "pipelines.pano:PanoPipeline",
     "ceph": "pipelines.ceph.pipeline:CephPipeline",
 }
+TASK_TYPES: tuple[str, ...] = tuple(sorted(PIPELINES))
 
 # taskType -> factory(settings) -> Pipeline; replaces the entry of PIPELINES (test hook).
 _FACTORIES: dict[str, Callable[[Settings], Pipeline]] = {}
@@ -64,14 +72,6 @@ class LoadedPipelines:
                     log.exception("closing engine failed")
 
 
-def _pipeline_kwargs(task_type: str, settings: Settings) -> dict[str, Any]:
-    if task_type == "ceph":
-        from pipelines.ceph.pipeline import CephConfig
-
-        return {"config": CephConfig(default_spacing_mm=settings.ceph.default_pixel_spacing_mm)}
-    return {}
-
-
 def _load_one(task_type: str, settings: Settings) -> Pipeline:
     if task_type in _FACTORIES:
         return _FACTORIES[task_type](settings)
@@ -84,8 +84,10 @@ def _load_one(task_type: str, settings: Settings) -> Pipeline:
         raise FileNotFoundError(f"no model at {model_dir} (manifest.json missing)")
     worker = settings.worker
     engine = load_engine(model_dir, runtime=worker.engine, ort_intra_threads=worker.ort_intra_threads)
+    if engine.manifest.task_type != task_type:
+        raise ValueError(f"{model_dir} is a model for taskType {engine.manifest.task_type!r}")
     engine.warmup()
-    return cls(engine, **_pipeline_kwargs(task_type, settings))
+    return cls.from_settings(engine, settings)
 
 
 def load_pipelines(settings: Settings, task_types: list[str] | None = None) -> LoadedPipelines:

@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import grpc
-from google.rpc import error_details_pb2, status_pb2
 
+from dentalai.contract import contract_error, rich_status
 from dentalai.errors import DentalAIError, ErrorCode
 from rest_bridge.models import ErrorEnvelope
 
@@ -59,43 +59,13 @@ def retry_headers(code: int) -> dict[str, str]:
 
 
 def from_rpc(err: grpc.aio.AioRpcError) -> DentalAIError:
-    """The contract error carried in the call's rich status (ErrorInfo reason, BadRequest fields).
+    """The contract error carried in the call's rich status (dentalai.contract decodes it).
 
     A status without ErrorInfo did not come from our service (the server is down, unreachable or
     too slow): 10008, since nothing can have been accepted that we know of."""
-    status = _rich_status(err)
-    code: int | None = None
-    details: list[tuple[str, str]] = []
-    for detail in status.details if status else []:
-        if detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            info = error_details_pb2.ErrorInfo()
-            detail.Unpack(info)
-            if info.domain == "dentalai" and info.reason.isdigit():
-                code = int(info.reason)
-        elif detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            bad = error_details_pb2.BadRequest()
-            detail.Unpack(bad)
-            details += [(v.field, v.description) for v in bad.field_violations]
-    if code is None:
-        if err.code() == grpc.StatusCode.UNAUTHENTICATED:
-            return DentalAIError(ErrorCode.UNAUTHENTICATED, err.details() or "unauthenticated")
-        return DentalAIError(
-            ErrorCode.QUEUE_UNAVAILABLE, "analysis service unavailable; nothing was accepted"
-        )
-    try:
-        known = ErrorCode(code)
-    except ValueError:
-        known = ErrorCode.INTERNAL
-    return DentalAIError(known, (status.message if status else "") or err.details() or "", details)
-
-
-def _rich_status(err: grpc.aio.AioRpcError) -> status_pb2.Status | None:
-    for key, value in err.trailing_metadata() or ():
-        if key == "grpc-status-details-bin" and isinstance(value, bytes):
-            status = status_pb2.Status()
-            try:
-                status.ParseFromString(value)
-            except Exception:  # noqa: BLE001 (a foreign trailer is simply not ours)
-                return None
-            return status
-    return None
+    error = contract_error(rich_status(err.trailing_metadata()))
+    if error is not None:
+        return error
+    if err.code() == grpc.StatusCode.UNAUTHENTICATED:
+        return DentalAIError(ErrorCode.UNAUTHENTICATED, err.details() or "unauthenticated")
+    return DentalAIError(ErrorCode.QUEUE_UNAVAILABLE, "analysis service unavailable; nothing was accepted")

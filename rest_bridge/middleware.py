@@ -30,6 +30,26 @@ async def send_error(
     await send({"type": "http.response.body", "body": body})
 
 
+# How much of a refused body is read and dropped before answering. Clients such as urllib and
+# requests write the whole body before they read: closing on them mid-write turns the 413/415
+# into a broken pipe. Past this bound the connection is closed after the answer instead.
+DRAIN_LIMIT_BYTES = 64 * 1024 * 1024
+
+
+async def drain(receive: Receive, declared: str, already: int = 0) -> None:
+    """Read and discard the rest of the request body, up to DRAIN_LIMIT_BYTES in all."""
+    if declared.isdigit() and int(declared) > DRAIN_LIMIT_BYTES:
+        return
+    size = already
+    while size <= DRAIN_LIMIT_BYTES:
+        message = await receive()
+        if message["type"] != "http.request":
+            return
+        size += len(message.get("body", b""))
+        if not message.get("more_body", False):
+            return
+
+
 # gRPC metadata carries printable ASCII only, and a few KiB at most: anything else cannot be a token.
 MAX_AUTHORIZATION_CHARS = 4096
 
@@ -60,17 +80,20 @@ class RequestGuard:
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
-        if self.auth_on and not valid_authorization(headers.get("authorization", "")):
-            await send_error(
-                send, ErrorCode.UNAUTHENTICATED, "missing or malformed bearer token (Authorization header)"
-            )
-            return
-        if (scope["method"], scope["path"]) in JSON_ROUTES and not _is_json(headers.get("content-type", "")):
-            await send_error(send, ErrorCode.UNSUPPORTED_MEDIA_TYPE, "content type must be application/json")
-            return
         declared = headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > self.max_body_bytes:
-            await send_error(send, ErrorCode.BODY_TOO_LARGE, f"body larger than {self.max_body_bytes} bytes")
+        has_body = declared not in ("", "0") or "transfer-encoding" in headers
+        refusal: tuple[ErrorCode, str] | None = None
+        json_route = (scope["method"], scope["path"]) in JSON_ROUTES
+        if self.auth_on and not valid_authorization(headers.get("authorization", "")):
+            refusal = ErrorCode.UNAUTHENTICATED, "missing or malformed bearer token (Authorization header)"
+        elif json_route and not _is_json(headers.get("content-type", "")):
+            refusal = ErrorCode.UNSUPPORTED_MEDIA_TYPE, "content type must be application/json"
+        elif declared.isdigit() and int(declared) > self.max_body_bytes:
+            refusal = ErrorCode.BODY_TOO_LARGE, f"body larger than {self.max_body_bytes} bytes"
+        if refusal is not None:
+            if has_body:
+                await drain(receive, declared)
+            await send_error(send, *refusal)
             return
         if scope["method"] in ("GET", "HEAD", "DELETE", "OPTIONS") and not declared:
             await self.app(scope, receive, send)
@@ -84,6 +107,8 @@ class RequestGuard:
             chunk = message.get("body", b"")
             size += len(chunk)
             if size > self.max_body_bytes:
+                if message.get("more_body", False):
+                    await drain(receive, declared, size)
                 await send_error(
                     send, ErrorCode.BODY_TOO_LARGE, f"body larger than {self.max_body_bytes} bytes"
                 )

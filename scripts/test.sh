@@ -7,9 +7,10 @@ cd "$root"
 "$root/scripts/setup.sh"
 
 echo "== ruff"; .venv/bin/ruff check .
-echo "== buf lint"; (cd protos && ../.tools/node_modules/.bin/buf lint)
+echo "== buf lint"; .tools/node_modules/.bin/buf lint
 if git rev-parse --verify -q main >/dev/null; then
   echo "== buf breaking (against main)"
-  (cd protos && ../.tools/node_modules/.bin/buf breaking --against "$root/.git#branch=main,subdir=protos")
+  # main's protos/ as the baseline: its module root holds the same file paths as ours.
+  .tools/node_modules/.bin/buf breaking --against "$root/.git#branch=main,subdir=protos"
 fi
 echo "== pytest"; .venv/bin/python -m pytest -q -p no:cacheprovider "$@"

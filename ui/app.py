@@ -23,10 +23,13 @@ import pandas as pd
 from fastapi import FastAPI, Response
 
 from dentalai import overlay
+from dentalai.config import Settings, load_config
+from dentalai.contract import FINAL_STATUS_NAMES
 from dentalai.errors import DentalAIError
+from pipelines.registry import TASK_TYPES
 from ui import views
 from ui.artifact_downloads import save_artifacts
-from ui.backend import FINAL, Backend, GrpcBackend, RestBackend, ServiceUnreachable
+from ui.backend import Backend, GrpcBackend, RestBackend, ServiceUnreachable
 
 CALLBACK_PATH = "/ui-callback"
 
@@ -49,43 +52,26 @@ class UIConfig:
         return self.callback_url or f"http://localhost:{self.port}{CALLBACK_PATH}"
 
 
-def _get(obj: Any, dotted: str, default: Any = None) -> Any:
-    for part in dotted.split("."):
-        obj = obj.get(part) if isinstance(obj, dict) else getattr(obj, part, None)
-        if obj is None:
-            return default
-    return obj
-
-
 def _local(host: str) -> str:
     # A server bound to every interface is reached on loopback from the same machine.
     return "127.0.0.1" if host in ("0.0.0.0", "::", "") else host
 
 
-def config_from_settings(settings: Any = None) -> UIConfig:
-    """UIConfig from the service Settings (`api`, `grpc`, `auth`, optional `ui`), then env vars."""
-    cfg = UIConfig()
-    if settings is not None:
-        tokens = _get(settings, "auth.tokens") or []
-        api_host, grpc_host = _local(_get(settings, "api.host", "")), _local(_get(settings, "grpc.host", ""))
-        cfg = replace(
-            cfg,
-            api_url=f"http://{api_host}:{_get(settings, 'api.port', 8000)}",
-            grpc_target=f"{grpc_host}:{_get(settings, 'grpc.port', 50051)}",
-            token=(list(tokens) or [None])[0],
-            host=_get(settings, "ui.host", cfg.host),
-            port=int(_get(settings, "ui.port", cfg.port)),
-            callback_url=_get(settings, "ui.callback_url", "") or "",
-            backend=_get(settings, "ui.backend", cfg.backend),
-        )
-    env = os.environ
-    return replace(
-        cfg,
-        backend=env.get("DENTALAI_UI_BACKEND", cfg.backend),
-        api_url=env.get("DENTALAI_UI_API_URL", cfg.api_url),
-        grpc_target=env.get("DENTALAI_UI_GRPC_TARGET", cfg.grpc_target),
-        token=env.get("DENTALAI_TOKEN", cfg.token),
-        callback_url=env.get("DENTALAI_UI_CALLBACK_URL", cfg.callback_url),
+def config_from_settings(settings: Settings) -> UIConfig:
+    """UIConfig from the service Settings (`ui`, else `api`/`grpc`; `auth` for the token), as
+    every process reads them: config file, then DENTALAI_* variables (DENTALAI_UI_BACKEND and
+    DENTALAI_UI__BACKEND alike). DENTALAI_TOKEN, the CLI's token variable, overrides the token."""
+    ui = settings.ui
+    api_url = ui.api_url or f"http://{_local(settings.api.host)}:{settings.api.port}"
+    grpc_target = ui.grpc_target or f"{_local(settings.grpc.host)}:{settings.grpc.port}"
+    return UIConfig(
+        backend=ui.backend,
+        api_url=api_url,
+        grpc_target=grpc_target,
+        token=os.environ.get("DENTALAI_TOKEN") or (settings.auth.tokens or [None])[0],
+        callback_url=ui.callback_url,
+        host=ui.host,
+        port=ui.port,
     )
 
 
@@ -127,7 +113,7 @@ class Analysis:
             yield (views.status_markdown(task, self.backend.description), *empty)
             deadline = time.monotonic() + self.cfg.wait_timeout_s
             last = task.get("status")
-            while task.get("status") not in FINAL and time.monotonic() < deadline:
+            while task.get("status") not in FINAL_STATUS_NAMES and time.monotonic() < deadline:
                 time.sleep(self.cfg.poll_interval_s)
                 task = {**task, **self.backend.get(task["taskId"])}
                 if task.get("status") != last:
@@ -144,7 +130,7 @@ class Analysis:
     def _final(self, task: dict[str, Any], path: Path, raw: bytes) -> tuple[Any, ...]:
         status = views.status_markdown(task, self.backend.description)
         data = views.task_result(task)
-        if task.get("status") not in FINAL:
+        if task.get("status") not in FINAL_STATUS_NAMES:
             status += (
                 f"\n\nstill {task.get('status')} after {self.cfg.wait_timeout_s:.0f} s; look it up later"
             )
@@ -192,7 +178,7 @@ def build_ui(cfg: UIConfig, backend: Backend | None = None) -> gr.Blocks:
                     type="filepath",
                     elem_id="upload",
                 )
-                task_type = gr.Radio(["ceph", "pano"], value="ceph", label="taskType", elem_id="task-type")
+                task_type = gr.Radio(list(TASK_TYPES), value="ceph", label="taskType", elem_id="task-type")
                 spacing = gr.Number(
                     label="pixelSpacingMm (0: from DICOM or the default)",
                     value=None,
@@ -242,7 +228,7 @@ def make_app(cfg: UIConfig, backend: Backend | None = None) -> FastAPI:
     return gr.mount_gradio_app(app, build_ui(cfg, backend), path="/")
 
 
-def serve(settings: Any = None, *, host: str | None = None, port: int | None = None) -> None:
+def serve(settings: Settings, *, host: str | None = None, port: int | None = None) -> None:
     """Run the UI until interrupted; the entry `dentalai up` uses."""
     import uvicorn
 
@@ -261,7 +247,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--host")
     parser.add_argument("--port", type=int)
     args = parser.parse_args(argv)
-    cfg = config_from_settings(_load_settings())
+    cfg = config_from_settings(load_config())
     overrides = {k: v for k, v in vars(args).items() if v is not None}
     cfg = replace(cfg, **overrides)
     import uvicorn
@@ -269,11 +255,3 @@ def main(argv: Sequence[str] | None = None) -> int:
     print(f"dentalai UI on http://{cfg.host}:{cfg.port}/ ({cfg.backend})", flush=True)
     uvicorn.run(make_app(cfg), host=cfg.host, port=cfg.port, log_level="warning")
     return 0
-
-
-def _load_settings() -> Any:
-    try:
-        from dentalai.config import load_config
-    except ImportError:  # the UI also runs against a remote service without local config
-        return None
-    return load_config()

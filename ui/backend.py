@@ -16,8 +16,6 @@ from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.task_json import task_dict
 from dentalai.v1 import task_pb2
 
-FINAL = frozenset({"SUCCEEDED", "FAILED", "CANCELLED"})
-
 
 class Backend(Protocol):
     description: str
@@ -116,7 +114,7 @@ class GrpcBackend:
 
     def get(self, task_id: str) -> dict[str, Any]:
         try:
-            return task_dict(self._client.get(task_id))  # timing as numbers, like REST
+            return task_dict(self._client.get(task_id))  # the same JSON as REST, timing as numbers
         except DentalAIError as err:
             raise self._unreachable(err) from None
 

@@ -15,9 +15,11 @@ from typing import ClassVar
 import cv2
 import numpy as np
 
+from dentalai.config import Settings
 from dentalai.errors import ErrorCode
 from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
+from pipelines import base_pipeline
 from pipelines.base_pipeline import DecodedImage, Pipeline, PipelineError, StageTimer, require
 from pipelines.ceph import measurements as meas
 from pipelines.ceph import summary as ceph_summary
@@ -59,7 +61,6 @@ class CephPrediction:
 
 
 class CephPipeline(Pipeline):
-    task_type: ClassVar[str] = "ceph"
     model_name: ClassVar[str] = "ceph-landmarks"
 
     def __init__(self, engine: Engine, config: CephConfig | None = None) -> None:
@@ -72,33 +73,13 @@ class CephPipeline(Pipeline):
         out_h = int(engine.manifest.outputs[0].shape[2])
         self.stride = self.height / out_h
 
+    @classmethod
+    def from_settings(cls, engine: Engine, settings: Settings) -> CephPipeline:
+        return cls(engine, CephConfig(default_spacing_mm=settings.ceph.default_pixel_spacing_mm))
+
     def check_input(self, pixels: np.ndarray) -> None:
         """11003 for images that cannot be a lateral cephalogram this model can read."""
-        cfg = self.config
-        require(pixels.ndim in (2, 3), ErrorCode.IMAGE_CHECK_FAILED, f"not a 2-D image: shape {pixels.shape}")
-        h, w = pixels.shape[:2]
-        require(
-            w >= cfg.min_width and h >= cfg.min_height,
-            ErrorCode.IMAGE_CHECK_FAILED,
-            f"image {w}x{h} is too small for a cephalogram (minimum {cfg.min_width}x{cfg.min_height})",
-        )
-        aspect = w / h
-        require(
-            cfg.min_aspect <= aspect <= cfg.max_aspect,
-            ErrorCode.IMAGE_CHECK_FAILED,
-            f"aspect ratio {aspect:.2f} (width/height) is not that of a lateral cephalogram "
-            f"({cfg.min_aspect}-{cfg.max_aspect})",
-        )
-        sample = np.asarray(pixels[:: max(h // 512, 1), :: max(w // 512, 1)], np.float32)
-        if sample.ndim == 3:
-            sample = sample.mean(axis=2)
-        full_range = 65535.0 if pixels.dtype == np.uint16 and sample.max() > 255 else 255.0
-        lo, hi = np.percentile(sample, [1, 99])
-        require(
-            (hi - lo) / full_range >= cfg.min_contrast,
-            ErrorCode.IMAGE_CHECK_FAILED,
-            "image is blank or has almost no contrast",
-        )
+        base_pipeline.check_radiograph(pixels, self.config, "cephalogram")
 
     def spacing(self, image: DecodedImage, options: task_pb2.AnalysisOptions) -> tuple[float, str]:
         if options.HasField("pixel_spacing_mm") and options.pixel_spacing_mm > 0:

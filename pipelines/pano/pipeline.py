@@ -10,11 +10,12 @@ import numpy as np
 from dentalai.errors import ErrorCode
 from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
+from pipelines import base_pipeline
 from pipelines.base_pipeline import DecodedImage, Pipeline, PipelineError, StageTimer, require
 from pipelines.pano import instances, postrules
 from pipelines.pano.numbering import CLASS_FDI, PERMANENT_FDI, fdi_to_universal, mirror_fdi
 from pipelines.pano.outline import Outline, outline
-from pipelines.pano.preprocess import prepare, to_gray_float
+from pipelines.pano.preprocess import prepare
 
 # Channel of the same tooth on the other side (11 <-> 21 ...), for the mirrored pass.
 MIRROR_CHANNELS = [0] + [CLASS_FDI.index(mirror_fdi(f)) for f in CLASS_FDI[1:]]
@@ -44,7 +45,6 @@ class PanoConfig:
 
 
 class PanoPipeline(Pipeline):
-    task_type: ClassVar[str] = "pano"
     model_name: ClassVar[str] = "pano-teeth"
 
     def __init__(self, engine: Engine, config: PanoConfig | None = None) -> None:
@@ -57,29 +57,7 @@ class PanoPipeline(Pipeline):
 
     def check_input(self, pixels: np.ndarray) -> None:
         """11003 for images that cannot be a panoramic radiograph this model can read."""
-        cfg = self.config
-        require(pixels.ndim in (2, 3), ErrorCode.IMAGE_CHECK_FAILED, f"not a 2-D image: shape {pixels.shape}")
-        h, w = pixels.shape[:2]
-        require(
-            w >= cfg.min_width and h >= cfg.min_height,
-            ErrorCode.IMAGE_CHECK_FAILED,
-            f"image {w}x{h} is too small for a panoramic (minimum {cfg.min_width}x{cfg.min_height})",
-        )
-        aspect = w / h
-        require(
-            cfg.min_aspect <= aspect <= cfg.max_aspect,
-            ErrorCode.IMAGE_CHECK_FAILED,
-            f"aspect ratio {aspect:.2f} (width/height) is not that of a panoramic "
-            f"({cfg.min_aspect}-{cfg.max_aspect})",
-        )
-        gray = to_gray_float(pixels[:: max(h // 512, 1), :: max(w // 512, 1)])
-        full_range = 65535.0 if pixels.dtype == np.uint16 and gray.max() > 255 else 255.0
-        lo, hi = np.percentile(gray, [1, 99])
-        require(
-            (hi - lo) / full_range >= cfg.min_contrast,
-            ErrorCode.IMAGE_CHECK_FAILED,
-            "image is blank or has almost no contrast",
-        )
+        base_pipeline.check_radiograph(pixels, self.config, "panoramic")
 
     def run(
         self,

@@ -12,10 +12,11 @@ from pathlib import Path
 
 import httpx
 import pytest
+from standardwebhooks.webhooks import Webhook
 
 from dentalai.v1 import task_pb2
 from tests.backbone.helpers import stub, submit_request, wait_status
-from tests.conftest import REPO, free_port, wait_port
+from tests.conftest import REPO, free_port, start_callback_receiver, wait_port
 
 pytestmark = pytest.mark.slow
 
@@ -36,10 +37,11 @@ def test_up_runs_the_service_and_stops_it(tmp_path: Path) -> None:
     up = subprocess.Popen(
         [sys.executable, "-m", "dentalai.cli", "up"], cwd=tmp_path, env=env, stdout=log, stderr=log
     )
+    receiver = start_callback_receiver()
     try:
         wait_port(grpc_port, timeout=60)
         channel, client = stub(f"127.0.0.1:{grpc_port}")
-        reply = client.SubmitAnalysis(submit_request("http://127.0.0.1:9/hook"))
+        reply = client.SubmitAnalysis(submit_request(receiver.url))
         task = wait_status(client, reply.task_id, {task_pb2.FAILED, task_pb2.SUCCEEDED}, timeout=60)
         assert task.error.code == 12004
         channel.close()
@@ -49,13 +51,26 @@ def test_up_runs_the_service_and_stops_it(tmp_path: Path) -> None:
         wait_port(ui_port, timeout=90)
         page = httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=30)
         assert page.status_code == 200 and "gradio" in page.text.lower()
+        # Signed by default: no secret configured, so `up` made one under var/; the reference
+        # Standard Webhooks library verifies the callback with it.
+        deadline = time.monotonic() + 30
+        while not receiver.requests and time.monotonic() < deadline:
+            time.sleep(0.1)
+        delivery = receiver.requests[0]
+        secret = (tmp_path / "var" / "webhook-secret").read_text().strip()
+        assert Webhook(secret).verify(delivery.body, delivery.headers)["taskId"] == reply.task_id
     finally:
         up.send_signal(signal.SIGTERM)
         code = up.wait(timeout=60)
+        receiver.server.shutdown()
+        receiver.server.server_close()
     output = (tmp_path / "up.log").read_text()
     assert code == 0, output
     assert "redis       redis://127.0.0.1:" in output and f"grpc        127.0.0.1:{grpc_port}" in output
     assert (tmp_path / "var").is_dir()
+    secret_file = tmp_path / "var" / "webhook-secret"
+    assert f"callbacks   signed with the secret in {secret_file} (created now)" in output
+    assert (tmp_path / "var" / "webhook-secret").stat().st_mode & 0o077 == 0
     time.sleep(0.5)
     for port in (grpc_port, api_port, ui_port):
         with pytest.raises(TimeoutError):

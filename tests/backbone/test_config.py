@@ -75,3 +75,23 @@ def test_path_and_url_keys_stay_strings_from_the_environment() -> None:
     # YAML would read these values as a number and a mapping; the keys are strings.
     s = load_config(environ={"DENTALAI_API__GRPC_TLS_CA": "2024", "DENTALAI_UI__CALLBACK_URL": "a: b"})
     assert s.api.grpc_tls_ca == "2024" and s.ui.callback_url == "a: b"
+
+
+def test_every_string_key_stays_a_string_from_the_environment() -> None:
+    # Derived from the typed fields: a new string key cannot be forgotten (the last config bug).
+    from dentalai.config import _SECTIONS, Settings, _env_overrides, _is_plain_str
+
+    paths = [(name,) for name, f in Settings.model_fields.items() if _is_plain_str(f.annotation)]
+    paths += [
+        (section, name)
+        for section, model in _SECTIONS.items()
+        for name, f in model.model_fields.items()
+        if _is_plain_str(f.annotation)
+    ]
+    assert {("api", "grpc_tls_ca"), ("redis_url",), ("ui", "callback_url"), ("grpc", "host")} <= set(paths)
+    for path in paths:
+        node = _env_overrides({"DENTALAI_" + "__".join(path).upper(): "2024"})
+        for part in path:
+            node = node[part]
+        assert node == "2024", path  # YAML would have made it the number 2024
+    assert _env_overrides({"DENTALAI_API__PORT": "2024"}) == {"api": {"port": 2024}}

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
+import socket
+from typing import Any
+
 import pytest
 
 from dentalai.errors import DentalAIError
@@ -33,3 +37,23 @@ async def test_name_resolving_to_loopback_is_refused_unless_allowed(
     assert err.value.code == 11001 and "refused" in err.value.message
     by_name = strict.with_overrides(ssrf={"allow_hosts": ["localhost"]})
     assert await fetch_image(url, by_name) == b"data"
+
+
+async def test_trailing_dot_names_match_allow_hosts(
+    callback_receiver: CallbackReceiver, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """`images.internal.` is the same host as `images.internal` (one rule, netguard's)."""
+    real = asyncio.BaseEventLoop.getaddrinfo
+
+    async def getaddrinfo(self: Any, host: str, port: int, **kw: Any) -> list[Any]:
+        if host.rstrip(".") == "images.internal":
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+        return await real(self, host, port, **kw)
+
+    monkeypatch.setattr(asyncio.BaseEventLoop, "getaddrinfo", getaddrinfo)
+    callback_receiver.files["/img"] = b"data"
+    strict = make_settings("redis://127.0.0.1:1/0", ssrf={"allow_cidrs": []})
+    for allowed, host in [("images.internal", "images.internal."), ("images.internal.", "images.internal")]:
+        url = callback_receiver.url_for("/img").replace("127.0.0.1", host)
+        settings = strict.with_overrides(ssrf={"allow_hosts": [allowed]})
+        assert await fetch_image(url, settings) == b"data", (allowed, host)

@@ -14,6 +14,7 @@ import redis
 from google.protobuf import struct_pb2
 
 from dentalai.config import Settings
+from dentalai.contract import FINAL_STATUSES
 from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import analysis_service_pb2_grpc as pb_grpc
 from dentalai.v1 import task_pb2
@@ -22,7 +23,7 @@ from tests.backbone.helpers import code_of, png_bytes, stub, submit_request, wai
 from tests.conftest import CallbackReceiver, Processes, RedisServer, make_settings, start_callback_receiver
 
 pytestmark = pytest.mark.slow
-FINAL = {task_pb2.SUCCEEDED, task_pb2.FAILED, task_pb2.CANCELLED}
+FINAL = FINAL_STATUSES  # the contract's set (dentalai.contract)
 
 
 @dataclass
@@ -141,6 +142,15 @@ def test_service_status_reports_a_ready_worker(stack: Stack) -> None:
     assert status.ready  # the echo models count as loaded
     assert status.tasks_by_status["SUCCEEDED"] >= 1
     assert status.queue_depth == 0
+
+
+def test_heartbeat_is_the_worker_info_message(stack: Stack) -> None:
+    # One schema: the key holds the WorkerInfo that GetServiceStatus answers, not a JSON dict.
+    keys = list(stack.redis.scan_iter(match=stack.keys.worker_pattern))
+    assert len(keys) == 1
+    beat = pb.WorkerInfo.FromString(stack.redis.get(keys[0]))
+    status = stack.client.GetServiceStatus(pb.GetServiceStatusRequest())
+    assert list(status.workers) == [beat] and beat.models and beat.last_seen.seconds > 0
 
 
 def test_get_unknown_task_is_10009(stack: Stack) -> None:

@@ -158,3 +158,41 @@ def test_redis_down_gives_10008_then_recovers_without_restart(tmp_path, processe
     finally:
         channel.close()
         own.stop()
+
+
+def _meta(value: int) -> struct_pb2.Struct:
+    s = struct_pb2.Struct()
+    s.update({"a": value})
+    return s
+
+
+def test_submission_hash_covers_every_field_and_the_image() -> None:
+    from grpc_server.service import submission_hash
+
+    def request(**change: object) -> pb.SubmitAnalysisRequest:
+        return submit_request(HOOK, **{"task_id": "t1", "metadata": _meta(1), **change})
+
+    base = request()
+    assert submission_hash(base, base.image_data) == submission_hash(request(), request().image_data)
+    for change in ({"image_data": b"other"}, {"metadata": _meta(2)}, {"callback_url": "https://x.example/cb"},
+                   {"options": task_pb2.AnalysisOptions(pixel_spacing_mm=0.2)},
+                   {"image_data": None, "image_url": "https://x.example/i.png"}):  # fmt: skip
+        other = request(**change)
+        image = other.image_data if other.WhichOneof("image") == "image_data" else None
+        assert submission_hash(other, image) != submission_hash(base, base.image_data), change
+
+
+def test_resubmission_of_a_task_stored_with_the_old_hash_is_not_a_conflict(api) -> None:
+    import hashlib
+
+    settings, client = api
+    first = submit_request(HOOK, task_id="legacy-hash-1")
+    client.SubmitAnalysis(first)
+    # As a task stored before the hash was versioned: sha256 of the whole serialized request.
+    old = hashlib.sha256(first.SerializeToString(deterministic=True)).hexdigest()
+    r = redis.Redis.from_url(settings.redis_url)
+    r.hset(Keys(settings.key_prefix).task("legacy-hash-1"), "request_hash", old)
+    assert client.SubmitAnalysis(first).task_id == "legacy-hash-1"
+    other = submit_request(HOOK, task_id="legacy-hash-1", callback_url="https://x.example/cb")
+    status, code, _ = code_of(lambda: client.SubmitAnalysis(other))
+    assert code == 10004

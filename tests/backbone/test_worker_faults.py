@@ -9,6 +9,7 @@ import time
 import pytest
 import redis
 
+from dentalai.contract import FINAL_STATUSES
 from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import task_pb2
 from grpc_server.keys import CONSUMER_GROUP, Keys
@@ -17,7 +18,7 @@ from tests.conftest import Processes, RedisServer, make_settings
 
 pytestmark = pytest.mark.slow
 HOOK = "http://127.0.0.1:9/hook"
-FINAL = {task_pb2.SUCCEEDED, task_pb2.FAILED, task_pb2.CANCELLED}
+FINAL = FINAL_STATUSES  # the contract's set (dentalai.contract)
 WORKER = "tests.backbone.echo_worker"
 
 

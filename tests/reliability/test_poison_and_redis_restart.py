@@ -14,6 +14,7 @@ import grpc
 import pytest
 import redis
 
+from dentalai.contract import FINAL_STATUSES
 from dentalai.v1 import task_pb2
 from grpc_server.keys import CONSUMER_GROUP, Keys
 from tests.backbone.helpers import png_bytes, stub, submit_request, wait_status
@@ -22,7 +23,7 @@ from tests.reliability.poison_worker import POISON_WIDTH
 
 pytestmark = pytest.mark.slow
 HOOK = "http://127.0.0.1:9/hook"
-FINAL = {task_pb2.SUCCEEDED, task_pb2.FAILED, task_pb2.CANCELLED}
+FINAL = FINAL_STATUSES  # the contract's set (dentalai.contract)
 
 
 class Supervisor:

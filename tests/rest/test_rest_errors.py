@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import base64
 import json
+import urllib.error
+import urllib.request
 import uuid
 from collections.abc import Iterator
 
@@ -258,3 +260,43 @@ def test_internal_callback_and_image_urls_are_refused(rest: RestStack, url: str)
 def test_unknown_route_and_method_still_answer_the_envelope(rest: RestStack) -> None:
     assert_error(rest.http.get("/api/v1/nothing-here"), 404, 10001)
     assert_error(rest.http.put("/api/v1/analyze", json={}), 405, 10001)
+
+
+# ---- clients that write the whole body before reading the answer ------------------------------
+
+
+def _urllib_post(url: str, body: bytes, content_type: str) -> tuple[int, dict]:
+    """POST with urllib, which sends every byte before it reads the answer (requests does too)."""
+    request = urllib.request.Request(
+        url + "/api/v1/analyze",
+        data=body,
+        headers={"content-type": content_type, "authorization": "Bearer tok-a"},
+        method="POST",
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=30) as response:
+            return response.status, json.loads(response.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_too_large_body_sent_before_reading_gets_413(rest: RestStack) -> None:
+    # Several times the socket buffers: an early close used to reset the connection mid-write.
+    body = json.dumps(analyze_body(HOOK, imageBase64="A" * (8 * MAX_BODY))).encode()
+    status, answer = _urllib_post(rest.url, body, "application/json")
+    assert (status, answer["code"]) == (413, 10005)
+
+
+def test_json_sent_as_text_plain_before_reading_gets_415(rest: RestStack) -> None:
+    # 415 is answered before the size is looked at (docs/api.md's order of checks).
+    body = json.dumps(analyze_body(HOOK, imageBase64="A" * (4 * MAX_BODY))).encode()
+    status, answer = _urllib_post(rest.url, body, "text/plain")
+    assert (status, answer["code"]) == (415, 10006)
+
+
+def test_empty_and_oversized_images_are_the_services_rule_once(rest: RestStack) -> None:
+    # The bridge decodes base64 only; the gRPC service's check answers (same codes, same field).
+    over = base64.b64encode(b"\0" * (MAX_IMAGE + 2)).decode()  # within the bridge's pre-decode bound
+    for image, reason in (("", "empty image"), (over, f"image larger than {MAX_IMAGE} bytes")):
+        details = assert_error(post(rest, analyze_body(HOOK, imageBase64=image)), 400, 10001)
+        assert details == [{"field": "imageBase64", "reason": reason}]

@@ -38,14 +38,15 @@ def strict() -> Settings:
 
 @pytest.fixture
 def no_connect(monkeypatch: pytest.MonkeyPatch) -> list[str]:
-    """Any HTTP send or socket connect fails the test (and is recorded)."""
+    """Any connection (httpx's transport, below netguard's PinnedTransport checks) fails the test
+    and is recorded."""
     attempts: list[str] = []
 
-    async def send(self: httpx.AsyncClient, request: httpx.Request, **_: Any) -> httpx.Response:
+    async def connect(self: httpx.AsyncHTTPTransport, request: httpx.Request) -> httpx.Response:
         attempts.append(str(request.url))
         raise AssertionError(f"connected to {request.url}")
 
-    monkeypatch.setattr(httpx.AsyncClient, "send", send)
+    monkeypatch.setattr(httpx.AsyncHTTPTransport, "handle_async_request", connect)
     return attempts
 
 
@@ -146,3 +147,36 @@ async def test_redirect_to_internal_address_is_not_followed(
         await fetch.fetch_image(url, loopback_only)
     assert err.value.code == 11001 and "302" in err.value.message
     assert served == ["/img.png"] and len(sent) == 1
+
+
+LONG_LABEL = "a" * 64  # DNS labels are at most 63 characters
+
+
+@pytest.mark.parametrize(
+    "host",
+    [
+        f"{LONG_LABEL}.example.com", "a..example.com", ".example.com", ("a" * 60 + ".") * 5 + "com",
+        "ex!ample.com",
+    ],
+    ids=["64-char-label", "empty-label", "leading-dot", "over-253", "bad-character"],
+)
+def test_invalid_host_names_are_refused_at_submission(host: str) -> None:
+    for field in ("callback_url", "image_url"):
+        extra = {"image_data": None} if field == "image_url" else {}
+        request = submit_request("https://hooks.example.com/cb", **{field: f"https://{host}/x", **extra})
+        code, message = _code(lambda r=request: validate_submission(r, strict()))
+        assert (code, "valid host name" in message) == (10001, True), (field, host, message)
+
+
+@pytest.mark.parametrize(
+    "host", ["hooks.example.com.", "xn--bcher-kva.example", "bücher.example", "a_b.example"]
+)
+def test_valid_host_names_pass_submission(host: str) -> None:
+    validate_submission(submit_request(f"https://{host}/cb"), strict())
+
+
+async def test_fetch_of_a_host_no_resolver_accepts_is_11001(no_connect: list[str]) -> None:
+    # Past submission (an old task, another client): a download failure, never an internal error.
+    with pytest.raises(DentalAIError) as err:
+        await fetch.fetch_image(f"https://{LONG_LABEL}.example.com/img.png", strict())
+    assert err.value.code == 11001 and not no_connect

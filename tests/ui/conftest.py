@@ -65,7 +65,8 @@ class Scripted(pb_grpc.AnalysisServiceServicer):
 
     @staticmethod
     def _task(status):
-        return task_pb2.Task(task_id="t-1", task_type="ceph", status=status)
+        timing = task_pb2.Timing(queued_ms=7, processing_ms=12, total_ms=19)
+        return task_pb2.Task(task_id="t-1", task_type="ceph", status=status, timing=timing)
 
     def _done(self):
         task = self._task(task_pb2.SUCCEEDED)

@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from dentalai.config import load_config
 from dentalai.errors import DentalAIError, ErrorCode
 from ui import views
 from ui.app import UIConfig, config_from_settings
@@ -88,12 +89,16 @@ def test_views_for_ceph_pano_and_failure():
 
 
 def test_config_from_settings_and_env(monkeypatch):
-    settings = {"api": {"host": "0.0.0.0", "port": 8100}, "grpc": {"host": "10.0.0.2", "port": 50100},
-                "auth": {"tokens": ["t1", "t2"]}}  # fmt: skip
+    env = {"DENTALAI_API__HOST": "0.0.0.0", "DENTALAI_API__PORT": "8100", "DENTALAI_GRPC__HOST": "10.0.0.2",
+           "DENTALAI_GRPC__PORT": "50100", "DENTALAI_AUTH__TOKENS": '["t1", "t2"]'}  # fmt: skip
     monkeypatch.delenv("DENTALAI_TOKEN", raising=False)
-    cfg = config_from_settings(settings)
+    cfg = config_from_settings(load_config(environ=env))
     assert (cfg.api_url, cfg.grpc_target, cfg.token) == ("http://127.0.0.1:8100", "10.0.0.2:50100", "t1")
     assert cfg.effective_callback_url == "http://localhost:7860/ui-callback"
-    monkeypatch.setenv("DENTALAI_UI_CALLBACK_URL", "https://cb.example/x")
-    assert config_from_settings(settings).effective_callback_url == "https://cb.example/x"
+    # The UI's variables are config keys like any other (the single-underscore spelling too).
+    env |= {"DENTALAI_UI_CALLBACK_URL": "https://cb.example/x", "DENTALAI_UI_API_URL": "http://api:8000",
+            "DENTALAI_UI__BACKEND": "grpc"}  # fmt: skip
+    cfg = config_from_settings(load_config(environ=env))
+    assert (cfg.effective_callback_url, cfg.api_url) == ("https://cb.example/x", "http://api:8000")
+    assert cfg.backend == "grpc"
     assert UIConfig(port=9).effective_callback_url == "http://localhost:9/ui-callback"

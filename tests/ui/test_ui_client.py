@@ -11,6 +11,7 @@ from dentalai.client import AnalysisClient, result_of
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.task_json import task_dict
 from dentalai.v1 import results_pb2, task_pb2
+from ui.backend import GrpcBackend
 
 
 def test_submit_sends_options_and_bearer_token(served):
@@ -60,3 +61,10 @@ def test_unreachable_server_is_an_error_with_a_code():
     with AnalysisClient("127.0.0.1:1", timeout=2) as client, pytest.raises(DentalAIError) as err:
         client.get("t")
     assert err.value.code in (ErrorCode.QUEUE_UNAVAILABLE, ErrorCode.PROCESSING_TIMEOUT)
+
+
+def test_grpc_backend_shows_tasks_as_rest_does(scripted_server):
+    # The UI over gRPC printed int64 timing as strings ("7"); REST prints numbers.
+    port, _ = scripted_server
+    task = GrpcBackend(f"127.0.0.1:{port}", "https://x.example/cb").get("t-1")
+    assert task["timing"] == {"queuedMs": 7, "processingMs": 12, "totalMs": 19}
