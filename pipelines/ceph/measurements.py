@@ -20,6 +20,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 import yaml
@@ -28,6 +29,7 @@ from pipelines.ceph.preprocess import LANDMARK_IDS
 
 NORMS_PATH = Path(__file__).with_name("norms.yaml")
 Point = np.ndarray
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -174,12 +176,18 @@ def _side(tip: Point, a: Point, b: Point) -> float:
     return 1.0 if signed_distance(tip, a, b) >= 0 else -1.0
 
 
+def by_band(value: float, lo: float, hi: float, below: T, inside: T, above: T) -> T:
+    """What a value reads as against a normal band; the edges belong to the band (normal class)."""
+    return below if value < lo else above if value > hi else inside
+
+
+def norm_band(norm: dict) -> tuple[float, float]:
+    """The normal band of a norms.yaml entry: mean - sd to mean + sd."""
+    return norm["mean"] - norm["sd"], norm["mean"] + norm["sd"]
+
+
 def interpret(value: float, norm: dict) -> str:
-    if value < norm["mean"] - norm["sd"]:
-        return str(norm["low"])
-    if value > norm["mean"] + norm["sd"]:
-        return str(norm["high"])
-    return str(norm["normal"])
+    return str(by_band(value, *norm_band(norm), norm["low"], norm["normal"], norm["high"]))
 
 
 def norm_convention(norm: dict) -> str:
@@ -284,13 +292,20 @@ ISBI_SOURCE = "ISBI 2015 class (Wang et al. 2016)"
 MW_EDGES = (0.0, 2.0, 4.5)
 
 
+_ISBI_BY_ID = {row[0]: row for row in ISBI_CLASSES}
+
+
+def isbi_band(cid: str) -> tuple[float, float, str]:
+    """(low edge, high edge, unit) of the ISBI normal class (C1) of one three-class value."""
+    _, _, unit, lo, hi, *_ = _ISBI_BY_ID[cid]
+    return lo, hi, unit
+
+
 def isbi_convention(cid: str) -> str:
     if cid == "MW":
         return f"{ISBI_SOURCE}: C1 {MW_EDGES[1]:g} to {MW_EDGES[2]:g} mm"
-    for c, _, unit, lo, hi, *_ in ISBI_CLASSES:
-        if c == cid:
-            return f"{ISBI_SOURCE}: C1 {lo:g} to {hi:g} {unit}"
-    raise KeyError(cid)
+    lo, hi, unit = isbi_band(cid)
+    return f"{ISBI_SOURCE}: C1 {lo:g} to {hi:g} {unit}"
 
 
 def isbi_category(cid: str, value: float) -> int:
@@ -303,10 +318,8 @@ def isbi_category(cid: str, value: float) -> int:
         if value < MW_EDGES[1]:
             return 2
         return 1 if value <= MW_EDGES[2] else 4
-    for c, _, _, lo, hi, (below, inside, above), _ in ISBI_CLASSES:
-        if c == cid:
-            return below if value < lo else above if value > hi else inside
-    raise KeyError(cid)
+    lo, hi, _ = isbi_band(cid)
+    return by_band(value, lo, hi, *_ISBI_BY_ID[cid][5])
 
 
 MW_LABELS = {1: "normal", 2: "edge to edge", 3: "anterior crossbite", 4: "large overjet"}

@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass
 
-from pipelines.ceph.measurements import ISBI_CLASSES, isbi_convention, load_norms, norm_convention
+from pipelines.ceph import measurements as meas
 
 
 @dataclass(frozen=True)
@@ -51,12 +51,9 @@ SKELETAL_MIDDLE, VERTICAL_MIDDLE = "Class I", "normodivergent"
 def _band(source: str, ind_id: str) -> tuple[float, float, str, str]:
     """(low edge, high edge, unit, convention) of one indicator."""
     if source == "norm":
-        n = load_norms()[ind_id]
-        return n["mean"] - n["sd"], n["mean"] + n["sd"], n["unit"], norm_convention(n)
-    for cid, _, unit, lo, hi, *_ in ISBI_CLASSES:
-        if cid == ind_id:
-            return lo, hi, unit, isbi_convention(cid)
-    raise KeyError(ind_id)
+        n = meas.load_norms()[ind_id]
+        return *meas.norm_band(n), n["unit"], meas.norm_convention(n)
+    return *meas.isbi_band(ind_id), meas.isbi_convention(ind_id)
 
 
 def _read(table: tuple, values: dict[str, float]) -> list[Indicator]:
@@ -64,7 +61,7 @@ def _read(table: tuple, values: dict[str, float]) -> list[Indicator]:
     for ind_id, source, below, inside, above in table:
         lo, hi, unit, convention = _band(source, ind_id)
         v = float(values[ind_id])
-        label = below if v < lo else above if v > hi else inside
+        label = meas.by_band(v, lo, hi, below, inside, above)
         out.append(Indicator(ind_id, round(v, 2), unit, label, convention))
     return out
 
