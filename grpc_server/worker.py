@@ -37,13 +37,14 @@ from grpc_server.artifact_store import ArtifactStore
 from grpc_server.connection import redis_client
 from grpc_server.fetch import fetch_image
 from grpc_server.keys import Keys
-from grpc_server.processing import decode_checked, run_pipeline
+from grpc_server.processing import process
 from grpc_server.queue import Job, JobQueue
 from grpc_server.store import RunOutcome, StoredTask, TaskStore
 from pipelines.base_pipeline import DecodedImage, Pipeline
 from pipelines.registry import LoadedPipelines, load_pipelines
 
 T = TypeVar("T")
+Input = tuple[bytes, DecodedImage]  # a task's image as sent and decoded, for its artifacts
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +58,6 @@ class Worker:
         self.store = TaskStore(redis, self.keys, settings.tasks.result_ttl_s)
         self.queue = JobQueue(redis, self.keys)
         self.artifacts = ArtifactStore(redis, self.keys, settings.tasks.result_ttl_s)
-        self._input: tuple[bytes, DecodedImage] | None = None  # the current task's, for its artifacts
         self.worker_id = f"{socket.gethostname()}-{os.getpid()}-{uuid.uuid4().hex[:4]}"
         self.stopping = asyncio.Event()
         self._last_claim = 0.0
@@ -131,14 +131,14 @@ class Worker:
             started = time.monotonic()
             keeper = asyncio.create_task(self._keep(job))
             try:
-                result, model, error = await self._process(stored)
+                result, model, error, inputs = await self._process(stored)
             except asyncio.CancelledError:
                 # Forced stop: hand the job back now rather than after the visibility timeout.
                 await asyncio.shield(self._release(job))
                 raise
             finally:
                 keeper.cancel()
-            artifacts = await self._artifacts(stored, result, model)
+            artifacts = await self._artifacts(stored, result, model, inputs)
             finished = await self._through_outage(
                 lambda: self.store.finish(
                     job.task_id, result=result, error=error, model=model, artifacts=artifacts
@@ -157,10 +157,13 @@ class Worker:
             )
 
     async def _artifacts(
-        self, stored: StoredTask, result: Message | None, model: results_pb2.ModelInfo | None
+        self,
+        stored: StoredTask,
+        result: Message | None,
+        model: results_pb2.ModelInfo | None,
+        inputs: Input | None,
     ) -> task_pb2.TaskArtifacts | None:
         """Artifacts of a result, stored before `finish` schedules the callback (artifact_step)."""
-        inputs, self._input = self._input, None
         if result is None or inputs is None or not self.settings.artifacts.enabled:
             return None
         raw, image = inputs
@@ -197,19 +200,21 @@ class Worker:
 
     async def _process(
         self, stored: StoredTask
-    ) -> tuple[Message | None, results_pb2.ModelInfo | None, task_pb2.TaskError | None]:
+    ) -> tuple[Message | None, results_pb2.ModelInfo | None, task_pb2.TaskError | None, Input | None]:
+        """(result, model, error, the input its artifacts are drawn on)."""
         task = stored.task
         pipeline = self.loaded.pipelines.get(task.task_type)
         if pipeline is None:
-            return None, None, task_pb2.TaskError(
+            error = task_pb2.TaskError(
                 code=ErrorCode.MODEL_UNAVAILABLE,
                 message=f"model for taskType {task.task_type!r} is not available",
             )
+            return None, None, error, None
         try:
-            result = await asyncio.wait_for(
+            result, inputs = await asyncio.wait_for(
                 self._analyse(pipeline, stored), timeout=self.settings.tasks.task_timeout_s
             )
-            return result, pipeline.model_info, None
+            return result, pipeline.model_info, None, inputs
         except TimeoutError:
             limit = self.settings.tasks.task_timeout_s
             code, message = ErrorCode.PROCESSING_TIMEOUT, f"processing exceeded {limit} s"
@@ -218,17 +223,15 @@ class Worker:
         except Exception:
             log.exception("unexpected error while processing")
             code, message = ErrorCode.INTERNAL, "internal error"
-        return None, pipeline.model_info, task_pb2.TaskError(code=code, message=message)
+        return None, pipeline.model_info, task_pb2.TaskError(code=code, message=message), None
 
-    async def _analyse(self, pipeline: Pipeline, stored: StoredTask) -> Message:
+    async def _analyse(self, pipeline: Pipeline, stored: StoredTask) -> tuple[Message, Input]:
         data = stored.image if stored.image else await fetch_image(stored.image_url, self.settings)
-        # In threads so that the time limit can end the wait (the thread itself runs to its end).
-        # The two halves of grpc_server.processing.process, apart because the artifacts need the image.
-        image = await asyncio.to_thread(decode_checked, data, self.settings.limits)
-        self._input = (data, image)
         options = task_pb2.AnalysisOptions()
         options.CopyFrom(stored.task.options)
-        return await asyncio.to_thread(run_pipeline, pipeline, image, options)
+        # In a thread so that the time limit can end the wait (the thread itself runs to its end).
+        result, image = await asyncio.to_thread(process, pipeline, data, options, self.settings.limits)
+        return result, (data, image)
 
     # ---- heartbeat and stopping ----------------------------------------------------------------
 
