@@ -167,6 +167,11 @@ def _table(
     return table
 
 
+def _unit_suffix(unit: str) -> str:
+    """What follows a value in the tables: "°" for deg, " mm" for mm, nothing for a ratio."""
+    return {"deg": "°", "percent": " %", "ratio": ""}.get(unit, f" {unit}")
+
+
 def _ceph_tables(data: Mapping[str, Any], body: ParagraphStyle, heading: ParagraphStyle, font: str) -> list:
     story: list[Any] = [Paragraph("Landmarks", heading)]
     rows = [
@@ -189,7 +194,7 @@ def _ceph_tables(data: Mapping[str, Any], body: ParagraphStyle, heading: Paragra
     story.append(Paragraph("Measurements", heading))
     rows = [["measurement", "value", "norm (mean ± sd)", "interpretation"]]
     for m in data.get("measurements") or []:
-        unit = {"deg": "°", "percent": " %", "ratio": ""}.get(m.get("unit", ""), f" {m.get('unit', '')}")
+        unit = _unit_suffix(m.get("unit", ""))
         norm = m.get("norm") or {}
         rows.append(
             [
@@ -203,7 +208,7 @@ def _ceph_tables(data: Mapping[str, Any], body: ParagraphStyle, heading: Paragra
     story.append(Paragraph("Classes (ISBI 2015)", heading))
     rows = [["class", "value", "result"]]
     for c in data.get("classifications") or []:
-        unit = {"deg": "°", "percent": " %", "ratio": ""}.get(c.get("unit", ""), f" {c.get('unit', '')}")
+        unit = _unit_suffix(c.get("unit", ""))
         rows.append([c.get("name") or c.get("id", ""), f"{c.get('value', 0):.1f}{unit}", c.get("label", "")])
     story.append(_table(rows, [80 * mm, 30 * mm, 70 * mm], font, size=7))
     summary = data.get("summary") or {}
