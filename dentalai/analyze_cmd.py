@@ -143,7 +143,12 @@ def progress(items: Sequence[Path], enabled: bool) -> Iterator[Path]:
 
 
 def analyze_one(
-    runner: Runner, path: Path, options: task_pb2.AnalysisOptions, out: Path, reports: tuple[str, ...] = ()
+    runner: Runner,
+    path: Path,
+    options: task_pb2.AnalysisOptions,
+    out: Path,
+    task_type: str,
+    reports: tuple[str, ...] = (),
 ) -> Outcome:
     start = time.perf_counter()
     try:
@@ -151,8 +156,7 @@ def analyze_one(
         (out / f"{path.stem}.json").write_text(json.dumps(message_dict(result), indent=2) + "\n")
         (out / f"{path.stem}.png").write_bytes(overlay.render_png(pixels, result))
         if reports:
-            kind = "ceph" if isinstance(result, results_pb2.CephResult) else "pano"
-            write_reports(out, path, kind, result, pixels, reports, getattr(runner, "model_info", None))
+            write_reports(out, path, task_type, result, pixels, reports, getattr(runner, "model_info", None))
     except DentalAIError as err:
         return Outcome(path, False, int(err.code), err.message, time.perf_counter() - start)
     except OSError as err:
@@ -214,7 +218,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     try:
         for path in progress(paths, enabled=not args.no_progress and bool(paths)):
-            outcomes.append(analyze_one(runner, path, options, args.out, args.report))
+            outcomes.append(analyze_one(runner, path, options, args.out, args.task_type, args.report))
     finally:
         close()
     return summarize(outcomes, args.out)
