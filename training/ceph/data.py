@@ -36,7 +36,10 @@ def read_csv_mean(path: Path) -> dict[str, np.ndarray]:
     return {k: np.mean(v, axis=0) for k, v in rows.items()}
 
 
-def _load(img_dir: Path, labels: dict[str, np.ndarray], tag: str) -> list[Sample]:
+def _load(
+    img_dir: Path, labels: dict[str, np.ndarray], tag: str, size: tuple[int, int] = (CACHE_W, CACHE_H)
+) -> list[Sample]:
+    """Images resized to `size` (W, H) with their points in those pixels."""
     out = []
     for name, pts in sorted(labels.items()):
         files = list(img_dir.glob(f"{name}.*"))
@@ -44,26 +47,26 @@ def _load(img_dir: Path, labels: dict[str, np.ndarray], tag: str) -> list[Sample
             continue
         img = to_gray_u8(cv2.imread(str(files[0]), cv2.IMREAD_UNCHANGED))
         h, w = img.shape
-        small = cv2.resize(img, (CACHE_W, CACHE_H), interpolation=cv2.INTER_AREA)
-        p = (pts + 0.5) * [CACHE_W / w, CACHE_H / h] - 0.5
+        small = img if (w, h) == size else cv2.resize(img, size, interpolation=cv2.INTER_AREA)
+        p = (pts + 0.5) * [size[0] / w, size[1] / h] - 0.5
         out.append(Sample(small, p.astype(np.float32), f"{tag}/{name}"))
     return out
 
 
-def load_isbi(split: str) -> list[Sample]:
+def load_isbi(split: str, size: tuple[int, int] = (CACHE_W, CACHE_H)) -> list[Sample]:
     d = DATA / "isbi2015_640x800"
-    return _load(d / "images", read_csv_mean(d / f"landmarks_{split}.csv"), "isbi")
+    return _load(d / "images", read_csv_mean(d / f"landmarks_{split}.csv"), "isbi", size)
 
 
 # Hamedan images from this id on are never trained on: they are the cross-site evaluation set.
 HAMEDAN_HOLDOUT_FROM = 71
 
 
-def load_hamedan(train: bool = True) -> list[Sample]:
+def load_hamedan(train: bool = True, size: tuple[int, int] = (CACHE_W, CACHE_H)) -> list[Sample]:
     d = DATA / "hamedan"
     labels = read_csv_mean(d / "landmarks.csv")
     keep = {k: v for k, v in labels.items() if (int(k) < HAMEDAN_HOLDOUT_FROM) == train}
-    return _load(d / "images", keep, "hamedan")
+    return _load(d / "images", keep, "hamedan", size)
 
 
 def _affine(rng: np.random.Generator | None) -> np.ndarray:
@@ -92,20 +95,35 @@ def _affine(rng: np.random.Generator | None) -> np.ndarray:
     return (unshift @ m @ shift)[:2]
 
 
-def _intensity(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+def intensity(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """uint8 image -> float32 0..255 with another device's look: local contrast (CLAHE), gamma,
+    gain/offset, blur or sharpening, noise."""
+    if rng.random() < 0.3:
+        tiles = int(rng.integers(2, 9))
+        clahe = cv2.createCLAHE(clipLimit=float(rng.uniform(1.0, 3.0)), tileGridSize=(tiles, tiles))
+        img = clahe.apply(img)
     x = img.astype(np.float32) / 255.0
     x = np.power(x, rng.uniform(0.7, 1.5))
     x = x * rng.uniform(0.8, 1.2) + rng.uniform(-0.1, 0.1)
-    if rng.random() < 0.3:
+    r = rng.random()
+    if r < 0.3:
         x = cv2.GaussianBlur(x, (0, 0), rng.uniform(0.5, 1.2))
+    elif r < 0.45:  # unsharp masking, as some detectors' software applies
+        x = x + rng.uniform(0.3, 1.0) * (x - cv2.GaussianBlur(x, (0, 0), rng.uniform(1.0, 2.5)))
     x = x + rng.normal(0, rng.uniform(0, 0.03), x.shape).astype(np.float32)
     return np.clip(x, 0, 1) * 255.0
 
 
-def heatmap_targets(points: np.ndarray, sigma: float) -> np.ndarray:
-    """(19, 2) model pixels -> (19, h, w) Gaussians with peak 1 at heatmap resolution."""
-    h, w = INPUT_HEIGHT // HEATMAP_STRIDE, INPUT_WIDTH // HEATMAP_STRIDE
-    p = (points + 0.5) / HEATMAP_STRIDE - 0.5
+def heatmap_targets(
+    points: np.ndarray,
+    sigma: float,
+    size: tuple[int, int] = (INPUT_WIDTH, INPUT_HEIGHT),
+    stride: int = HEATMAP_STRIDE,
+) -> np.ndarray:
+    """(19, 2) points in an input of `size` (W, H) -> (19, h, w) Gaussians with peak 1 at heatmap
+    resolution (input / stride)."""
+    h, w = size[1] // stride, size[0] // stride
+    p = (points + 0.5) / stride - 0.5
     xs = np.arange(w, dtype=np.float32)[None, None, :]
     ys = np.arange(h, dtype=np.float32)[None, :, None]
     d2 = (xs - p[:, 0, None, None]) ** 2 + (ys - p[:, 1, None, None]) ** 2
@@ -124,5 +142,5 @@ def make_sample(s: Sample, rng: np.random.Generator | None) -> tuple[np.ndarray,
         borderValue=0,
     )
     pts = s.points @ m[:, :2].T + m[:, 2]
-    x = _intensity(img, rng) if rng is not None else img.astype(np.float32)
+    x = intensity(img, rng) if rng is not None else img.astype(np.float32)
     return normalise(x)[None], pts.astype(np.float32)
