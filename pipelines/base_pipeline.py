@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import ClassVar, Protocol
@@ -66,21 +66,36 @@ class StageTimer:
 class Pipeline(ABC):
     """Turns a decoded radiograph into the result message of one taskType."""
 
-    # Name of the model directory under models/ that this pipeline needs.
+    # Name of the model directory under models/ that this pipeline needs; its version names the result.
     model_name: ClassVar[str]
+    # Further model directories it runs after the first (a refinement stage, a findings model). The
+    # registry loads and warms each like the first; a missing one makes the task type unavailable.
+    extra_models: ClassVar[tuple[str, ...]] = ()
 
-    def __init__(self, engine: Engine) -> None:
+    def __init__(self, engine: Engine, extras: Mapping[str, Engine] | None = None) -> None:
         self.engine = engine
+        self.extras: dict[str, Engine] = dict(extras or {})
 
     @classmethod
-    def from_settings(cls, engine: Engine, settings: Settings) -> Pipeline:
+    def from_settings(
+        cls, engine: Engine, settings: Settings, extras: Mapping[str, Engine] | None = None
+    ) -> Pipeline:
         """The pipeline as a worker runs it (a pipeline with settings of its own overrides this)."""
-        return cls(engine)
+        return cls(engine, extras=extras)
+
+    @property
+    def engines(self) -> list[Engine]:
+        """Every engine the pipeline runs, the first model's first."""
+        return [self.engine, *self.extras.values()]
 
     @property
     def model_info(self) -> results_pb2.ModelInfo:
-        manifest = self.engine.manifest
-        return results_pb2.ModelInfo(name=manifest.name, version=manifest.version)
+        """The first model's name and version, with every further model as a component."""
+        first, *rest = (e.manifest for e in self.engines)
+        info = results_pb2.ModelInfo(name=first.name, version=first.version)
+        for m in rest:
+            info.components.add(name=m.name, version=m.version)
+        return info
 
     @abstractmethod
     def run(

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING
 from dentalai.config import Settings
 
 if TYPE_CHECKING:  # the API side reads TASK_TYPES without importing numpy or engines
+    from engines.base import Engine
     from pipelines.base_pipeline import Pipeline
 
 log = logging.getLogger(__name__)
@@ -49,9 +50,13 @@ class LoadedPipelines:
     # taskType -> why it cannot run (logged; the task's 12004 message says so briefly).
     unavailable: dict[str, str] = field(default_factory=dict)
 
+    def _engines(self) -> list[Engine]:
+        # Test pipelines may have no engine at all.
+        return [e for p in self.pipelines.values() for e in getattr(p, "engines", []) if e is not None]
+
     @property
     def runtime(self) -> str:
-        runtimes = {getattr(getattr(p, "engine", None), "runtime", "") for p in self.pipelines.values()}
+        runtimes = {getattr(e, "runtime", "") for e in self._engines()}
         return ",".join(sorted(r for r in runtimes if r)) or "none"
 
     @property
@@ -60,16 +65,15 @@ class LoadedPipelines:
         for pipeline in self.pipelines.values():
             info = pipeline.model_info
             out.append(f"{info.name}@{info.version}")
+            out.extend(f"{c.name}@{c.version}" for c in info.components)
         return sorted(out)
 
     def close(self) -> None:
-        for pipeline in self.pipelines.values():
-            engine = getattr(pipeline, "engine", None)
-            if engine is not None:
-                try:
-                    engine.close()
-                except Exception:  # closing at exit must not hide the real reason for stopping
-                    log.exception("closing engine failed")
+        for engine in self._engines():
+            try:
+                engine.close()
+            except Exception:  # closing at exit must not hide the real reason for stopping
+                log.exception("closing engine failed")
 
 
 def _load_one(task_type: str, settings: Settings) -> Pipeline:
@@ -79,15 +83,24 @@ def _load_one(task_type: str, settings: Settings) -> Pipeline:
 
     module_name, _, class_name = PIPELINES[task_type].partition(":")
     cls = getattr(importlib.import_module(module_name), class_name)
-    model_dir = Path(settings.worker.models_dir) / cls.model_name
-    if not (model_dir / "manifest.json").is_file():
-        raise FileNotFoundError(f"no model at {model_dir} (manifest.json missing)")
     worker = settings.worker
-    engine = load_engine(model_dir, runtime=worker.engine, ort_intra_threads=worker.ort_intra_threads)
-    if engine.manifest.task_type != task_type:
-        raise ValueError(f"{model_dir} is a model for taskType {engine.manifest.task_type!r}")
-    engine.warmup()
-    return cls.from_settings(engine, settings)
+    engines: dict[str, Engine] = {}
+    try:
+        for name in (cls.model_name, *cls.extra_models):
+            model_dir = Path(worker.models_dir) / name
+            if not (model_dir / "manifest.json").is_file():
+                raise FileNotFoundError(f"no model at {model_dir} (manifest.json missing)")
+            engine = load_engine(model_dir, runtime=worker.engine, ort_intra_threads=worker.ort_intra_threads)
+            engines[name] = engine
+            if engine.manifest.task_type != task_type:
+                raise ValueError(f"{model_dir} is a model for taskType {engine.manifest.task_type!r}")
+            engine.warmup()
+    except Exception:
+        for engine in engines.values():  # the type is unavailable: give back what did load
+            engine.close()
+        raise
+    first = engines.pop(cls.model_name)
+    return cls.from_settings(first, settings, extras=engines)
 
 
 def load_pipelines(settings: Settings, task_types: list[str] | None = None) -> LoadedPipelines:

@@ -25,39 +25,39 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x65ntalai/v1/results.proto\x12\x0b\x64\x65ntalai.v1\x1a\x1cgoogle/protobuf/struct.proto\"*\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\"\\\n\tCephImage\x12\r\n\x05width\x18\x01 \x01(\x05\x12\x0e\n\x06height\x18\x02 \x01(\x05\x12\x18\n\x10pixel_spacing_mm\x18\x03 \x01(\x01\x12\x16\n\x0espacing_source\x18\x04 \x01(\t\"N\n\x08Landmark\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\t\n\x01x\x18\x03 \x01(\x01\x12\t\n\x01y\x18\x04 \x01(\x01\x12\x12\n\nconfidence\x18\x05 \x01(\x01\" \n\x04Norm\x12\x0c\n\x04mean\x18\x01 \x01(\x01\x12\n\n\x02sd\x18\x02 \x01(\x01\"\x91\x01\n\x0bMeasurement\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x1f\n\x04norm\x18\x05 \x01(\x0b\x32\x11.dentalai.v1.Norm\x12\x16\n\x0einterpretation\x18\x06 \x01(\t\x12\x12\n\nconvention\x18\x07 \x01(\t\"|\n\x0e\x43lassification\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\x05\x12\r\n\x05label\x18\x06 \x01(\t\x12\x12\n\nconvention\x18\x07 \x01(\t\"^\n\x10SummaryIndicator\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12\r\n\x05label\x18\x04 \x01(\t\x12\x12\n\nconvention\x18\x05 \x01(\t\"\x9d\x02\n\x0b\x43\x65phSummary\x12\x16\n\x0eskeletal_class\x18\x01 \x01(\t\x12\x18\n\x10vertical_pattern\x18\x02 \x01(\t\x12:\n\x13skeletal_indicators\x18\x03 \x03(\x0b\x32\x1d.dentalai.v1.SummaryIndicator\x12\x1a\n\x12skeletal_agreement\x18\x04 \x01(\x05\x12\x15\n\rskeletal_rule\x18\x05 \x01(\t\x12:\n\x13vertical_indicators\x18\x06 \x03(\x0b\x32\x1d.dentalai.v1.SummaryIndicator\x12\x1a\n\x12vertical_agreement\x18\x07 \x01(\x05\x12\x15\n\rvertical_rule\x18\x08 \x01(\t\"\xee\x01\n\nCephResult\x12%\n\x05image\x18\x01 \x01(\x0b\x32\x16.dentalai.v1.CephImage\x12(\n\tlandmarks\x18\x02 \x03(\x0b\x32\x15.dentalai.v1.Landmark\x12.\n\x0cmeasurements\x18\x03 \x03(\x0b\x32\x18.dentalai.v1.Measurement\x12\x34\n\x0f\x63lassifications\x18\x04 \x03(\x0b\x32\x1b.dentalai.v1.Classification\x12)\n\x07summary\x18\x05 \x01(\x0b\x32\x18.dentalai.v1.CephSummary\"*\n\tPanoImage\x12\r\n\x05width\x18\x01 \x01(\x05\x12\x0e\n\x06height\x18\x02 \x01(\x05\"\x7f\n\x05Tooth\x12\x0b\n\x03\x66\x64i\x18\x01 \x01(\x05\x12\x0e\n\x06number\x18\x02 \x01(\x05\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x0c\n\x04\x62\x62ox\x18\x04 \x03(\x01\x12+\n\x07polygon\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.ListValue\x12\x0f\n\x07\x61rea_px\x18\x06 \x01(\x01\"\"\n\x0bPanoSummary\x12\x13\n\x0btooth_count\x18\x01 \x01(\x05\"\xc8\x01\n\nPanoResult\x12%\n\x05image\x18\x01 \x01(\x0b\x32\x16.dentalai.v1.PanoImage\x12.\n\tnumbering\x18\x02 \x01(\x0e\x32\x1b.dentalai.v1.ToothNumbering\x12!\n\x05teeth\x18\x03 \x03(\x0b\x32\x12.dentalai.v1.Tooth\x12\x15\n\rmissing_teeth\x18\x04 \x03(\x05\x12)\n\x07summary\x18\x05 \x01(\x0b\x32\x18.dentalai.v1.PanoSummary*I\n\x0eToothNumbering\x12\x1f\n\x1bTOOTH_NUMBERING_UNSPECIFIED\x10\x00\x12\x07\n\x03\x46\x44I\x10\x01\x12\r\n\tUNIVERSAL\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x19\x64\x65ntalai/v1/results.proto\x12\x0b\x64\x65ntalai.v1\x1a\x1cgoogle/protobuf/struct.proto\"V\n\tModelInfo\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\t\x12*\n\ncomponents\x18\x03 \x03(\x0b\x32\x16.dentalai.v1.ModelInfo\"\\\n\tCephImage\x12\r\n\x05width\x18\x01 \x01(\x05\x12\x0e\n\x06height\x18\x02 \x01(\x05\x12\x18\n\x10pixel_spacing_mm\x18\x03 \x01(\x01\x12\x16\n\x0espacing_source\x18\x04 \x01(\t\"N\n\x08Landmark\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\t\n\x01x\x18\x03 \x01(\x01\x12\t\n\x01y\x18\x04 \x01(\x01\x12\x12\n\nconfidence\x18\x05 \x01(\x01\" \n\x04Norm\x12\x0c\n\x04mean\x18\x01 \x01(\x01\x12\n\n\x02sd\x18\x02 \x01(\x01\"\x91\x01\n\x0bMeasurement\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x1f\n\x04norm\x18\x05 \x01(\x0b\x32\x11.dentalai.v1.Norm\x12\x16\n\x0einterpretation\x18\x06 \x01(\t\x12\x12\n\nconvention\x18\x07 \x01(\t\"|\n\x0e\x43lassification\x12\n\n\x02id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\x12\r\n\x05value\x18\x03 \x01(\x01\x12\x0c\n\x04unit\x18\x04 \x01(\t\x12\x10\n\x08\x63\x61tegory\x18\x05 \x01(\x05\x12\r\n\x05label\x18\x06 \x01(\t\x12\x12\n\nconvention\x18\x07 \x01(\t\"^\n\x10SummaryIndicator\x12\n\n\x02id\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01\x12\x0c\n\x04unit\x18\x03 \x01(\t\x12\r\n\x05label\x18\x04 \x01(\t\x12\x12\n\nconvention\x18\x05 \x01(\t\"\x9d\x02\n\x0b\x43\x65phSummary\x12\x16\n\x0eskeletal_class\x18\x01 \x01(\t\x12\x18\n\x10vertical_pattern\x18\x02 \x01(\t\x12:\n\x13skeletal_indicators\x18\x03 \x03(\x0b\x32\x1d.dentalai.v1.SummaryIndicator\x12\x1a\n\x12skeletal_agreement\x18\x04 \x01(\x05\x12\x15\n\rskeletal_rule\x18\x05 \x01(\t\x12:\n\x13vertical_indicators\x18\x06 \x03(\x0b\x32\x1d.dentalai.v1.SummaryIndicator\x12\x1a\n\x12vertical_agreement\x18\x07 \x01(\x05\x12\x15\n\rvertical_rule\x18\x08 \x01(\t\"\xee\x01\n\nCephResult\x12%\n\x05image\x18\x01 \x01(\x0b\x32\x16.dentalai.v1.CephImage\x12(\n\tlandmarks\x18\x02 \x03(\x0b\x32\x15.dentalai.v1.Landmark\x12.\n\x0cmeasurements\x18\x03 \x03(\x0b\x32\x18.dentalai.v1.Measurement\x12\x34\n\x0f\x63lassifications\x18\x04 \x03(\x0b\x32\x1b.dentalai.v1.Classification\x12)\n\x07summary\x18\x05 \x01(\x0b\x32\x18.dentalai.v1.CephSummary\"*\n\tPanoImage\x12\r\n\x05width\x18\x01 \x01(\x05\x12\x0e\n\x06height\x18\x02 \x01(\x05\"\x7f\n\x05Tooth\x12\x0b\n\x03\x66\x64i\x18\x01 \x01(\x05\x12\x0e\n\x06number\x18\x02 \x01(\x05\x12\r\n\x05score\x18\x03 \x01(\x01\x12\x0c\n\x04\x62\x62ox\x18\x04 \x03(\x01\x12+\n\x07polygon\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.ListValue\x12\x0f\n\x07\x61rea_px\x18\x06 \x01(\x01\"\"\n\x0bPanoSummary\x12\x13\n\x0btooth_count\x18\x01 \x01(\x05\"\xc8\x01\n\nPanoResult\x12%\n\x05image\x18\x01 \x01(\x0b\x32\x16.dentalai.v1.PanoImage\x12.\n\tnumbering\x18\x02 \x01(\x0e\x32\x1b.dentalai.v1.ToothNumbering\x12!\n\x05teeth\x18\x03 \x03(\x0b\x32\x12.dentalai.v1.Tooth\x12\x15\n\rmissing_teeth\x18\x04 \x03(\x05\x12)\n\x07summary\x18\x05 \x01(\x0b\x32\x18.dentalai.v1.PanoSummary*I\n\x0eToothNumbering\x12\x1f\n\x1bTOOTH_NUMBERING_UNSPECIFIED\x10\x00\x12\x07\n\x03\x46\x44I\x10\x01\x12\r\n\tUNIVERSAL\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dentalai.v1.results_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TOOTHNUMBERING']._serialized_start=1635
-  _globals['_TOOTHNUMBERING']._serialized_end=1708
+  _globals['_TOOTHNUMBERING']._serialized_start=1679
+  _globals['_TOOTHNUMBERING']._serialized_end=1752
   _globals['_MODELINFO']._serialized_start=72
-  _globals['_MODELINFO']._serialized_end=114
-  _globals['_CEPHIMAGE']._serialized_start=116
-  _globals['_CEPHIMAGE']._serialized_end=208
-  _globals['_LANDMARK']._serialized_start=210
-  _globals['_LANDMARK']._serialized_end=288
-  _globals['_NORM']._serialized_start=290
-  _globals['_NORM']._serialized_end=322
-  _globals['_MEASUREMENT']._serialized_start=325
-  _globals['_MEASUREMENT']._serialized_end=470
-  _globals['_CLASSIFICATION']._serialized_start=472
-  _globals['_CLASSIFICATION']._serialized_end=596
-  _globals['_SUMMARYINDICATOR']._serialized_start=598
-  _globals['_SUMMARYINDICATOR']._serialized_end=692
-  _globals['_CEPHSUMMARY']._serialized_start=695
-  _globals['_CEPHSUMMARY']._serialized_end=980
-  _globals['_CEPHRESULT']._serialized_start=983
-  _globals['_CEPHRESULT']._serialized_end=1221
-  _globals['_PANOIMAGE']._serialized_start=1223
-  _globals['_PANOIMAGE']._serialized_end=1265
-  _globals['_TOOTH']._serialized_start=1267
-  _globals['_TOOTH']._serialized_end=1394
-  _globals['_PANOSUMMARY']._serialized_start=1396
-  _globals['_PANOSUMMARY']._serialized_end=1430
-  _globals['_PANORESULT']._serialized_start=1433
-  _globals['_PANORESULT']._serialized_end=1633
+  _globals['_MODELINFO']._serialized_end=158
+  _globals['_CEPHIMAGE']._serialized_start=160
+  _globals['_CEPHIMAGE']._serialized_end=252
+  _globals['_LANDMARK']._serialized_start=254
+  _globals['_LANDMARK']._serialized_end=332
+  _globals['_NORM']._serialized_start=334
+  _globals['_NORM']._serialized_end=366
+  _globals['_MEASUREMENT']._serialized_start=369
+  _globals['_MEASUREMENT']._serialized_end=514
+  _globals['_CLASSIFICATION']._serialized_start=516
+  _globals['_CLASSIFICATION']._serialized_end=640
+  _globals['_SUMMARYINDICATOR']._serialized_start=642
+  _globals['_SUMMARYINDICATOR']._serialized_end=736
+  _globals['_CEPHSUMMARY']._serialized_start=739
+  _globals['_CEPHSUMMARY']._serialized_end=1024
+  _globals['_CEPHRESULT']._serialized_start=1027
+  _globals['_CEPHRESULT']._serialized_end=1265
+  _globals['_PANOIMAGE']._serialized_start=1267
+  _globals['_PANOIMAGE']._serialized_end=1309
+  _globals['_TOOTH']._serialized_start=1311
+  _globals['_TOOTH']._serialized_end=1438
+  _globals['_PANOSUMMARY']._serialized_start=1440
+  _globals['_PANOSUMMARY']._serialized_end=1474
+  _globals['_PANORESULT']._serialized_start=1477
+  _globals['_PANORESULT']._serialized_end=1677
 # @@protoc_insertion_point(module_scope)

@@ -18,12 +18,14 @@ FDI: ToothNumbering
 UNIVERSAL: ToothNumbering
 
 class ModelInfo(_message.Message):
-    __slots__ = ("name", "version")
+    __slots__ = ("name", "version", "components")
     NAME_FIELD_NUMBER: _ClassVar[int]
     VERSION_FIELD_NUMBER: _ClassVar[int]
+    COMPONENTS_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ...) -> None: ...
+    components: _containers.RepeatedCompositeFieldContainer[ModelInfo]
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[str] = ..., components: _Optional[_Iterable[_Union[ModelInfo, _Mapping]]] = ...) -> None: ...
 
 class CephImage(_message.Message):
     __slots__ = ("width", "height", "pixel_spacing_mm", "spacing_source")

@@ -9,6 +9,7 @@ face's own direction.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -63,8 +64,10 @@ class CephPrediction:
 class CephPipeline(Pipeline):
     model_name: ClassVar[str] = "ceph-landmarks"
 
-    def __init__(self, engine: Engine, config: CephConfig | None = None) -> None:
-        super().__init__(engine)
+    def __init__(
+        self, engine: Engine, config: CephConfig | None = None, extras: Mapping[str, Engine] | None = None
+    ) -> None:
+        super().__init__(engine, extras)
         self.config = config or CephConfig()
         spec = engine.manifest.inputs[0]
         self.input_name = spec.name
@@ -74,8 +77,10 @@ class CephPipeline(Pipeline):
         self.stride = self.height / out_h
 
     @classmethod
-    def from_settings(cls, engine: Engine, settings: Settings) -> CephPipeline:
-        return cls(engine, CephConfig(default_spacing_mm=settings.ceph.default_pixel_spacing_mm))
+    def from_settings(
+        cls, engine: Engine, settings: Settings, extras: Mapping[str, Engine] | None = None
+    ) -> CephPipeline:
+        return cls(engine, CephConfig(default_spacing_mm=settings.ceph.default_pixel_spacing_mm), extras)
 
     def check_input(self, pixels: np.ndarray) -> None:
         """11003 for images that cannot be a lateral cephalogram this model can read."""

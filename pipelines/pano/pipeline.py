@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import ClassVar
 
@@ -47,8 +48,10 @@ class PanoConfig:
 class PanoPipeline(Pipeline):
     model_name: ClassVar[str] = "pano-teeth"
 
-    def __init__(self, engine: Engine, config: PanoConfig | None = None) -> None:
-        super().__init__(engine)
+    def __init__(
+        self, engine: Engine, config: PanoConfig | None = None, extras: Mapping[str, Engine] | None = None
+    ) -> None:
+        super().__init__(engine, extras)
         self.config = config or PanoConfig()
         spec = engine.manifest.inputs[0]
         self.input_name = spec.name
