@@ -1,0 +1,192 @@
+"""Per-tooth findings (caries, ...) on a panoramic: shared by the pipeline, training and evaluation.
+
+The findings model reads only the dental region: the box around the teeth that the tooth model
+found, widened by a margin, at a fixed anatomical scale (the film resized so that its width is
+WORK_WIDTH; DC1000's 2943-px films are halved, which keeps a median caries lesion about 12 px
+across). The model's per-pixel probabilities become lesions (8-connected blobs of at least
+MIN_AREA_WORK px), each scored by its peak probability, outlined in input pixels and assigned to the
+tooth it overlaps most, or to the nearest tooth within ASSIGN_MARGIN_PX, or to none (FDI 0).
+numpy and OpenCV only (no torch): training imports this module so that it crops and normalises
+exactly as the service does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pipelines.pano.preprocess import normalise, to_gray_float
+
+# Width of the whole film in the findings frame (input px per work px = image width / WORK_WIDTH).
+WORK_WIDTH = 1472
+# The network pools three times: the crop is padded to a multiple of this.
+STRIDE = 8
+# Margin around the union of the tooth boxes, in work px (crowns' surroundings, contacts).
+ROI_MARGIN_WORK = 24
+# A pixel belongs to a lesion above this probability; blobs smaller than MIN_AREA_WORK work px
+# (about 40 input px at DC1000's size) are noise: the smallest tenth of the labelled lesions.
+PIXEL_THRESHOLD = 0.5
+MIN_AREA_WORK = 10
+# A lesion that overlaps no tooth outline goes to the nearest tooth up to this far (input px,
+# about 4 mm at 0.1 mm/px); farther ones are reported with FDI 0.
+ASSIGN_MARGIN_PX = 40.0
+
+
+@dataclass(frozen=True)
+class Roi:
+    """The model input for one film and the mapping back to input pixels."""
+
+    tensor: np.ndarray  # float32 (1, H, W), H and W multiples of STRIDE
+    x0: int  # crop origin in input px
+    y0: int
+    scale: float  # input px per work px
+    height: int  # work px before padding
+    width: int
+
+    def to_input(self, xy: np.ndarray) -> np.ndarray:
+        """Work-frame pixel coordinates (N, 2) -> input pixels (pixel-centre mapping of cv2.resize)."""
+        return (xy + 0.5) * self.scale - 0.5 + np.array([self.x0, self.y0], np.float64)
+
+    def to_work(self, xy: np.ndarray) -> np.ndarray:
+        """Input pixels (N, 2) -> work-frame coordinates."""
+        return (np.asarray(xy, np.float64) - np.array([self.x0, self.y0]) + 0.5) / self.scale - 0.5
+
+
+@dataclass(frozen=True)
+class Lesion:
+    """One finding before numbering: outline in input px, peak probability as score."""
+
+    type: str
+    score: float
+    polygon: list[list[float]]
+    bbox: list[float]
+    area_px: float
+    tooth: int  # index into the teeth given to `find`, -1 when none
+
+
+def roi_box(boxes: Sequence[Sequence[float]], width: int, height: int) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) in input px: the teeth boxes' union plus the margin, inside the image."""
+    scale = width / WORK_WIDTH
+    margin = ROI_MARGIN_WORK * scale
+    if not boxes:
+        return 0, 0, width, height
+    b = np.asarray(boxes, np.float64)
+    x0 = int(max(np.floor(b[:, 0].min() - margin), 0))
+    y0 = int(max(np.floor(b[:, 1].min() - margin), 0))
+    x1 = int(min(np.ceil((b[:, 0] + b[:, 2]).max() + margin), width))
+    y1 = int(min(np.ceil((b[:, 1] + b[:, 3]).max() + margin), height))
+    return x0, y0, x1, y1
+
+
+def prepare_roi(pixels: np.ndarray, box: tuple[int, int, int, int]) -> Roi:
+    """Crop, resize to the findings scale (INTER_AREA), normalise like the tooth model, pad."""
+    gray = to_gray_float(pixels)
+    scale = gray.shape[1] / WORK_WIDTH
+    x0, y0, x1, y1 = box
+    crop = gray[y0:y1, x0:x1]
+    w = max(int(round((x1 - x0) / scale)), 1)
+    h = max(int(round((y1 - y0) / scale)), 1)
+    interp = cv2.INTER_AREA if scale > 1 else cv2.INTER_LINEAR
+    small = normalise(cv2.resize(crop, (w, h), interpolation=interp))
+    ph, pw = -h % STRIDE, -w % STRIDE
+    padded = np.pad(small, ((0, ph), (0, pw)), mode="edge")
+    return Roi(tensor=padded[None], x0=x0, y0=y0, scale=scale, height=h, width=w)
+
+
+def tooth_labels(roi: Roi, polygons: Sequence[np.ndarray]) -> np.ndarray:
+    """int32 (H, W) work frame: k + 1 where tooth k's outline is, 0 elsewhere."""
+    labels = np.zeros((roi.height, roi.width), np.int32)
+    for k, poly in enumerate(polygons):
+        pts = np.round(roi.to_work(poly) * 8).astype(np.int32)
+        cv2.fillPoly(labels, [pts], k + 1, shift=3)
+    return labels
+
+
+def assign(blob: np.ndarray, labels: np.ndarray, nearest: np.ndarray, distance: np.ndarray,
+           margin: float) -> int:
+    """Tooth index for a lesion mask: the tooth it overlaps most, else the nearest within `margin`
+    (same units as `distance`), else -1. `nearest`/`distance` come from `nearest_tooth`."""
+    hits = labels[blob]
+    hits = hits[hits > 0]
+    if hits.size:
+        return int(np.bincount(hits).argmax()) - 1
+    d = np.where(blob, distance, np.inf)
+    at = np.unravel_index(int(np.argmin(d)), d.shape)
+    if not np.isfinite(d[at]) or d[at] > margin or nearest[at] == 0:
+        return -1
+    return int(nearest[at]) - 1
+
+
+def nearest_tooth(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel: label of the nearest tooth pixel and the distance to it (work px)."""
+    if not labels.any():
+        return np.zeros_like(labels), np.full(labels.shape, np.inf, np.float32)
+    distance, index = cv2.distanceTransformWithLabels(
+        (labels == 0).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    # distanceTransformWithLabels numbers the zero pixels (the teeth); map that index to the label.
+    tooth_ys, tooth_xs = np.nonzero(labels)
+    lut = np.zeros(int(index.max()) + 1, np.int32)
+    seeds = index[tooth_ys, tooth_xs]
+    lut[seeds] = labels[tooth_ys, tooth_xs]
+    return lut[index], distance
+
+
+def blobs(prob: np.ndarray, min_area: int = MIN_AREA_WORK,
+          pixel_threshold: float = PIXEL_THRESHOLD) -> list[tuple[float, np.ndarray]]:
+    """(peak probability, bool mask) of each 8-connected blob above `pixel_threshold`, >= min_area."""
+    n, comp, stats, _ = cv2.connectedComponentsWithStats((prob > pixel_threshold).astype(np.uint8),
+                                                         connectivity=8)
+    out = []
+    for k in range(1, n):
+        if stats[k, cv2.CC_STAT_AREA] < min_area:
+            continue
+        x, y, w, h = stats[k, :4]
+        mask = np.zeros(prob.shape, bool)
+        sub = comp[y:y + h, x:x + w] == k
+        mask[y:y + h, x:x + w] = sub
+        out.append((float(prob[y:y + h, x:x + w][sub].max()), mask))
+    return out
+
+
+def outline(mask: np.ndarray, roi: Roi) -> tuple[list[list[float]], list[float], float] | None:
+    """Polygon, bbox [x, y, w, h] and area of a work-frame blob, in input px."""
+    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
+    if not contours:
+        return None
+    contour = max(contours, key=len)[:, 0, :].astype(np.float64)
+    if len(contour) < 3:
+        # A one- or two-pixel-wide blob: its pixel corners instead of the degenerate contour.
+        ys, xs = np.nonzero(mask)
+        contour = np.array([[xs.min() - 0.5, ys.min() - 0.5], [xs.max() + 0.5, ys.min() - 0.5],
+                            [xs.max() + 0.5, ys.max() + 0.5], [xs.min() - 0.5, ys.max() + 0.5]])
+    pts = roi.to_input(contour)
+    polygon = [[round(float(x), 1), round(float(y), 1)] for x, y in pts]
+    bx, by = float(pts[:, 0].min()), float(pts[:, 1].min())
+    bbox = [round(bx, 1), round(by, 1), round(float(pts[:, 0].max()) - bx, 1),
+            round(float(pts[:, 1].max()) - by, 1)]
+    return polygon, bbox, round(float(mask.sum()) * roi.scale ** 2, 1)
+
+
+def find(probs: np.ndarray, roi: Roi, types: Sequence[str], thresholds: Sequence[float],
+         teeth: Sequence[np.ndarray]) -> list[Lesion]:
+    """Lesions of every type from (C, H, W) probabilities (work frame, padded) with score >= its
+    threshold, each assigned to one of `teeth` (outlines in input px)."""
+    labels = tooth_labels(roi, teeth)
+    nearest, distance = nearest_tooth(labels)
+    margin = ASSIGN_MARGIN_PX / roi.scale
+    found = []
+    for channel, (kind, threshold) in enumerate(zip(types, thresholds, strict=True)):
+        for score, mask in blobs(probs[channel, :roi.height, :roi.width]):
+            if score < threshold:
+                continue
+            shape = outline(mask, roi)
+            if shape is None:
+                continue
+            polygon, bbox, area = shape
+            found.append(Lesion(kind, round(score, 4), polygon, bbox, area,
+                                assign(mask, labels, nearest, distance, margin)))
+    return found
