@@ -146,28 +146,54 @@ class CephResult(_message.Message):
     def __init__(self, image: _Optional[_Union[CephImage, _Mapping]] = ..., landmarks: _Optional[_Iterable[_Union[Landmark, _Mapping]]] = ..., measurements: _Optional[_Iterable[_Union[Measurement, _Mapping]]] = ..., classifications: _Optional[_Iterable[_Union[Classification, _Mapping]]] = ..., summary: _Optional[_Union[CephSummary, _Mapping]] = ...) -> None: ...
 
 class PanoImage(_message.Message):
-    __slots__ = ("width", "height")
+    __slots__ = ("width", "height", "pixel_spacing_mm", "spacing_source")
     WIDTH_FIELD_NUMBER: _ClassVar[int]
     HEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PIXEL_SPACING_MM_FIELD_NUMBER: _ClassVar[int]
+    SPACING_SOURCE_FIELD_NUMBER: _ClassVar[int]
     width: int
     height: int
-    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ...) -> None: ...
+    pixel_spacing_mm: float
+    spacing_source: str
+    def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., pixel_spacing_mm: _Optional[float] = ..., spacing_source: _Optional[str] = ...) -> None: ...
 
 class Tooth(_message.Message):
-    __slots__ = ("fdi", "number", "score", "bbox", "polygon", "area_px")
+    __slots__ = ("fdi", "number", "score", "bbox", "polygon", "area_px", "findings")
     FDI_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     BBOX_FIELD_NUMBER: _ClassVar[int]
     POLYGON_FIELD_NUMBER: _ClassVar[int]
     AREA_PX_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
     fdi: int
     number: int
     score: float
     bbox: _containers.RepeatedScalarFieldContainer[float]
     polygon: _struct_pb2.ListValue
     area_px: float
-    def __init__(self, fdi: _Optional[int] = ..., number: _Optional[int] = ..., score: _Optional[float] = ..., bbox: _Optional[_Iterable[float]] = ..., polygon: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ..., area_px: _Optional[float] = ...) -> None: ...
+    findings: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, fdi: _Optional[int] = ..., number: _Optional[int] = ..., score: _Optional[float] = ..., bbox: _Optional[_Iterable[float]] = ..., polygon: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ..., area_px: _Optional[float] = ..., findings: _Optional[_Iterable[str]] = ...) -> None: ...
+
+class Finding(_message.Message):
+    __slots__ = ("type", "fdi", "number", "score", "polygon", "bbox", "area_px", "area_mm2")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    FDI_FIELD_NUMBER: _ClassVar[int]
+    NUMBER_FIELD_NUMBER: _ClassVar[int]
+    SCORE_FIELD_NUMBER: _ClassVar[int]
+    POLYGON_FIELD_NUMBER: _ClassVar[int]
+    BBOX_FIELD_NUMBER: _ClassVar[int]
+    AREA_PX_FIELD_NUMBER: _ClassVar[int]
+    AREA_MM2_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    fdi: int
+    number: int
+    score: float
+    polygon: _struct_pb2.ListValue
+    bbox: _containers.RepeatedScalarFieldContainer[float]
+    area_px: float
+    area_mm2: float
+    def __init__(self, type: _Optional[str] = ..., fdi: _Optional[int] = ..., number: _Optional[int] = ..., score: _Optional[float] = ..., polygon: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ..., bbox: _Optional[_Iterable[float]] = ..., area_px: _Optional[float] = ..., area_mm2: _Optional[float] = ...) -> None: ...
 
 class PanoSummary(_message.Message):
     __slots__ = ("tooth_count",)
@@ -176,15 +202,17 @@ class PanoSummary(_message.Message):
     def __init__(self, tooth_count: _Optional[int] = ...) -> None: ...
 
 class PanoResult(_message.Message):
-    __slots__ = ("image", "numbering", "teeth", "missing_teeth", "summary")
+    __slots__ = ("image", "numbering", "teeth", "missing_teeth", "summary", "findings")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     NUMBERING_FIELD_NUMBER: _ClassVar[int]
     TEETH_FIELD_NUMBER: _ClassVar[int]
     MISSING_TEETH_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_FIELD_NUMBER: _ClassVar[int]
     image: PanoImage
     numbering: ToothNumbering
     teeth: _containers.RepeatedCompositeFieldContainer[Tooth]
     missing_teeth: _containers.RepeatedScalarFieldContainer[int]
     summary: PanoSummary
-    def __init__(self, image: _Optional[_Union[PanoImage, _Mapping]] = ..., numbering: _Optional[_Union[ToothNumbering, str]] = ..., teeth: _Optional[_Iterable[_Union[Tooth, _Mapping]]] = ..., missing_teeth: _Optional[_Iterable[int]] = ..., summary: _Optional[_Union[PanoSummary, _Mapping]] = ...) -> None: ...
+    findings: _containers.RepeatedCompositeFieldContainer[Finding]
+    def __init__(self, image: _Optional[_Union[PanoImage, _Mapping]] = ..., numbering: _Optional[_Union[ToothNumbering, str]] = ..., teeth: _Optional[_Iterable[_Union[Tooth, _Mapping]]] = ..., missing_teeth: _Optional[_Iterable[int]] = ..., summary: _Optional[_Union[PanoSummary, _Mapping]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ...) -> None: ...
