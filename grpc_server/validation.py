@@ -14,6 +14,7 @@ from google.protobuf.json_format import MessageToDict
 
 from artifacts.kinds import OPTIONS as ARTIFACT_OPTIONS
 from dentalai.config import Settings
+from dentalai.contract import FINDING_TYPES
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import results_pb2
@@ -70,6 +71,8 @@ def validate_submission(request: pb.SubmitAnalysisRequest, settings: Settings) -
             raise invalid("options.toothNumbering", "must be FDI or UNIVERSAL")
         if not set(options.artifacts) <= set(ARTIFACT_OPTIONS):
             raise invalid("options.artifacts", f"each value must be one of {', '.join(ARTIFACT_OPTIONS)}")
+        if not set(options.findings) <= set(FINDING_TYPES):
+            raise invalid("options.findings", f"each value must be one of {', '.join(FINDING_TYPES)}")
 
 
 def check_url(field: str, url: str, settings: Settings) -> None:

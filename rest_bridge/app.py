@@ -142,6 +142,8 @@ def submit_request(body: AnalyzeBody, settings: Settings) -> pb.SubmitAnalysisRe
             request.options.tooth_numbering = results_pb2.ToothNumbering.Value(body.options.toothNumbering)
         if body.options.artifacts is not None:
             request.options.artifacts.extend(body.options.artifacts)
+        if body.options.findings is not None:
+            request.options.findings.extend(body.options.findings)
     return request
 
 

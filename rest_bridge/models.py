@@ -18,6 +18,9 @@ class AnalyzeOptions(BaseModel):
     artifacts: list[StrictStr] | None = Field(
         None, description='"png", "pdf", "dcm": the callback carries the routes of these artifacts'
     )
+    findings: list[StrictStr] | None = Field(
+        None, description='pano finding types to report ("caries"); absent: the model\'s default types'
+    )
 
 
 class AnalyzeBody(BaseModel):

@@ -17,7 +17,13 @@ from dataclasses import dataclass
 
 import cv2
 import numpy as np
+from google.protobuf import struct_pb2
 
+from dentalai.contract import FINDING_TYPES
+from dentalai.errors import ErrorCode
+from dentalai.v1 import results_pb2, task_pb2
+from engines.base import Engine
+from pipelines.base_pipeline import PipelineError
 from pipelines.pano.preprocess import normalise, to_gray_float
 
 # Width of the whole film in the findings frame (input px per work px = image width / WORK_WIDTH).
@@ -30,6 +36,8 @@ ROI_MARGIN_WORK = 24
 # (about 40 input px at DC1000's size) are noise: the smallest tenth of the labelled lesions.
 PIXEL_THRESHOLD = 0.5
 MIN_AREA_WORK = 10
+# Directory of the findings model under models/ (an extra model of the pano pipeline).
+FINDINGS_MODEL = "pano-findings"
 # A lesion that overlaps no tooth outline goes to the nearest tooth up to this far (input px,
 # about 4 mm at 0.1 mm/px); farther ones are reported with FDI 0.
 ASSIGN_MARGIN_PX = 40.0
@@ -190,3 +198,86 @@ def find(probs: np.ndarray, roi: Roi, types: Sequence[str], thresholds: Sequence
             found.append(Lesion(kind, round(score, 4), polygon, bbox, area,
                                 assign(mask, labels, nearest, distance, margin)))
     return found
+
+
+def spacing_mm(image_spacing: float | None, options: task_pb2.AnalysisOptions) -> tuple[float, str]:
+    """(mm per px, source) for areas: the request's pixelSpacingMm, else DICOM's; (0, "") when unknown
+    (a panoramic's magnification varies across the film, so there is no safe default)."""
+    if options.HasField("pixel_spacing_mm") and options.pixel_spacing_mm > 0:
+        return float(options.pixel_spacing_mm), "request"
+    if image_spacing:
+        return float(image_spacing), "dicom"
+    return 0.0, ""
+
+
+def polygon_array(polygon: struct_pb2.ListValue) -> np.ndarray:
+    """(N, 2) array from a ListValue outline [[x, y], ...]."""
+    return np.array([[c.number_value for c in v.list_value.values] for v in polygon.values], np.float64)
+
+
+@dataclass(frozen=True)
+class FindingType:
+    """One output channel of the findings model, as its manifest describes it."""
+
+    name: str
+    channel: int
+    threshold: float  # lesion score threshold chosen on validation
+    default: bool  # reported without options.findings (reached precision >= 0.5 on validation)
+
+
+class FindingsModel:
+    """The findings engine and its manifest's per-type settings (`findings` in manifest.json)."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.engine = engine
+        manifest = engine.manifest
+        self.types = [
+            FindingType(str(t["type"]), int(t["channel"]), float(t["threshold"]), bool(t["default"]))
+            for t in manifest.raw["findings"]
+        ]
+        names = tuple(t.name for t in self.types)
+        if sorted(names) != sorted(FINDING_TYPES):
+            raise ValueError(f"{manifest.name}: finding types {names}, the contract's {FINDING_TYPES}")
+        self.input_name = manifest.inputs[0].name
+        self.output_name = manifest.outputs[0].name
+
+    def selected(self, options: task_pb2.AnalysisOptions) -> list[FindingType]:
+        wanted = set(options.findings)
+        return [t for t in self.types if (t.name in wanted if wanted else t.default)]
+
+    def lesions(self, pixels: np.ndarray, teeth: Sequence[np.ndarray],
+                types: Sequence[FindingType]) -> list[Lesion]:
+        """Lesions of `types` on the film around `teeth` (outlines in input px)."""
+        if not types or not teeth:
+            return []
+        h, w = pixels.shape[:2]
+        boxes = [[p[:, 0].min(), p[:, 1].min(), np.ptp(p[:, 0]), np.ptp(p[:, 1])] for p in teeth]
+        roi = prepare_roi(pixels, roi_box(boxes, w, h))
+        try:
+            logits = self.engine.infer({self.input_name: roi.tensor[None]})[self.output_name][0]
+        except Exception as exc:  # engine failures carry their own message
+            raise PipelineError(ErrorCode.INFERENCE_FAILED, f"findings model failed: {exc}") from exc
+        probs = 1.0 / (1.0 + np.exp(-logits[[t.channel for t in types]]))
+        return find(probs, roi, [t.name for t in types], [t.threshold for t in types], teeth)
+
+    def add_to(self, result: results_pb2.PanoResult, image_spacing: float | None, pixels: np.ndarray,
+               options: task_pb2.AnalysisOptions) -> None:
+        """Findings of the selected types into `result` (teeth already numbered), the types onto
+        their teeth, and the spacing used for mm areas into result.image."""
+        mm, source = spacing_mm(image_spacing, options)
+        result.image.pixel_spacing_mm = mm
+        result.image.spacing_source = source
+        teeth = list(result.teeth)
+        found = self.lesions(pixels, [polygon_array(t.polygon) for t in teeth], self.selected(options))
+        rows = []
+        for lesion in found:
+            tooth = teeth[lesion.tooth] if lesion.tooth >= 0 else None
+            rows.append((tooth.fdi if tooth else 0, tooth.number if tooth else 0, lesion))
+        for fdi, number, lesion in sorted(rows, key=lambda r: (r[0], r[2].type, r[2].bbox[0], r[2].bbox[1])):
+            finding = result.findings.add(type=lesion.type, fdi=fdi, number=number, score=lesion.score,
+                                          bbox=lesion.bbox, area_px=lesion.area_px,
+                                          area_mm2=round(lesion.area_px * mm * mm, 3))
+            finding.polygon.extend(lesion.polygon)
+        for tooth in teeth:
+            kinds = sorted({f.type for f in result.findings if f.fdi == tooth.fdi and f.fdi})
+            tooth.findings.extend(kinds)

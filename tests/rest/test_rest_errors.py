@@ -57,6 +57,8 @@ INVALID: list[tuple[str, dict[str, object], str]] = [
     ("pixelSpacingMm zero", {"options": {"pixelSpacingMm": 0}}, "options.pixelSpacingMm"),
     ("pixelSpacingMm negative", {"options": {"pixelSpacingMm": -0.1}}, "options.pixelSpacingMm"),
     ("toothNumbering unknown", {"options": {"toothNumbering": "PALMER"}}, "options.toothNumbering"),
+    ("findings unknown type", {"options": {"findings": ["caries", "cyst"]}}, "options.findings"),
+    ("findings not a list", {"options": {"findings": "caries"}}, "options.findings"),
     ("options not an object", {"options": "FDI"}, "options"),
 ]
 

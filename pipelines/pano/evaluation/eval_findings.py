@@ -1,0 +1,149 @@
+"""Evaluate pano findings through the real pipeline (tooth model + findings model, ONNX Runtime).
+
+    .venv/bin/python -m pipelines.pano.evaluation.eval_findings \
+        --split training/pano_findings/split.json --out models/pano-findings/eval_val.json \
+        [--write-manifest]
+
+Every val film of DC1000 runs through `PanoPipeline.run` with all finding types on and their score
+thresholds lowered to the grid's lowest value; the findings are then filtered by score for each
+threshold of the grid, so one pass gives the whole precision/recall curve. Per type and threshold:
+- pixel Dice of the reported outlines (filled at full resolution) against the mask, pooled over
+  the films and as the mean of per-film Dice;
+- lesion precision, recall and F1: every true 8-connected lesion and every reported finding is a
+  lesion; one-to-one greedy matches at IoU >= 0.1 (pipelines/pano/evaluation/lesions.py).
+The chosen threshold per type is the one with the best recall among those with precision >= 0.5
+(ties: the higher threshold); a type that never reaches 0.5 gets its best-F1 threshold and stays
+off by default. `--write-manifest` writes both into models/pano-findings/manifest.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import time
+from pathlib import Path
+
+import cv2
+import numpy as np
+
+from dentalai.v1 import results_pb2, task_pb2
+from engines.manifest import ModelManifest
+from engines.onnxruntime_engine import OnnxRuntimeEngine
+from pipelines.base_pipeline import DecodedImage
+from pipelines.pano.evaluation.lesions import Counts, compare
+from pipelines.pano.findings import FINDINGS_MODEL, polygon_array
+from pipelines.pano.pipeline import PanoPipeline
+
+ROOT = Path(__file__).resolve().parents[3]
+DC1000 = ROOT.parent / "shared" / "data" / "pano" / "dc1000_caries"
+GRID = [round(0.3 + 0.025 * k, 3) for k in range(28)]  # 0.30 ... 0.975
+MIN_PRECISION = 0.5
+
+
+def finding_labels(found: list[results_pb2.Finding], height: int, width: int) -> np.ndarray:
+    """Label map at full resolution: finding k's outline filled with k + 1."""
+    labels = np.zeros((height, width), np.int32)
+    for k, finding in enumerate(found):
+        pts = np.round(polygon_array(finding.polygon) * 8).astype(np.int32)
+        cv2.fillPoly(labels, [pts], k + 1, shift=3)
+    return labels
+
+
+def choose(rows: dict[float, dict]) -> tuple[float, bool]:
+    """(threshold, default on): best recall at precision >= 0.5, else best F1 and off."""
+    ok = [t for t, r in rows.items() if r["precision"] >= MIN_PRECISION and r["tp"] > 0]
+    if ok:
+        return max(ok, key=lambda t: (rows[t]["recall"], t)), True
+    return max(rows, key=lambda t: (rows[t]["f1"], t)), False
+
+
+def evaluate(pipeline: PanoPipeline, ids: list[str], data_dir: Path, service: dict[str, float]) -> dict:
+    """Metrics per type and threshold; `service` holds the manifest's thresholds (for the share of
+    reported findings that were assigned to a tooth)."""
+    model = pipeline.findings
+    assert model is not None, "the pipeline has no findings model"
+    types = [t.name for t in model.types]
+    options = task_pb2.AnalysisOptions(findings=types)
+    pooled = {(k, t): Counts() for k in types for t in GRID}
+    per_image: dict[tuple[str, float], list[float]] = {(k, t): [] for k in types for t in GRID}
+    seconds, assigned, total = [], 0, 0
+    for image_id in ids:
+        pixels = cv2.imread(str(data_dir / "images" / f"{image_id}.jpg"), cv2.IMREAD_GRAYSCALE)
+        truth = {"caries": cv2.imread(str(data_dir / "caries_masks" / f"{image_id}.png"), 0) > 127}
+        start = time.perf_counter()
+        result = pipeline.run(DecodedImage(pixels), options)
+        seconds.append(time.perf_counter() - start)
+        h, w = pixels.shape
+        for kind in types:
+            mine = [f for f in result.findings if f.type == kind]
+            for t in GRID:
+                kept = [f for f in mine if f.score >= t]
+                labels = finding_labels(kept, h, w)
+                counts = compare(labels, len(kept), truth[kind])
+                pooled[kind, t].add(counts)
+                per_image[kind, t].append(counts.dice)
+            kept = [f for f in mine if f.score >= service[kind]]
+            assigned += sum(f.fdi != 0 for f in kept)
+            total += len(kept)
+    report: dict = {"images": len(ids), "seconds_per_image": float(np.mean(seconds)),
+                    "assigned_to_a_tooth": assigned / max(total, 1), "types": {}}
+    for kind in types:
+        rows = {}
+        for t in GRID:
+            c = pooled[kind, t]
+            rows[t] = {"threshold": t, "precision": c.precision, "recall": c.recall, "f1": c.f1,
+                       "tp": c.tp, "fp": c.fp, "fn": c.fn, "dice_pooled": c.dice,
+                       "dice_mean_per_image": float(np.mean(per_image[kind, t]))}
+        threshold, default = choose(rows)
+        report["types"][kind] = {"chosen": rows[threshold], "default": default, "curve": list(rows.values())}
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--data", type=Path, default=DC1000)
+    parser.add_argument("--split", type=Path, default=ROOT / "training" / "pano_findings" / "split.json")
+    parser.add_argument("--split-key", default="val")
+    parser.add_argument("--teeth-model", type=Path, default=ROOT / "models" / "pano-teeth")
+    parser.add_argument("--model", type=Path, default=ROOT / "models" / FINDINGS_MODEL)
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--out", type=Path)
+    parser.add_argument("--write-manifest", action="store_true",
+                        help="write the chosen thresholds and defaults into the model's manifest.json")
+    args = parser.parse_args()
+    ids = json.loads(args.split.read_text())[args.split_key]
+    teeth = OnnxRuntimeEngine(ModelManifest.load(args.teeth_model), intra_threads=args.threads)
+    extra = OnnxRuntimeEngine(ModelManifest.load(args.model), intra_threads=args.threads)
+    pipeline = PanoPipeline(teeth, extras={FINDINGS_MODEL: extra})
+    model = pipeline.findings
+    assert model is not None
+    # Report everything down to the grid's floor; each threshold is applied afterwards.
+    service = {t.name: t.threshold for t in model.types}
+    model.types = [dataclasses.replace(t, threshold=GRID[0]) for t in model.types]
+    report = evaluate(pipeline, ids, args.data, service)
+    report["command"] = "python -m pipelines.pano.evaluation.eval_findings --split " + str(args.split)
+    for kind, row in report["types"].items():
+        c = row["chosen"]
+        print(f"{kind}: threshold {c['threshold']} ({'on' if row['default'] else 'OFF'} by default)  "
+              f"P {c['precision']:.3f} R {c['recall']:.3f} F1 {c['f1']:.3f}  "
+              f"Dice pooled {c['dice_pooled']:.3f} mean/image {c['dice_mean_per_image']:.3f}  "
+              f"(tp {c['tp']} fp {c['fp']} fn {c['fn']})")
+    print(f"{report['images']} films, {report['seconds_per_image'] * 1000:.0f} ms/film (whole pipeline)")
+    if args.out:
+        args.out.write_text(json.dumps(report, indent=1) + "\n")
+    if args.write_manifest:
+        path = args.model / "manifest.json"
+        manifest = json.loads(path.read_text())
+        for entry in manifest["findings"]:
+            row = report["types"][entry["type"]]
+            entry["threshold"] = row["chosen"]["threshold"]
+            entry["default"] = row["default"]
+            entry["chosen_on"] = (f"{args.split.name} {args.split_key} films through the pipeline: best "
+                                  f"recall at lesion precision >= {MIN_PRECISION}, else best F1 (then off)")
+        path.write_text(json.dumps(manifest, indent=2) + "\n")
+        print(f"thresholds written to {path}")
+
+
+if __name__ == "__main__":
+    main()

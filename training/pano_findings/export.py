@@ -1,0 +1,116 @@
+"""Export a findings checkpoint to models/pano-findings/ (ONNX opset 17, dynamic batch, height, width).
+
+    .venv/bin/python -m training.pano_findings.export \
+        --checkpoint training/pano_findings/runs/caries-unet/best.pt
+
+The manifest's per-type thresholds start at the checkpoint's own validation choice (work frame);
+`pipelines.pano.evaluation.eval_findings --write-manifest` then chooses them again on the
+full-resolution results of the real pipeline and writes them here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import torch
+
+from pipelines.pano import findings
+from pipelines.pano.preprocess import HIGH_PERCENTILE, LOW_PERCENTILE
+from training.pano_findings.model import FindingsUNet
+
+ROOT = Path(__file__).resolve().parents[2]
+OUT = ROOT / "models" / "pano-findings"
+TRAIN_COMMAND = ".venv/bin/python -m training.pano_findings.train --max-minutes 118"
+CHECKPOINT = "training/pano_findings/runs/caries-unet/best.pt"
+TYPES = ("caries",)  # output channel order
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--checkpoint", type=Path, default=ROOT / CHECKPOINT)
+    parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--version", default="1.0.0")
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    ckpt = torch.load(args.checkpoint, weights_only=False, map_location="cpu")
+    model = FindingsUNet(len(TYPES))
+    model.load_state_dict(ckpt["model"])
+    model.eval()
+    args.out.mkdir(parents=True, exist_ok=True)
+    onnx_path = args.out / "model.onnx"
+    example = torch.randn(1, 1, 368, 784)
+    torch.onnx.export(
+        model, (example,), str(onnx_path), opset_version=17, input_names=["image"], output_names=["logits"],
+        dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
+                      "logits": {0: "batch", 2: "height", 3: "width"}},
+        dynamo=False,
+    )
+    # The graph must reproduce PyTorch at another size than the example.
+    check = torch.randn(2, 1, 336, 760)
+    with torch.no_grad():
+        expected = model(check).numpy()
+    got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(
+        ["logits"], {"image": check.numpy()})[0]
+    err = float(np.abs(got - expected).max())
+    assert err < 1e-3, f"ONNX differs from PyTorch by {err}"
+    val = ckpt.get("val", {})
+    state = ckpt["state"]
+    manifest = {
+        "name": "pano-findings",
+        "version": args.version,
+        "task_type": "pano",
+        "onnx": "model.onnx",
+        "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+        "inputs": [{"name": "image", "dtype": "float32", "shape": ["batch", 1, "height", "width"]}],
+        "outputs": [
+            {"name": "logits", "dtype": "float32", "shape": ["batch", len(TYPES), "height", "width"]}
+        ],
+        "batch": {"min": 1, "opt": 1, "max": 1},
+        # Dental crops of 2943 x 1435 films are about 370 x 780 work px; a whole film is 720 x 1472.
+        "dim_ranges": {"height": {"min": 16, "opt": 368, "max": 1024},
+                       "width": {"min": 16, "opt": 784, "max": 2048}},
+        "preprocessing": {
+            "crop": f"union of the tooth boxes of pano-teeth plus {findings.ROI_MARGIN_WORK} work px",
+            "resize": f"film scaled to width {findings.WORK_WIDTH} px (cv2.INTER_AREA when shrinking)",
+            "gray": True,
+            "clip_percentiles": [LOW_PERCENTILE, HIGH_PERCENTILE],
+            "normalise": "on the crop: clip to the percentile window, scale to [0, 1], zero mean, unit std",
+            "pad": f"edge padding to a multiple of {findings.STRIDE}",
+            "code": "pipelines/pano/findings.py",
+        },
+        "postprocessing": {
+            "pixel_threshold": findings.PIXEL_THRESHOLD,
+            "min_area_work_px": findings.MIN_AREA_WORK,
+            "score": "peak sigmoid probability of the 8-connected blob",
+            "assign_margin_px": findings.ASSIGN_MARGIN_PX,
+        },
+        "findings": [
+            {"type": t, "channel": k, "threshold": float(val.get("threshold", 0.5)),
+             "default": float(val.get("p", 0.0)) >= 0.5,
+             "chosen_on": "training validation (work frame); rechosen by eval_findings --write-manifest"}
+            for k, t in enumerate(TYPES)
+        ],
+        "training": {
+            "command": TRAIN_COMMAND,
+            "data": "pano/dc1000_caries, split training/pano_findings/split.json (64 train / 16 val films)",
+            "wall_minutes": round(state["elapsed_s"] / 60, 1),
+            "epoch_of_checkpoint": int(state["epoch"]),
+            "val_work_frame_at_checkpoint": {k: round(float(v), 4) for k, v in val.items()},
+        },
+        "torch_reference": {
+            "factory": "training.pano_findings.model:FindingsUNet",
+            "kwargs": {"num_outputs": len(TYPES)},
+            "checkpoint": CHECKPOINT,
+        },
+    }
+    (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+    print(f"wrote {onnx_path} ({onnx_path.stat().st_size / 1e6:.2f} MB), max |ONNX - torch| {err:.2e}")
+
+
+if __name__ == "__main__":
+    main()
