@@ -35,6 +35,7 @@ from pydicom.sr.codedict import codes
 
 from artifacts import dicom_codes as dc
 from artifacts.dicom_study import MANUFACTURER, Study
+from dentalai.task_json import model_label
 from pipelines.pano.numbering import universal_to_fdi
 
 CONFIDENCE = dc.local("confidence", "Landmark confidence")
@@ -48,7 +49,7 @@ PROCEDURE = {
 }
 
 
-def structured_report(kind: str, data: Mapping[str, Any], study: Study, model: Mapping[str, str]) -> bytes:
+def structured_report(kind: str, data: Mapping[str, Any], study: Study, model: Mapping[str, Any]) -> bytes:
     """The SR file bytes for a ceph or pano result dict (proto3 JSON)."""
     algorithm = AlgorithmIdentification(
         name=model.get("name") or "dentalai", version=model.get("version") or "0"
@@ -72,7 +73,7 @@ def structured_report(kind: str, data: Mapping[str, Any], study: Study, model: M
             uid=hd.UID(),
             name="dentalai",
             manufacturer_name=MANUFACTURER,
-            model_name=f"{model.get('name', '')} {model.get('version', '')}".strip() or None,
+            model_name=model_label(model) or None,
         ),
     )
     report = hd.sr.MeasurementReport(

@@ -25,7 +25,7 @@ class Source:
     source_format: str  # "png", "jpeg", "dicom", ...
     task_id: str
     metadata: Mapping[str, Any] = field(default_factory=dict)
-    model: Mapping[str, str] = field(default_factory=dict)
+    model: Mapping[str, Any] = field(default_factory=dict)  # ModelInfo as proto3 JSON
     finished_at: datetime | None = None
     dicom_spacing_mm: float | None = None  # from the input's DICOM header, for pano captures
 

@@ -31,6 +31,8 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from dentalai.task_json import model_label
+
 # Binary streams: ASCII85 (reportlab's default, for 7-bit mail) is encoded in pure Python here and
 # cost 80 % of the report's time for the embedded JPEG; the PDF is served as application/pdf.
 rl_config.useA85 = 0
@@ -73,7 +75,7 @@ def build_pdf(
     overlay_size: tuple[int, int],
     task_id: str,
     metadata: Mapping[str, Any],
-    model: Mapping[str, str],
+    model: Mapping[str, Any],
     finished_at: datetime | None = None,
 ) -> bytes:
     regular, bold = _fonts()
@@ -88,7 +90,7 @@ def build_pdf(
         ("Task", task_id),
         *case_fields(metadata),
         ("Date", when),
-        ("Model", f"{model.get('name', '')} {model.get('version', '')}".strip() or "unknown"),
+        ("Model", model_label(model) or "unknown"),
         ("Image", f"{image.get('width', '?')} x {image.get('height', '?')} px"),
     ]
     if kind == "ceph":

@@ -51,7 +51,7 @@ def write_reports(
         raw=raw,
         source_format=path.suffix.lstrip(".").lower(),
         task_id=path.stem,
-        model={"name": model.name, "version": model.version} if model is not None else {},
+        model=message_dict(model) if model is not None else {},
     )
     for name, data in make_artifacts(source, MAX_SIDE, formats).items():
         if name in SUFFIX:

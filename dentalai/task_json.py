@@ -9,6 +9,7 @@ are plain JSON numbers, as in the callback body, not the mapping's strings.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from typing import Any
 
 from google.protobuf import json_format
@@ -20,6 +21,13 @@ from dentalai.v1 import task_pb2
 
 def message_dict(message: Message) -> dict[str, Any]:
     return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+
+
+def model_label(model: Mapping[str, Any]) -> str:
+    """"name version" of a result's model (ModelInfo as JSON), with each further model it ran after a
+    "+": "ceph-landmarks 1.1.0 + ceph-landmarks-refine 1.0.0". Empty when unknown."""
+    parts = [model, *(model.get("components") or [])]
+    return " + ".join(f"{m.get('name', '')} {m.get('version', '')}".strip() for m in parts if m.get("name"))
 
 
 def task_dict(task: task_pb2.Task) -> dict[str, Any]:

@@ -40,7 +40,7 @@ async def make_and_store(
         source_format=image.source_format,
         task_id=task.task_id,
         metadata=json_format.MessageToDict(task.metadata) if task.HasField("metadata") else {},
-        model={"name": model.name, "version": model.version} if model else {},
+        model=message_dict(model) if model else {},
         dicom_spacing_mm=image.pixel_spacing_mm,
     )
     try:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dentalai.overlay import result_dict
+from dentalai.task_json import model_label
 
 MEASUREMENT_COLUMNS = ["id", "name", "value", "unit", "norm", "interpretation"]
 CLASS_COLUMNS = ["id", "name", "value", "unit", "class", "label"]
@@ -31,9 +32,9 @@ def status_markdown(task: dict[str, Any], backend: str) -> str:
     error = task_error(task)
     if error:
         line += f"\n\n**Error {error[0]}**: {error[1]}"
-    model = task.get("model") or {}
-    if model.get("name"):
-        line += f"\n\nmodel {model['name']} {model.get('version', '')}"
+    model = model_label(task.get("model") or {})
+    if model:
+        line += f"\n\nmodel {model}"
     timing = task.get("timing") or {}
     if timing.get("totalMs"):
         line += f" · queued {timing.get('queuedMs', 0)} ms, processing {timing.get('processingMs', 0)} ms"

@@ -18,7 +18,11 @@ from tests.reports import samples
 from tests.security.dicom_samples import native
 
 MAX_SIDE = 1600
-MODEL_CEPH = {"name": "ceph-landmarks", "version": "1.1.0"}
+MODEL_CEPH = {
+    "name": "ceph-landmarks",
+    "version": "1.1.0",
+    "components": [{"name": "ceph-landmarks-refine", "version": "1.0.0"}],
+}
 MODEL_PANO = {"name": "pano-teeth", "version": "1.0.0"}
 METADATA = {"patientRef": "A-17", "clinic": "Zürich Süd", "nested": {"ignored": True}}
 

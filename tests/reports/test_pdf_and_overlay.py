@@ -42,8 +42,7 @@ def test_ceph_pdf_lists_everything(ceph_png, tmp_path: Path):
         "ceph-task-1",
         "A-17",
         "Zürich Süd",
-        MODEL_CEPH["name"],
-        MODEL_CEPH["version"],
+        "ceph-landmarks 1.1.0 + ceph-landmarks-refine 1.0.0",  # both stages are named
         "0.1 mm (request)",
         " ".join(NOTICE.split()),
     ):
