@@ -158,13 +158,14 @@ class PanoImage(_message.Message):
     def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., pixel_spacing_mm: _Optional[float] = ..., spacing_source: _Optional[str] = ...) -> None: ...
 
 class Tooth(_message.Message):
-    __slots__ = ("fdi", "number", "score", "bbox", "polygon", "area_px", "findings")
+    __slots__ = ("fdi", "number", "score", "bbox", "polygon", "area_px", "universal_label", "findings")
     FDI_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
     BBOX_FIELD_NUMBER: _ClassVar[int]
     POLYGON_FIELD_NUMBER: _ClassVar[int]
     AREA_PX_FIELD_NUMBER: _ClassVar[int]
+    UNIVERSAL_LABEL_FIELD_NUMBER: _ClassVar[int]
     FINDINGS_FIELD_NUMBER: _ClassVar[int]
     fdi: int
     number: int
@@ -172,8 +173,9 @@ class Tooth(_message.Message):
     bbox: _containers.RepeatedScalarFieldContainer[float]
     polygon: _struct_pb2.ListValue
     area_px: float
+    universal_label: str
     findings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, fdi: _Optional[int] = ..., number: _Optional[int] = ..., score: _Optional[float] = ..., bbox: _Optional[_Iterable[float]] = ..., polygon: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ..., area_px: _Optional[float] = ..., findings: _Optional[_Iterable[str]] = ...) -> None: ...
+    def __init__(self, fdi: _Optional[int] = ..., number: _Optional[int] = ..., score: _Optional[float] = ..., bbox: _Optional[_Iterable[float]] = ..., polygon: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ..., area_px: _Optional[float] = ..., universal_label: _Optional[str] = ..., findings: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class Finding(_message.Message):
     __slots__ = ("type", "fdi", "number", "score", "polygon", "bbox", "area_px", "area_mm2")

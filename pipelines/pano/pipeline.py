@@ -14,7 +14,14 @@ from engines.base import Engine
 from pipelines import base_pipeline
 from pipelines.base_pipeline import DecodedImage, Pipeline, PipelineError, StageTimer, require
 from pipelines.pano import instances, postrules
-from pipelines.pano.numbering import CLASS_FDI, PERMANENT_FDI, fdi_to_universal, mirror_fdi
+from pipelines.pano.numbering import (
+    CLASS_FDI,
+    fdi_to_universal,
+    is_primary,
+    mirror_fdi,
+    missing_teeth,
+    universal_label,
+)
 from pipelines.pano.outline import Outline, outline
 from pipelines.pano.preprocess import prepare
 
@@ -57,6 +64,12 @@ class PanoPipeline(Pipeline):
         self.input_name = spec.name
         self.output_name = engine.manifest.outputs[0].name
         self.height, self.width = int(spec.shape[2]), int(spec.shape[3])
+        # Channels follow numbering.CLASS_FDI; a model without the primary channels (pano-teeth 1.x,
+        # 33) has its first channels. The mirror of a permanent channel is a permanent one.
+        self.channels = int(engine.manifest.outputs[0].shape[1])
+        if not 1 < self.channels <= len(CLASS_FDI):
+            raise ValueError(f"pano model has {self.channels} channels, expected at most {len(CLASS_FDI)}")
+        self.mirror = MIRROR_CHANNELS[: self.channels]
 
     def check_input(self, pixels: np.ndarray) -> None:
         """11003 for images that cannot be a panoramic radiograph this model can read."""
@@ -90,13 +103,15 @@ class PanoPipeline(Pipeline):
             return self.engine.infer({self.input_name: tensor[None]})[self.output_name][0]
         batch = np.stack([tensor, tensor[:, :, ::-1]])
         out = self.engine.infer({self.input_name: batch})[self.output_name]
-        return 0.5 * (out[0] + out[1][MIRROR_CHANNELS, :, ::-1])
+        return 0.5 * (out[0] + out[1][self.mirror, :, ::-1])
 
     def _teeth(
         self, logits: np.ndarray, scale_x: float, scale_y: float, image: DecodedImage
     ) -> list[Tooth]:
         probs = instances.softmax(logits)
         cands = instances.extract(probs)
+        for c in cands:  # the rules read every channel of CLASS_FDI; absent ones have probability 0
+            c.probs = np.pad(c.probs, (0, len(CLASS_FDI) - len(c.probs)))
         if self.config.renumber:
             numbers = postrules.renumber(cands, float(self.width))
         else:
@@ -116,21 +131,29 @@ class PanoPipeline(Pipeline):
         return teeth
 
 
+def tooth_number(fdi: int, universal: bool) -> int:
+    """`number` of a tooth: FDI, or Universal 1-32; 0 for a primary tooth in Universal (its letter is
+    in universal_label)."""
+    if not universal:
+        return fdi
+    return 0 if is_primary(fdi) else fdi_to_universal(fdi)
+
+
 def build_result(
     teeth: list[Tooth], width: int, height: int, universal: bool
 ) -> results_pb2.PanoResult:
     """The contract message; teeth sorted by FDI number, missing teeth in the requested system."""
-    number = fdi_to_universal if universal else (lambda f: f)
     result = results_pb2.PanoResult(
         image=results_pb2.PanoImage(width=width, height=height),
         numbering=results_pb2.UNIVERSAL if universal else results_pb2.FDI,
     )
     for fdi, score, shape in sorted(teeth, key=lambda t: t[0]):
         tooth = result.teeth.add(
-            fdi=fdi, number=number(fdi), score=score, bbox=shape.bbox, area_px=shape.area_px
+            fdi=fdi, number=tooth_number(fdi, universal), score=score, bbox=shape.bbox,
+            area_px=shape.area_px, universal_label=universal_label(fdi),
         )
         tooth.polygon.extend(shape.polygon)
-    found = {t[0] for t in teeth}
-    result.missing_teeth.extend(sorted(number(f) for f in PERMANENT_FDI if f not in found))
+    missing = missing_teeth({t[0] for t in teeth})
+    result.missing_teeth.extend(sorted(tooth_number(f, universal) for f in missing))
     result.summary.tooth_count = len(result.teeth)
     return result

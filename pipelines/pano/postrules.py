@@ -6,8 +6,12 @@ Within a quadrant tooth numbers grow with the distance from the midline.
 
 Steps: (1) find the midline that best agrees with the model's left/right evidence and move teeth
 that sit on the wrong side; (2) move teeth whose height contradicts their upper/lower label
-among neighbours; (3) per quadrant, choose strictly increasing numbers (from the midline out)
-that maximise the summed log evidence of tooth position, which also resolves duplicates.
+among neighbours; (3) per quadrant and per dentition (permanent 1-8, primary 1-5), choose strictly
+increasing numbers (from the midline out) that maximise the summed log evidence of tooth
+position, which also resolves duplicates. Permanent and primary teeth are numbered separately, so a
+primary tooth and its permanent successor (mixed dentition) can both be reported. A candidate's
+dentition is the one with more probability mass; its side and jaw are shared by both dentitions
+(quadrant 5 lies where 1 does, 6 where 2, 7 where 3, 8 where 4).
 """
 
 from __future__ import annotations
@@ -18,7 +22,13 @@ from typing import Protocol
 
 import numpy as np
 
-from pipelines.pano.numbering import CLASS_FDI
+from pipelines.pano.numbering import (
+    CLASS_FDI,
+    PERMANENT_QUADRANT,
+    PRIMARY_QUADRANT,
+    is_primary,
+    side_quadrant,
+)
 
 EPS = 1e-6
 # Log-evidence cost of discarding a candidate instead of numbering it (only used when a quadrant
@@ -35,20 +45,40 @@ class Candidate(Protocol):
     cy: float
 
 
+# Teeth per quadrant of each dentition (primary = True).
+TEETH_PER_QUADRANT = {False: 8, True: 5}
+
+
 def quadrant(label: int) -> int:
-    return CLASS_FDI[label] // 10
+    """Side-and-jaw quadrant 1-4 of a channel (primary channels map to the permanent quadrant)."""
+    return side_quadrant(CLASS_FDI[label])
 
 
 def class_of(q: int, tooth: int) -> int:
     return CLASS_FDI.index(10 * q + tooth)
 
 
+def _channels(quads: tuple[int, ...]) -> list[int]:
+    """Channels of every tooth (both dentitions) in the given side-and-jaw quadrants."""
+    return [k for k, f in enumerate(CLASS_FDI) if f and side_quadrant(f) in quads]
+
+
+RIGHT_CHANNELS = _channels((1, 4))
+LEFT_CHANNELS = _channels((2, 3))
+PRIMARY_CHANNELS = [k for k, f in enumerate(CLASS_FDI) if f and is_primary(f)]
+PERMANENT_CHANNELS = [k for k, f in enumerate(CLASS_FDI) if f and not is_primary(f)]
+
+
 def _side_evidence(c: Candidate) -> float:
     """P(patient's right = image left) among tooth classes."""
-    p = c.probs
-    right = sum(p[class_of(q, t)] for q in (1, 4) for t in range(1, 9))
-    left = sum(p[class_of(q, t)] for q in (2, 3) for t in range(1, 9))
-    return float(right / max(right + left, EPS))
+    right = float(c.probs[RIGHT_CHANNELS].sum())
+    left = float(c.probs[LEFT_CHANNELS].sum())
+    return right / max(right + left, EPS)
+
+
+def is_primary_candidate(c: Candidate) -> bool:
+    """More probability mass on the primary than on the permanent channels."""
+    return float(c.probs[PRIMARY_CHANNELS].sum()) > float(c.probs[PERMANENT_CHANNELS].sum())
 
 
 def find_midline(cands: Sequence[Candidate], width: float) -> float:
@@ -93,32 +123,35 @@ def _fix_jaws(cands: Sequence[Candidate], width: float, quads: list[int]) -> Non
     quads[:] = new
 
 
-def _position_log_evidence(c: Candidate, tooth: int) -> float:
-    """Evidence that this is tooth position 1..8 in any quadrant (quadrant is fixed geometrically)."""
+def _position_log_evidence(c: Candidate, tooth: int, primary: bool) -> float:
+    """Evidence that this is tooth position `tooth` of its dentition in any quadrant (quadrant is
+    fixed geometrically), conditional on that dentition."""
     p = c.probs
-    fg = max(1.0 - float(p[0]), EPS)
-    return math.log(max(sum(float(p[class_of(q, tooth)]) for q in (1, 2, 3, 4)) / fg, EPS))
+    quads = PRIMARY_QUADRANT.values() if primary else PERMANENT_QUADRANT.values()
+    mass = max(float(p[PRIMARY_CHANNELS if primary else PERMANENT_CHANNELS].sum()), EPS)
+    return math.log(max(sum(float(p[class_of(q, tooth)]) for q in quads) / mass, EPS))
 
 
-def _assign_quadrant(ordered: Sequence[Candidate]) -> list[int | None]:
-    """Strictly increasing tooth numbers 1..8 for candidates ordered from the midline out (None = dropped)."""
-    n = len(ordered)
+def _assign_quadrant(ordered: Sequence[Candidate], primary: bool = False) -> list[int | None]:
+    """Strictly increasing tooth numbers 1..8 (primary 1..5) for candidates ordered from the midline
+    out (None = dropped)."""
+    n, top = len(ordered), TEETH_PER_QUADRANT[primary]
     neg = -math.inf
     # best[i][t]: best score numbering the first i candidates with numbers <= t.
-    best = [[neg] * 9 for _ in range(n + 1)]
-    back: list[list[tuple[int, int, int | None]]] = [[(0, 0, None)] * 9 for _ in range(n + 1)]
-    for t in range(9):
+    best = [[neg] * (top + 1) for _ in range(n + 1)]
+    back: list[list[tuple[int, int, int | None]]] = [[(0, 0, None)] * (top + 1) for _ in range(n + 1)]
+    for t in range(top + 1):
         best[0][t] = 0.0
     for i in range(1, n + 1):
-        for t in range(9):
+        for t in range(top + 1):
             choices = [(best[i - 1][t] + DROP_COST, (i - 1, t, None))]
             if t >= 1:
                 choices.append((best[i][t - 1], (i, t - 1, -1)))
-                take = best[i - 1][t - 1] + _position_log_evidence(ordered[i - 1], t)
+                take = best[i - 1][t - 1] + _position_log_evidence(ordered[i - 1], t, primary)
                 choices.append((take, (i - 1, t - 1, t)))
             best[i][t], back[i][t] = max(choices, key=lambda ch: ch[0])
     result: list[int | None] = [None] * n
-    i, t = n, 8
+    i, t = n, top
     while i > 0:
         pi, pt, tooth = back[i][t]
         if tooth is not None and tooth > 0:
@@ -135,11 +168,14 @@ def renumber(cands: Sequence[Candidate], width: float) -> list[int | None]:
     midline = find_midline(cands, width)
     _fix_sides(cands, midline, quads)
     _fix_jaws(cands, width, quads)
+    primary = [is_primary_candidate(c) for c in cands]
     fdi: list[int | None] = [None] * len(cands)
     for q in (1, 2, 3, 4):
-        members = [k for k in range(len(cands)) if quads[k] == q]
-        members.sort(key=lambda k: abs(cands[k].cx - midline))
-        teeth = _assign_quadrant([cands[k] for k in members])
-        for k, tooth in zip(members, teeth, strict=True):
-            fdi[k] = None if tooth is None else 10 * q + tooth
+        for dentition in (False, True):
+            members = [k for k in range(len(cands)) if quads[k] == q and primary[k] == dentition]
+            members.sort(key=lambda k: abs(cands[k].cx - midline))
+            teeth = _assign_quadrant([cands[k] for k in members], dentition)
+            fq = PRIMARY_QUADRANT[q] if dentition else q
+            for k, tooth in zip(members, teeth, strict=True):
+                fdi[k] = None if tooth is None else 10 * fq + tooth
     return fdi

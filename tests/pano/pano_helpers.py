@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 
 from engines.manifest import ModelManifest, TensorSpec
-from pipelines.pano.numbering import CLASS_FDI
+from pipelines.pano.numbering import CLASS_FDI, PERMANENT_FDI, is_primary, side_quadrant
 from pipelines.pano.pipeline import MIRROR_CHANNELS
 
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data"
@@ -26,12 +26,16 @@ class Cand:
 
 
 def position(fdi: int) -> tuple[float, float]:
-    """Model-frame centre of a tooth in a tidy synthetic dentition (patient's right on image left)."""
-    q, t = divmod(fdi, 10)
+    """Model-frame centre of a tooth in a tidy synthetic dentition (patient's right on image left).
+    Primary teeth sit in their own rows (y 50 and 210), clear of the permanent rows (100 and 160),
+    so that a primary tooth and its successor never share pixels."""
+    q, t = side_quadrant(fdi), fdi % 10
     dx = 12 + 24 * (t - 1)
     x = W / 2 - dx if q in (1, 4) else W / 2 + dx
-    y = 100.0 if q in (1, 2) else 160.0
-    return x, y
+    upper = q in (1, 2)
+    if is_primary(fdi):
+        return x, 50.0 if upper else 210.0
+    return x, 100.0 if upper else 160.0
 
 
 def cand(fdi_at: int, label_fdi: int, confidence: float = 0.9, second: int | None = None) -> Cand:
@@ -46,14 +50,14 @@ def cand(fdi_at: int, label_fdi: int, confidence: float = 0.9, second: int | Non
 
 
 def full_mouth() -> list[Cand]:
-    return [cand(f, f) for f in CLASS_FDI[1:]]
+    return [cand(f, f) for f in PERMANENT_FDI]
 
 
-def manifest(h: int = H, w: int = W) -> ModelManifest:
+def manifest(h: int = H, w: int = W, channels: int = len(CLASS_FDI)) -> ModelManifest:
     return ModelManifest(
         name="pano-teeth", version="test", task_type="pano", directory=Path("."), onnx="none.onnx",
         sha256="", inputs=(TensorSpec("image", "float32", ("batch", 1, h, w)),),
-        outputs=(TensorSpec("logits", "float32", ("batch", len(CLASS_FDI), h, w)),),
+        outputs=(TensorSpec("logits", "float32", ("batch", channels, h, w)),),
     )
 
 
@@ -75,7 +79,7 @@ class FakeEngine:
     runtime = "fake"
 
     def __init__(self, logits: np.ndarray) -> None:
-        self.manifest = manifest()
+        self.manifest = manifest(channels=len(logits))
         self.logits = logits
         self.seen: list[np.ndarray] = []
 
@@ -83,7 +87,7 @@ class FakeEngine:
         batch = inputs["image"]
         self.seen.append(batch)
         # What a mirror-consistent model gives for a mirrored input: mirrored image, swapped sides.
-        mirrored = self.logits[MIRROR_CHANNELS, :, ::-1]
+        mirrored = self.logits[MIRROR_CHANNELS[: len(self.logits)], :, ::-1]
         return {"logits": np.stack([self.logits, mirrored][: len(batch)])}
 
     def warmup(self) -> None:

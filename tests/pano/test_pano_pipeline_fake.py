@@ -18,6 +18,10 @@ def pano_like(width: int = 2000, height: int = 1000) -> np.ndarray:
     return rng.integers(0, 255, (height, width), dtype=np.uint8)
 
 
+# A child's mixed dentition: permanent incisors and first molars, primary canines and molars.
+MIXED = [11, 21, 31, 41, 16, 26, 36, 46, 53, 54, 55, 63, 64, 65, 73, 74, 75, 83, 84, 85]
+
+
 def run(
     pixels: np.ndarray, numbering: int = results_pb2.FDI, teeth: list[int] = TEETH
 ) -> results_pb2.PanoResult:
@@ -40,6 +44,33 @@ def test_universal_result() -> None:
     assert result.numbering == results_pb2.UNIVERSAL
     assert {(t.fdi, t.number) for t in result.teeth} == {(f, fdi_to_universal(f)) for f in TEETH}
     assert list(result.missing_teeth) == sorted(fdi_to_universal(f) for f in PERMANENT_FDI if f not in TEETH)
+    assert {t.universal_label for t in result.teeth} == {str(fdi_to_universal(f)) for f in TEETH}
+
+
+def test_mixed_dentition_fdi() -> None:
+    result = run(pano_like(), teeth=MIXED)
+    assert [t.fdi for t in result.teeth] == sorted(MIXED)
+    assert [t.number for t in result.teeth] == sorted(MIXED)
+    # Positions 12-15 ... are held by primary teeth or not yet formed: only 12, 22, 32, 42 (neither
+    # the lateral incisor nor a primary predecessor found) and the second molars are missing.
+    assert list(result.missing_teeth) == [12, 17, 22, 27, 32, 37, 42, 47]
+
+
+def test_mixed_dentition_universal_letters() -> None:
+    result = run(pano_like(), numbering=results_pb2.UNIVERSAL, teeth=MIXED)
+    by_fdi = {t.fdi: t for t in result.teeth}
+    assert [by_fdi[f].universal_label for f in (55, 54, 53, 63, 64, 65, 75, 74, 73, 83, 84, 85)] == list(
+        "ABCHIJKLMRST")
+    assert all(by_fdi[f].number == 0 for f in MIXED if f > 50)
+    assert by_fdi[16].number == 3 and by_fdi[16].universal_label == "3"
+    assert list(result.missing_teeth) == [2, 7, 10, 15, 18, 23, 26, 31]
+
+
+def test_model_without_primary_channels_still_runs() -> None:
+    # pano-teeth 1.x: 33 channels (background + permanent teeth), the first ones of CLASS_FDI.
+    engine = FakeEngine(synthetic_logits(TEETH)[:33])
+    result = PanoPipeline(engine).run(DecodedImage(pano_like()), task_pb2.AnalysisOptions())
+    assert [t.fdi for t in result.teeth] == sorted(TEETH)
 
 
 def test_outlines_are_in_input_coordinates() -> None:
@@ -90,3 +121,4 @@ def test_engine_gets_the_model_input() -> None:
     assert tensor.shape == (2, 1, 256, 512) and tensor.dtype == np.float32
     np.testing.assert_array_equal(tensor[1], tensor[0][:, :, ::-1])
     assert abs(float(tensor.mean())) < 1e-3 and abs(float(tensor.std()) - 1) < 1e-2
+

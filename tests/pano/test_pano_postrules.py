@@ -47,3 +47,32 @@ def test_more_candidates_than_numbers_drops_the_weakest_fit() -> None:
 
 def test_empty() -> None:
     assert renumber([], W) == []
+
+
+def test_primary_tooth_and_its_successor_are_both_numbered() -> None:
+    # Mixed dentition: 55 above its successor 15, 85 below 45; numbered separately, not as duplicates.
+    cands = full_mouth() + [cand(55, 55), cand(85, 85), cand(64, 64)]
+    numbers = renumber(cands, W)
+    assert numbers[:32] == list(PERMANENT_FDI)
+    assert numbers[32:] == [55, 85, 64]
+
+
+def test_primary_tooth_on_the_wrong_side_moves_to_its_side() -> None:
+    # The model read the primary molar at 54's place (patient's right, image left) as "64".
+    cands = full_mouth() + [cand(55, 55), cand(54, 64), cand(65, 65)]
+    assert renumber(cands, W)[32:] == [55, 54, 65]
+
+
+def test_primary_duplicates_are_resolved_along_the_arch() -> None:
+    # Two lower-left primary molars both read "74" (the outer one with some evidence for 75).
+    cands = [cand(73, 73), cand(74, 74), cand(75, 74, confidence=0.6, second=75)]
+    assert renumber(cands, W) == [73, 74, 75]
+
+
+def test_a_primary_quadrant_takes_at_most_five_teeth() -> None:
+    cands = [cand(f, f) for f in range(51, 56)]
+    extra = cand(55, 55)
+    extra.cx -= 24  # a sixth primary-looking object beyond 55
+    numbers = renumber(cands + [extra], W)
+    assert numbers.count(None) == 1
+    assert sorted(n for n in numbers if n) == list(range(51, 56))

@@ -1,6 +1,7 @@
-"""UFBA-425 loading: images through the service's own preprocessing, labels rasterised from COCO.
+"""Pano data loading (UFBA-425, Tufts): images through the service's own preprocessing, labels
+rasterised from COCO polygons. Both sets share the layout `annotations.json` + `images/`.
 
-Everything is preloaded in RAM (360 images at 256x512 are about 190 MB as float32).
+Everything is preloaded in RAM (1060 images at 256x512 are about 560 MB as float32).
 """
 
 from __future__ import annotations
@@ -14,8 +15,11 @@ import numpy as np
 from pipelines.pano.numbering import CLASS_FDI
 from pipelines.pano.preprocess import INPUT_HEIGHT, INPUT_WIDTH, prepare
 
-DEFAULT_DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pano" / "ufba425"
+SHARED_PANO = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "pano"
+DEFAULT_DATA = SHARED_PANO / "ufba425"
+TUFTS_DATA = SHARED_PANO / "tufts"
 SPLIT_PATH = Path(__file__).resolve().parent / "split.json"
+TUFTS_SPLIT_PATH = Path(__file__).resolve().parent / "split_tufts.json"
 FDI_TO_CLASS = {fdi: i for i, fdi in enumerate(CLASS_FDI) if fdi}
 
 

@@ -1,9 +1,11 @@
-"""Train the pano tooth segmentation model on CPU, budgeted by wall time.
+"""Train the pano tooth segmentation model (53 classes) on UFBA + Tufts on CPU, budgeted by wall time.
 
-    .venv/bin/python -m training.pano.train --max-minutes 65
+    .venv/bin/python -m training.pano.train --max-minutes 92
 
 Resumable: the same command continues from runs/<run>/last.pt (saved every epoch). The learning
 rate follows a cosine over the time budget, so a resumed run ends where an uninterrupted one would.
+Each epoch draws the same number of images from each set (`--per-set`), so the smaller UFBA is not
+drowned by Tufts; Tufts films with primary teeth are drawn `--primary-weight` times as often.
 """
 
 from __future__ import annotations
@@ -18,55 +20,147 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from pipelines.pano.numbering import CLASS_FDI, mirror_fdi
-from training.pano.data import DEFAULT_DATA, load_split, read_split
+from pipelines.pano.numbering import CLASS_FDI, is_primary, mirror_fdi, successor
+from training.pano.data import DEFAULT_DATA, TUFTS_DATA, TUFTS_SPLIT_PATH, load_split, read_split
 from training.pano.model import TeethUNet
 
 RUNS = Path(__file__).resolve().parent / "runs"
 NUM_CLASSES = len(CLASS_FDI)
 # Label lookup for a horizontal flip: the patient's right becomes the image's right.
 FLIP_LUT = torch.tensor([0] + [CLASS_FDI.index(mirror_fdi(f)) for f in CLASS_FDI[1:]], dtype=torch.long)
+PRIMARY_CLASSES = torch.tensor([k for k, f in enumerate(CLASS_FDI) if f and is_primary(f)])
+
+
+def epoch_order(n_ufba: int, tufts_weights: torch.Tensor, per_set: int, gen: torch.Generator) -> torch.Tensor:
+    """Indices into the concatenation [UFBA train, Tufts train]: `per_set` from each set, without
+    repeats within a set while it has enough images, shuffled together."""
+    def draw(weights: torch.Tensor) -> torch.Tensor:
+        repeat = per_set > int((weights > 0).sum())
+        return torch.multinomial(weights, per_set, replacement=repeat, generator=gen)
+
+    ufba = draw(torch.ones(n_ufba))
+    tufts = n_ufba + draw(tufts_weights)
+    both = torch.cat([ufba, tufts])
+    return both[torch.randperm(len(both), generator=gen)]
+
+
+def _blur(x: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Separable Gaussian blur of (N, 1, H, W), reflect padding."""
+    r = max(1, math.ceil(2.5 * sigma))
+    k = torch.exp(-0.5 * (torch.arange(-r, r + 1, dtype=torch.float32) / sigma) ** 2)
+    k = k / k.sum()
+    x = F.conv2d(F.pad(x, (r, r, 0, 0), mode="reflect"), k.view(1, 1, 1, -1))
+    return F.conv2d(F.pad(x, (0, 0, r, r), mode="reflect"), k.view(1, 1, -1, 1))
 
 
 def augment(x: torch.Tensor, y: torch.Tensor, gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Small affine (scale, shift, rotation), flip with FDI side swap, contrast/brightness/noise."""
+    """Other devices and positions: affine (scale/crop, aspect, shift, rotation), flip with FDI side
+    swap, then on the [0, 1] film: gamma, contrast/brightness, blur or sharpening, noise; finally the
+    per-image standardisation of pipelines/pano/preprocess.py again."""
     n = x.shape[0]
 
     def u(lo: float, hi: float) -> torch.Tensor:
         return lo + (hi - lo) * torch.rand(n, generator=gen)
 
-    scale, angle = u(0.9, 1.1), u(-5, 5) * math.pi / 180
-    tx, ty = u(-0.06, 0.06), u(-0.08, 0.08)
+    # scale > 1 zooms in (a crop of the film); independent x/y jitter covers other stretch ratios.
+    scale, aspect, angle = u(0.85, 1.25), u(0.9, 1.1), u(-7, 7) * math.pi / 180
+    tx, ty = u(-0.08, 0.08), u(-0.1, 0.1)
     flip = torch.rand(n, generator=gen) < 0.5
-    sx = torch.where(flip, -1.0, 1.0) / scale
+    sx = torch.where(flip, -1.0, 1.0) / (scale * aspect)
+    sy = aspect / scale
     theta = torch.zeros(n, 2, 3)
     theta[:, 0, 0] = sx * torch.cos(angle)
-    theta[:, 0, 1] = -torch.sin(angle) / scale
-    theta[:, 1, 0] = torch.sin(angle) / scale
-    theta[:, 1, 1] = torch.cos(angle) / scale
+    theta[:, 0, 1] = -torch.sin(angle) * sy
+    theta[:, 1, 0] = torch.sin(angle) * sx.abs()
+    theta[:, 1, 1] = torch.cos(angle) * sy
     theta[:, 0, 2], theta[:, 1, 2] = tx, ty
     grid = F.affine_grid(theta, list(x.shape), align_corners=False)
     x = F.grid_sample(x, grid, mode="bilinear", padding_mode="border", align_corners=False)
     yl = F.grid_sample(y[:, None].float(), grid, mode="nearest", padding_mode="zeros", align_corners=False)
     y = yl[:, 0].long()
     y[flip] = FLIP_LUT[y[flip]]
-    gain = u(0.8, 1.25).view(n, 1, 1, 1)
-    bias = u(-0.2, 0.2).view(n, 1, 1, 1)
-    gamma_like = u(-0.1, 0.1).view(n, 1, 1, 1)  # mild non-linear contrast change
-    x = x * gain + bias + gamma_like * x * x.abs()
-    x = x + 0.05 * torch.randn(x.shape, generator=gen)
+    # Back to the clipped [0, 1] film (preprocess clips to a percentile window, so min/max are 0/1).
+    lo = x.amin((1, 2, 3), keepdim=True)
+    hi = x.amax((1, 2, 3), keepdim=True)
+    x = (x - lo) / (hi - lo).clamp_min(1e-6)
+    x = x.clamp_min(0) ** torch.exp(u(-0.45, 0.45)).view(n, 1, 1, 1)  # gamma 0.64-1.57
+    x = x * u(0.75, 1.3).view(n, 1, 1, 1) + u(-0.12, 0.12).view(n, 1, 1, 1)
+    # a < 0 blurs (a = -1: fully blurred), a > 0 sharpens (unsharp mask): soft and crisp devices.
+    sigma = float(0.6 + 1.4 * torch.rand(1, generator=gen))
+    a = torch.where(torch.rand(n, generator=gen) < 0.5, u(-1.0, 0.0), u(0.0, 1.5)).view(n, 1, 1, 1)
+    x = x + a * (x - _blur(x, sigma))
+    x = x + u(0.0, 0.05).view(n, 1, 1, 1) * torch.randn(x.shape, generator=gen)
+    x = x.clamp(0.0, 1.0)
+    x = (x - x.mean((1, 2, 3), keepdim=True)) / x.std((1, 2, 3), keepdim=True).clamp_min(1e-6)
     return x, y
 
 
-def dice_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """Soft Dice over foreground classes present in the batch (absent teeth are handled by CE)."""
-    probs = logits.softmax(1)[:, 1:]
-    onehot = F.one_hot(y, NUM_CLASSES).permute(0, 3, 1, 2)[:, 1:].float()
-    inter = (probs * onehot).sum((0, 2, 3))
-    denom = probs.sum((0, 2, 3)) + onehot.sum((0, 2, 3))
-    present = onehot.sum((0, 2, 3)) > 0
+def seg_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Cross-entropy + soft Dice over the foreground classes present in the batch (absent teeth are
+    handled by CE). Per-class sums by index_add instead of a one-hot tensor: 53 classes would make
+    that 450 MB per batch of 8."""
+    logp = F.log_softmax(logits, 1)
+    ce = F.nll_loss(logp, y)
+    probs = logp.exp()
+    flat = y.flatten()
+    inter = torch.zeros(NUM_CLASSES).index_add(0, flat, probs.gather(1, y[:, None]).flatten())
+    count = torch.bincount(flat, minlength=NUM_CLASSES).float()
+    denom = probs.sum((0, 2, 3)) + count
     dice = (2 * inter + 1) / (denom + 1)
-    return 1 - dice[present].mean()
+    present = count[1:] > 0
+    return ce + 1 - dice[1:][present].mean()
+
+
+@torch.no_grad()
+def init_from_onnx(model: TeethUNet, path: Path, x: torch.Tensor) -> None:
+    """Start from an exported pano-teeth 1.x model (33 channels, same architecture).
+
+    Its ONNX graph holds each convolution with the following batch norm folded in (weight, bias),
+    in the module's execution order. Each conv gets the folded weight; each batch norm is set, on
+    the batch `x`, to its input's batch statistics (gamma = std, beta = folded bias + mean), so that
+    in training mode it reproduces the folded conv on that batch and in eval mode exactly. The head
+    keeps the 33 permanent channels; a primary channel starts from its successor's (55 from 15),
+    with a lower bias so that it starts rare.
+    """
+    import onnx
+    from onnx import numpy_helper
+
+    graph = onnx.load(str(path)).graph
+    inits = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
+    nodes = [n for n in graph.node if n.op_type == "Conv"]
+    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
+    if len(nodes) != len(convs):
+        raise ValueError(f"{path}: {len(nodes)} convolutions, the model has {len(convs)}")
+    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
+    folded_bias: dict[torch.nn.BatchNorm2d, torch.Tensor] = {}
+    for node, conv in zip(nodes[:-1], convs[:-1], strict=True):
+        conv.weight.data.copy_(inits[node.input[1]])
+    # Every conv but the head is followed by its batch norm, in the same order.
+    for node, bn in zip(nodes[:-1], bns, strict=True):
+        folded_bias[bn] = inits[node.input[2]]
+    head_w, head_b = inits[nodes[-1].input[1]], inits[nodes[-1].input[2]]
+    old = len(head_b)
+    model.head.weight.data[:old] = head_w
+    model.head.bias.data[:old] = head_b
+    for k in range(old, NUM_CLASSES):
+        src = CLASS_FDI.index(successor(CLASS_FDI[k]))
+        model.head.weight.data[k] = head_w[src]
+        model.head.bias.data[k] = head_b[src] - 3.0
+
+    def calibrate(bn: torch.nn.BatchNorm2d, args: tuple[torch.Tensor]) -> None:
+        z = args[0]
+        mean = z.mean((0, 2, 3))
+        var = z.var((0, 2, 3), unbiased=False)
+        bn.weight.data = (var + bn.eps).sqrt()
+        bn.bias.data = folded_bias[bn] + mean
+        bn.running_mean.copy_(mean)
+        bn.running_var.copy_(var)
+
+    hooks = [bn.register_forward_pre_hook(calibrate) for bn in bns]
+    model.train()
+    model(x)
+    for h in hooks:
+        h.remove()
 
 
 @torch.no_grad()
@@ -92,12 +186,18 @@ def evaluate(model: TeethUNet, xs: torch.Tensor, ys: torch.Tensor) -> dict[str, 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--data", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--run", default="unet-256x512")
-    parser.add_argument("--max-minutes", type=float, default=65.0)
+    parser.add_argument("--tufts", type=Path, default=TUFTS_DATA)
+    parser.add_argument("--run", default="unet53-256x512")
+    parser.add_argument("--per-set", type=int, default=300, help="images drawn from each set per epoch")
+    parser.add_argument("--primary-weight", type=float, default=3.0,
+                        help="sampling weight of Tufts films with primary teeth")
+    parser.add_argument("--max-minutes", type=float, default=92.0)
     parser.add_argument("--batch", type=int, default=8)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=20261128)
     parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--init-onnx", type=Path, default=None,
+                        help="start from an exported pano-teeth 1.x model.onnx instead of random weights")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
@@ -111,11 +211,20 @@ def main() -> None:
         log.write(line + "\n")
         log.flush()
 
-    split = read_split()
     t0 = time.time()
-    xtr, ytr = (torch.from_numpy(a) for a in load_split(args.data, split["train"]))
-    xva, yva = (torch.from_numpy(a) for a in load_split(args.data, split["val"]))
-    say(f"loaded train {tuple(xtr.shape)} val {tuple(xva.shape)} in {time.time() - t0:.0f}s")
+    parts = {}
+    for name, data, split_path in (("ufba", args.data, None), ("tufts", args.tufts, TUFTS_SPLIT_PATH)):
+        split = read_split() if split_path is None else read_split(split_path)
+        parts[name] = {k: tuple(torch.from_numpy(a) for a in load_split(data, split[k]))
+                       for k in ("train", "val")}
+    xtr = torch.cat([parts["ufba"]["train"][0], parts["tufts"]["train"][0]])
+    ytr = torch.cat([parts["ufba"]["train"][1], parts["tufts"]["train"][1]])
+    n_ufba = len(parts["ufba"]["train"][0])
+    has_primary = torch.isin(parts["tufts"]["train"][1].flatten(1), PRIMARY_CLASSES).any(1)
+    tufts_weights = torch.where(has_primary, args.primary_weight, 1.0)
+    say(f"loaded train ufba {n_ufba} + tufts {len(xtr) - n_ufba} ({int(has_primary.sum())} with primary "
+        f"teeth), val ufba {len(parts['ufba']['val'][0])} + tufts {len(parts['tufts']['val'][0])} "
+        f"in {time.time() - t0:.0f}s")
 
     model = TeethUNet(NUM_CLASSES)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -127,19 +236,22 @@ def main() -> None:
         opt.load_state_dict(ckpt["opt"])
         state = ckpt["state"]
         say(f"resumed at epoch {state['epoch']} elapsed {state['elapsed_s'] / 60:.1f} min")
+    elif args.init_onnx is not None:
+        init_from_onnx(model, args.init_onnx, xtr[:n_ufba][:: max(1, n_ufba // 16)][:16])
+        say(f"initialised from {args.init_onnx}")
     budget = args.max_minutes * 60
     warmup = 60.0
 
     def save(path: Path) -> None:
         torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
-                    "args": vars(args) | {"data": str(args.data)}}, path)
+                    "args": vars(args) | {"data": str(args.data), "tufts": str(args.tufts)}}, path)
 
     model.train()
     done = state["elapsed_s"] >= budget
     while not done:
         epoch = state["epoch"]
         gen = torch.Generator().manual_seed(args.seed * 1000 + epoch)
-        order = torch.randperm(len(xtr), generator=gen)
+        order = epoch_order(n_ufba, tufts_weights, args.per_set, gen)
         losses = []
         t_epoch = time.time()
         elapsed_at_start = state["elapsed_s"]
@@ -155,13 +267,18 @@ def main() -> None:
             idx = order[i : i + args.batch]
             x, y = augment(xtr[idx], ytr[idx].long(), gen)
             logits = model(x)
-            loss = F.cross_entropy(logits, y) + dice_loss(logits, y)
+            loss = seg_loss(logits, y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             losses.append(loss.item())
         state["elapsed_s"] = elapsed_at_start + (time.time() - t_epoch)
-        metrics = evaluate(model, xva, yva)
+        metrics = {}
+        for name in ("ufba", "tufts"):
+            part = evaluate(model, *parts[name]["val"])
+            metrics |= {f"{name}_{k}": v for k, v in part.items()}
+        # Model choice (best.pt) on the mean of the two sites' per-tooth Dice.
+        metrics["val_tooth_dice"] = 0.5 * (metrics["ufba_val_tooth_dice"] + metrics["tufts_val_tooth_dice"])
         state["epoch"] = epoch + 1
         improved = metrics["val_tooth_dice"] > state["best"]
         if improved:
