@@ -276,10 +276,14 @@ def _pano_tables(data: Mapping[str, Any], body: ParagraphStyle, heading: Paragra
     )
     story.append(Paragraph("Findings", heading))
     if findings:
-        rows = [["type", "tooth (FDI)", "score", "area"]]
+        rows = [["type", "tooth (Universal, FDI)" if universal else "tooth (FDI)", "score", "area"]]
         for f in findings:
             area = f"{f['areaMm2']:.1f} mm²" if f.get("areaMm2") else f"{f.get('areaPx', 0):.0f} px"
-            rows.append([str(f.get("type", "")), str(f.get("fdi") or "-"), f"{f.get('score', 0):.2f}", area])
+            fdi = int(f.get("fdi") or 0)
+            tooth = str(fdi or "-")
+            if universal and fdi:  # a primary tooth's Universal designation is its letter
+                tooth = f"#{teeth.get(fdi, {}).get('universalLabel') or f.get('number', '')} ({fdi})"
+            rows.append([str(f.get("type", "")), tooth, f"{f.get('score', 0):.2f}", area])
         story.append(_table(rows, [60 * mm, 30 * mm, 30 * mm, 40 * mm], font))
     else:
         story.append(Paragraph("No findings reported by this model.", body))

@@ -24,6 +24,7 @@ import numpy as np
 from google.protobuf.message import Message
 
 from dentalai import overlay
+from dentalai.contract import FINDING_TYPES
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.report_files import parse_formats, write_reports
 from dentalai.task_json import message_dict
@@ -113,6 +114,7 @@ def server_runner(
             tooth_numbering=results_pb2.ToothNumbering.Name(options.tooth_numbering)
             if options.tooth_numbering
             else None,
+            findings=list(options.findings),
             timeout=timeout,
         )
         result = result_of(task)
@@ -166,6 +168,15 @@ def analyze_one(
     return Outcome(path, True, seconds=time.perf_counter() - start)
 
 
+def _finding_types(text: str) -> tuple[str, ...]:
+    kinds = tuple(k.strip() for k in text.split(",") if k.strip())
+    unknown = sorted(set(kinds) - set(FINDING_TYPES))
+    if unknown:
+        known = ", ".join(FINDING_TYPES)
+        raise argparse.ArgumentTypeError(f"unknown finding type {', '.join(unknown)} (known: {known})")
+    return kinds
+
+
 def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="dentalai analyze", description=__doc__.split("\n\n")[0])
     parser.add_argument("paths", nargs="+", metavar="PATH", help="image files, folders or globs")
@@ -174,6 +185,10 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
     parser.add_argument("--pixel-spacing", type=float, metavar="MM", help="pixel spacing in mm (> 0)")
     parser.add_argument(
         "--numbering", choices=["FDI", "UNIVERSAL"], type=str.upper, help="pano tooth numbers"
+    )
+    parser.add_argument(
+        "--findings", type=_finding_types, default=(), metavar="caries",
+        help="pano finding types to report (comma list); default: the findings model's default types",
     )
     parser.add_argument("--server", metavar="HOST:PORT", help="run through this gRPC service instead")
     parser.add_argument("--token", default=os.environ.get("DENTALAI_TOKEN"), help="bearer token (--server)")
@@ -201,6 +216,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         options.pixel_spacing_mm = args.pixel_spacing
     if args.numbering:
         options.tooth_numbering = results_pb2.ToothNumbering.Value(args.numbering)
+    options.findings.extend(args.findings)
     paths, outcomes = collect_paths(args.paths)
     close: Callable[[], None] = lambda: None  # noqa: E731
     try:

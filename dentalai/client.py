@@ -58,6 +58,7 @@ def build_request(
     metadata: Mapping[str, Any] | None = None,
     pixel_spacing_mm: float | None = None,
     tooth_numbering: str | None = None,
+    findings: Sequence[str] | None = None,
 ) -> pb.SubmitAnalysisRequest:
     """A SubmitAnalysisRequest; exactly one of image_data / image_url (the server checks it too)."""
     request = pb.SubmitAnalysisRequest(task_type=task_type, callback_url=callback_url, task_id=task_id)
@@ -71,6 +72,8 @@ def build_request(
         request.options.pixel_spacing_mm = pixel_spacing_mm
     if tooth_numbering:
         request.options.tooth_numbering = results_pb2.ToothNumbering.Value(tooth_numbering.upper())
+    if findings:
+        request.options.findings.extend(findings)
     return request
 
 

@@ -28,6 +28,7 @@ QUADRANT_COLOURS: dict[int, tuple[int, int, int]] = {
     4: (255, 170, 30),  # lower right
 }
 LANDMARK_COLOUR = (255, 235, 60)
+FINDING_COLOUR = (255, 0, 255)  # magenta: apart from the four quadrant colours
 LOW_CONFIDENCE_COLOUR = (255, 90, 90)
 # Lines of the main analyses: (label, from, to, colour, extend as a plane).
 CEPH_LINES: tuple[tuple[str, str, str, tuple[int, int, int], bool], ...] = (
@@ -187,7 +188,21 @@ def _draw_pano(
         text = str(number)
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, style.font, style.font_thick)
         _label(canvas, text, (int(cx - tw / 2), int(cy + th / 2)), colour, style)
-    _legend(canvas, [(f"Q{q}", c) for q, c in QUADRANT_COLOURS.items()], style)
+    kinds: list[str] = []
+    for finding in data.get("findings") or []:
+        points = _polygon(finding.get("polygon"), scale)
+        if points is None:
+            points = _bbox_polygon(finding.get("bbox"), scale)
+        if points is None:
+            continue
+        cv2.polylines(canvas, [points], isClosed=True, color=FINDING_COLOUR, thickness=style.thick,
+                      lineType=cv2.LINE_AA)
+        kind = str(finding.get("type", ""))
+        if kind not in kinds:
+            kinds.append(kind)
+    # Lesions are small and many: their type is named once in the legend, not beside each outline.
+    legend = [(f"Q{q}", c) for q, c in QUADRANT_COLOURS.items()] + [(k, FINDING_COLOUR) for k in kinds]
+    _legend(canvas, legend, style)
 
 
 def _polygon(raw: Any, scale: tuple[float, float]) -> np.ndarray | None:

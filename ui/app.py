@@ -24,7 +24,7 @@ from fastapi import FastAPI, Response
 
 from dentalai import overlay
 from dentalai.config import Settings, load_config
-from dentalai.contract import FINAL_STATUS_NAMES
+from dentalai.contract import FINAL_STATUS_NAMES, FINDING_TYPES
 from dentalai.errors import DentalAIError
 from pipelines.registry import TASK_TYPES
 from ui import views
@@ -94,7 +94,8 @@ class Analysis:
         self.out_dir = Path(tempfile.mkdtemp(prefix="dentalai-ui-"))
 
     def __call__(
-        self, file: str | None, task_type: str, spacing: float | None, numbering: str
+        self, file: str | None, task_type: str, spacing: float | None, numbering: str,
+        findings: list[str] | None = None,
     ) -> Iterator[tuple[Any, ...]]:
         # Cleared outputs: a new submission must not leave the previous result on screen.
         empty = (None, _frame([], []), _frame([], []), None, None)
@@ -108,6 +109,8 @@ class Analysis:
             options["pixelSpacingMm"] = float(spacing)
         if task_type == "pano" and numbering:
             options["toothNumbering"] = numbering
+        if task_type == "pano" and findings:
+            options["findings"] = list(findings)
         try:
             task = self.backend.submit(task_type, raw, options)
             yield (views.status_markdown(task, self.backend.description), *empty)
@@ -188,6 +191,10 @@ def build_ui(cfg: UIConfig, backend: Backend | None = None) -> gr.Blocks:
                 numbering = gr.Radio(
                     ["FDI", "UNIVERSAL"], value="FDI", label="toothNumbering (pano)", elem_id="numbering"
                 )
+                findings = gr.CheckboxGroup(
+                    list(FINDING_TYPES), value=[], elem_id="findings",
+                    label="findings (pano; none ticked: the model's default types)",
+                )
                 submit = gr.Button("Analyze", variant="primary", elem_id="submit")
                 status = gr.Markdown("Choose an image and press Analyze.", elem_id="status")
                 downloads = gr.File(
@@ -203,14 +210,14 @@ def build_ui(cfg: UIConfig, backend: Backend | None = None) -> gr.Blocks:
         analysis = Analysis(cfg, backend)
 
         def run(
-            file: str | None, task_type: str, spacing: float | None, numbering: str
+            file: str | None, task_type: str, spacing: float | None, numbering: str, findings: list[str]
         ) -> Iterator[tuple[Any, ...]]:
             # Gradio streams only from a generator function, not from a callable object.
-            yield from analysis(file, task_type, spacing, numbering)
+            yield from analysis(file, task_type, spacing, numbering, findings)
 
         submit.click(
             run,
-            inputs=[file, task_type, spacing, numbering],
+            inputs=[file, task_type, spacing, numbering, findings],
             outputs=[status, image, measurements, classes, raw, downloads],
         )
     return demo

@@ -107,6 +107,7 @@ class GrpcBackend:
                 metadata={"source": "dentalai-ui"},
                 pixel_spacing_mm=options.get("pixelSpacingMm"),
                 tooth_numbering=options.get("toothNumbering"),
+                findings=options.get("findings"),
             )
         except DentalAIError as err:
             raise self._unreachable(err) from None

@@ -9,7 +9,7 @@ from dentalai.task_json import model_label
 
 MEASUREMENT_COLUMNS = ["id", "name", "value", "unit", "norm", "interpretation"]
 CLASS_COLUMNS = ["id", "name", "value", "unit", "class", "label"]
-TOOTH_COLUMNS = ["number", "fdi", "score", "areaPx", "bbox"]
+TOOTH_COLUMNS = ["number", "fdi", "score", "areaPx", "bbox", "findings"]
 
 
 def task_result(task: dict[str, Any]) -> dict[str, Any] | None:
@@ -54,7 +54,7 @@ def measurement_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     if "teeth" in data:
         rows = [
             [t.get("number"), t.get("fdi"), _num(t.get("score", 0)), _num(t.get("areaPx", 0)),
-             ", ".join(str(_num(v)) for v in t.get("bbox") or [])]
+             ", ".join(str(_num(v)) for v in t.get("bbox") or []), ", ".join(t.get("findings") or [])]
             for t in data.get("teeth") or []
         ]  # fmt: skip
         return TOOTH_COLUMNS, rows
@@ -67,6 +67,17 @@ def measurement_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     return MEASUREMENT_COLUMNS, rows
 
 
+def finding_rows(data: dict[str, Any]) -> list[list[Any]]:
+    """pano: per finding type, how many and on which teeth (in the result's numbering)."""
+    by_type: dict[str, list[str]] = {}
+    for f in data.get("findings") or []:
+        by_type.setdefault(str(f.get("type", "")), []).append(str(f.get("number") or "no tooth"))
+    if not by_type:
+        return [["findings", "none"]]
+    return [[f"findings: {kind}", f"{len(where)} on {', '.join(sorted(set(where)))}"]
+            for kind, where in sorted(by_type.items())]
+
+
 def class_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """ceph: the eight classifications and the summary; pano: count and missing teeth."""
     if "teeth" in data:
@@ -76,6 +87,7 @@ def class_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
             ["numbering", data.get("numbering", "")],
             ["tooth count", summary.get("toothCount", len(data.get("teeth") or []))],
             ["missing teeth", missing],
+            *finding_rows(data),
         ]
     rows = [
         [

@@ -36,8 +36,7 @@ class SamplePipeline(Pipeline):
     ) -> Message:
         if self.task_type == "ceph":
             return samples.ceph_result()
-        data = {k: v for k, v in samples.pano_result().items() if k != "findings"}  # not in the proto yet
-        return json_format.ParseDict(data, results_pb2.PanoResult())
+        return json_format.ParseDict(samples.pano_result(), results_pb2.PanoResult())
 
 
 def main() -> None:

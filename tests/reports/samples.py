@@ -95,7 +95,7 @@ def _tooth_centre(fdi: int) -> tuple[float, float]:
 
 
 def pano_result(missing: tuple[int, ...] = (18, 38)) -> dict[str, Any]:
-    """Proto3 JSON of a PanoResult, plus `findings` (the field another branch adds)."""
+    """Proto3 JSON of a PanoResult with one caries finding on tooth 36."""
     result = results_pb2.PanoResult(
         image=results_pb2.PanoImage(width=PANO_SIZE[0], height=PANO_SIZE[1]), numbering=results_pb2.FDI
     )
@@ -119,18 +119,13 @@ def pano_result(missing: tuple[int, ...] = (18, 38)) -> dict[str, Any]:
             tooth.polygon.extend(poly)
     result.missing_teeth.extend(sorted(missing))
     result.summary.tooth_count = len(result.teeth)
-    data = message_dict(result)
     cx, cy = _tooth_centre(36)
-    data["findings"] = [
-        {
-            "type": "caries",
-            "fdi": 36,
-            "number": 36,
-            "score": 0.81,
-            "polygon": [[cx - 20, cy - 30], [cx + 20, cy - 30], [cx + 20, cy + 10], [cx - 20, cy + 10]],
-            "bbox": [cx - 20, cy - 30, 40, 40],
-            "areaPx": 1600.0,
-            "areaMm2": 16.0,
-        }
-    ]
-    return data
+    finding = result.findings.add(
+        type="caries", fdi=36, number=36, score=0.81, bbox=[cx - 20, cy - 30, 40, 40], area_px=1600.0,
+        area_mm2=16.0,
+    )
+    finding.polygon.extend([[cx - 20, cy - 30], [cx + 20, cy - 30], [cx + 20, cy + 10], [cx - 20, cy + 10]])
+    next(t for t in result.teeth if t.fdi == 36).findings.append("caries")
+    result.image.pixel_spacing_mm = 0.1
+    result.image.spacing_source = "request"
+    return message_dict(result)

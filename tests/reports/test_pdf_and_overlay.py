@@ -11,8 +11,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from artifacts import overlay_image
 from artifacts.pdf_report import NOTICE
-from tests.reports.conftest import MAX_SIDE, MODEL_CEPH, MODEL_PANO, write
+from tests.reports import samples
+from tests.reports.conftest import MAX_SIDE, MODEL_PANO, write
 
 POPPLER = all(shutil.which(t) for t in ("pdftotext", "pdftoppm", "pdfinfo"))
 needs_poppler = pytest.mark.skipif(not POPPLER, reason="poppler-utils missing: apt-get install poppler-utils")
@@ -108,7 +110,6 @@ def test_primary_teeth_add_the_55_85_chart_and_their_sr_codes(tmp_path: Path):
 
     from artifacts import dicom_codes
     from artifacts.make import Source, make_artifacts
-    from tests.reports import samples
 
     data = samples.pano_result()
     primary = {**data["teeth"][0], "fdi": 55, "number": 55}
@@ -120,3 +121,33 @@ def test_primary_teeth_add_the_55_85_chart_and_their_sr_codes(tmp_path: Path):
     groups = hd.sr.MeasurementReport.from_sequence(sr.content).get_planar_roi_measurement_groups()
     (group,) = [g for g in groups if g.tracking_identifier == "tooth 55"]
     assert group.finding_sites[0].value.value == dicom_codes.tooth(55).value
+
+
+def test_the_overlay_outlines_findings_in_magenta_where_they_are(pano_png):
+    data, files = pano_png
+    rgb = np.asarray(Image.open(io.BytesIO(files["overlay.png"]))).astype(int)
+    magenta = (rgb[..., 0] > 200) & (rgb[..., 1] < 60) & (rgb[..., 2] > 200)
+    scale = rgb.shape[1] / data["image"]["width"]
+    (finding,) = data["findings"]
+    x, y, w, h = (round(v * scale) for v in finding["bbox"])
+    # The outline (and the legend's "caries"), nowhere else; no finding: no magenta at all.
+    assert magenta[y - 2 : y + h + 3, x - 2 : x + w + 3].sum() > 2 * (w + h)
+    legend = magenta[: rgb.shape[0] // 3, : rgb.shape[1] // 6].sum()
+    assert magenta.sum() == magenta[y - 2 : y + h + 3, x - 2 : x + w + 3].sum() + legend
+    bare = overlay_image.render(samples.pano_image(), {**data, "findings": []}, MAX_SIDE)
+    assert not ((bare[..., 0] > 200) & (bare[..., 1] < 60) & (bare[..., 2] > 200)).any()
+
+
+@needs_poppler
+def test_pano_pdf_names_the_tooth_of_a_finding_in_universal_numbers(tmp_path: Path):
+    from artifacts.make import Source, make_artifacts
+    from pipelines.pano.numbering import fdi_to_universal
+
+    data = samples.pano_result()
+    data["numbering"] = "UNIVERSAL"
+    for item in data["teeth"] + data["findings"]:
+        item["number"] = fdi_to_universal(item["fdi"])
+    data["missingTeeth"] = [fdi_to_universal(f) for f in data["missingTeeth"]]
+    files = make_artifacts(Source("pano", data, samples.pano_image(), b"", "png", "uni-1"), MAX_SIDE)
+    text = text_of(write(tmp_path, "report.pdf", files["report.pdf"]))
+    assert "tooth (Universal, FDI)" in text and "caries #19 (36) 0.81 16.0 mm²" in text

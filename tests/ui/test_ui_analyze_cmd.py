@@ -124,3 +124,15 @@ def test_in_process_ceph_on_a_real_image(tmp_path):
     data = json.loads((out / "151.json").read_text())
     assert [lm["id"] for lm in data["landmarks"]][:3] == ["S", "N", "Or"] and data["measurements"]
     assert data["image"]["spacingSource"] == "request"
+
+
+def test_findings_option_reaches_the_request_and_unknown_types_are_refused(tmp_path, scripted_server, capsys):
+    port, servicer = scripted_server
+    image = _png(tmp_path / "p.png")
+    argv = [str(image), "--type", "pano", "--out", str(tmp_path / "o"), "--server", f"127.0.0.1:{port}",
+            "--findings", "caries", "--no-progress"]  # fmt: skip
+    analyze_cmd.main(argv)
+    assert list(servicer.requests[-1].options.findings) == ["caries"]
+    with pytest.raises(SystemExit) as exc:
+        analyze_cmd.main([*argv[:-2], "caries,cyst", "--no-progress"])
+    assert exc.value.code == 2 and "unknown finding type cyst" in capsys.readouterr().err

@@ -79,6 +79,13 @@ def test_views_for_ceph_pano_and_failure():
     assert cols[0] == "number" and [t[0] for t in teeth] == [11, 21, 31, 41]
     _, summary = views.class_rows(pano_result())
     assert ["missing teeth", "18, 28"] in summary
+    assert ["findings", "none"] in summary
+    with_findings = pano_result()
+    with_findings["teeth"][0]["findings"] = ["caries"]
+    with_findings["findings"] = [{"type": "caries", "fdi": 11, "number": 11}, {"type": "caries", "fdi": 0}]
+    cols, teeth = views.measurement_rows(with_findings)
+    assert cols[-1] == "findings" and teeth[0][-1] == "caries" and teeth[1][-1] == ""
+    assert ["findings: caries", "2 on 11, no tooth"] in views.class_rows(with_findings)[1]
     failed = {
         "taskId": "t",
         "status": "FAILED",
