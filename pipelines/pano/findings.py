@@ -113,70 +113,86 @@ def tooth_labels(roi: Roi, polygons: Sequence[np.ndarray]) -> np.ndarray:
     return labels
 
 
-def assign(blob: np.ndarray, labels: np.ndarray, nearest: np.ndarray, distance: np.ndarray,
-           margin: float) -> int:
-    """Tooth index for a lesion mask: the tooth it overlaps most, else the nearest within `margin`
-    (same units as `distance`), else -1. `nearest`/`distance` come from `nearest_tooth`."""
-    hits = labels[blob]
-    hits = hits[hits > 0]
-    if hits.size:
-        return int(np.bincount(hits).argmax()) - 1
-    d = np.where(blob, distance, np.inf)
-    at = np.unravel_index(int(np.argmin(d)), d.shape)
-    if not np.isfinite(d[at]) or d[at] > margin or nearest[at] == 0:
-        return -1
-    return int(nearest[at]) - 1
+@dataclass(frozen=True)
+class Blob:
+    """One 8-connected blob of a probability map: its box in the map and its mask inside the box."""
+
+    score: float  # peak probability
+    x: int
+    y: int
+    mask: np.ndarray  # bool (h, w)
+
+    @property
+    def window(self) -> tuple[slice, slice]:
+        h, w = self.mask.shape
+        return slice(self.y, self.y + h), slice(self.x, self.x + w)
 
 
-def nearest_tooth(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per pixel: label of the nearest tooth pixel and the distance to it (work px)."""
-    if not labels.any():
-        return np.zeros_like(labels), np.full(labels.shape, np.inf, np.float32)
-    distance, index = cv2.distanceTransformWithLabels(
-        (labels == 0).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
-    )
-    # distanceTransformWithLabels numbers the zero pixels (the teeth); map that index to the label.
-    tooth_ys, tooth_xs = np.nonzero(labels)
-    lut = np.zeros(int(index.max()) + 1, np.int32)
-    seeds = index[tooth_ys, tooth_xs]
-    lut[seeds] = labels[tooth_ys, tooth_xs]
-    return lut[index], distance
-
-
-def blobs(prob: np.ndarray, min_area: int = MIN_AREA_WORK,
-          pixel_threshold: float = PIXEL_THRESHOLD) -> list[tuple[float, np.ndarray]]:
-    """(peak probability, bool mask) of each 8-connected blob above `pixel_threshold`, >= min_area."""
+def blobs(
+    prob: np.ndarray, min_area: int = MIN_AREA_WORK, pixel_threshold: float = PIXEL_THRESHOLD
+) -> list[Blob]:
+    """Each 8-connected blob above `pixel_threshold` of at least `min_area` px."""
     n, comp, stats, _ = cv2.connectedComponentsWithStats((prob > pixel_threshold).astype(np.uint8),
                                                          connectivity=8)
     out = []
     for k in range(1, n):
         if stats[k, cv2.CC_STAT_AREA] < min_area:
             continue
-        x, y, w, h = stats[k, :4]
-        mask = np.zeros(prob.shape, bool)
+        x, y, w, h = (int(v) for v in stats[k, :4])
         sub = comp[y:y + h, x:x + w] == k
-        mask[y:y + h, x:x + w] = sub
-        out.append((float(prob[y:y + h, x:x + w][sub].max()), mask))
+        out.append(Blob(float(prob[y:y + h, x:x + w][sub].max()), x, y, sub))
     return out
 
 
-def outline(mask: np.ndarray, roi: Roi) -> tuple[list[list[float]], list[float], float] | None:
+def nearest_tooth(labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per pixel: label of the nearest tooth pixel and the distance to it (px); labels has teeth."""
+    distance, index = cv2.distanceTransformWithLabels(
+        (labels == 0).astype(np.uint8), cv2.DIST_L2, 5, labelType=cv2.DIST_LABEL_PIXEL
+    )
+    # distanceTransformWithLabels numbers the zero pixels (the teeth); map that index to the label.
+    tooth_ys, tooth_xs = np.nonzero(labels)
+    lut = np.zeros(int(index.max()) + 1, np.int32)
+    lut[index[tooth_ys, tooth_xs]] = labels[tooth_ys, tooth_xs]
+    return lut[index], distance
+
+
+def assign(blob: Blob, labels: np.ndarray, margin: float) -> int:
+    """Tooth index of a blob: the tooth (label k + 1 of `labels`) it overlaps most, else the nearest
+    within `margin` px, else -1."""
+    hits = labels[blob.window][blob.mask]
+    hits = hits[hits > 0]
+    if hits.size:
+        return int(np.bincount(hits).argmax()) - 1
+    # Only teeth within the margin count, so the search stays in the blob's box grown by it.
+    m = int(np.ceil(margin))
+    h, w = blob.mask.shape
+    y0, x0 = max(blob.y - m, 0), max(blob.x - m, 0)
+    near = labels[y0:blob.y + h + m, x0:blob.x + w + m]
+    if not near.any():
+        return -1
+    nearest, distance = nearest_tooth(near)
+    inside = np.zeros(near.shape, bool)
+    inside[blob.y - y0:blob.y - y0 + h, blob.x - x0:blob.x - x0 + w] = blob.mask
+    d = np.where(inside, distance, np.inf)
+    at = np.unravel_index(int(np.argmin(d)), d.shape)
+    return int(nearest[at]) - 1 if d[at] <= margin else -1
+
+
+def outline(blob: Blob, roi: Roi) -> tuple[list[list[float]], list[float], float]:
     """Polygon, bbox [x, y, w, h] and area of a work-frame blob, in input px."""
-    contours, _ = cv2.findContours(mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
-    if not contours:
-        return None
+    contours, _ = cv2.findContours(blob.mask.astype(np.uint8), cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     contour = max(contours, key=len)[:, 0, :].astype(np.float64)
     if len(contour) < 3:
         # A one- or two-pixel-wide blob: its pixel corners instead of the degenerate contour.
-        ys, xs = np.nonzero(mask)
+        ys, xs = np.nonzero(blob.mask)
         contour = np.array([[xs.min() - 0.5, ys.min() - 0.5], [xs.max() + 0.5, ys.min() - 0.5],
                             [xs.max() + 0.5, ys.max() + 0.5], [xs.min() - 0.5, ys.max() + 0.5]])
-    pts = roi.to_input(contour)
+    pts = roi.to_input(contour + [blob.x, blob.y])
     polygon = [[round(float(x), 1), round(float(y), 1)] for x, y in pts]
     bx, by = float(pts[:, 0].min()), float(pts[:, 1].min())
     bbox = [round(bx, 1), round(by, 1), round(float(pts[:, 0].max()) - bx, 1),
             round(float(pts[:, 1].max()) - by, 1)]
-    return polygon, bbox, round(float(mask.sum()) * roi.scale ** 2, 1)
+    return polygon, bbox, round(float(blob.mask.sum()) * roi.scale ** 2, 1)
 
 
 def find(probs: np.ndarray, roi: Roi, types: Sequence[str], thresholds: Sequence[float],
@@ -184,19 +200,15 @@ def find(probs: np.ndarray, roi: Roi, types: Sequence[str], thresholds: Sequence
     """Lesions of every type from (C, H, W) probabilities (work frame, padded) with score >= its
     threshold, each assigned to one of `teeth` (outlines in input px)."""
     labels = tooth_labels(roi, teeth)
-    nearest, distance = nearest_tooth(labels)
     margin = ASSIGN_MARGIN_PX / roi.scale
     found = []
     for channel, (kind, threshold) in enumerate(zip(types, thresholds, strict=True)):
-        for score, mask in blobs(probs[channel, :roi.height, :roi.width]):
-            if score < threshold:
+        for blob in blobs(probs[channel, :roi.height, :roi.width]):
+            if blob.score < threshold:
                 continue
-            shape = outline(mask, roi)
-            if shape is None:
-                continue
-            polygon, bbox, area = shape
-            found.append(Lesion(kind, round(score, 4), polygon, bbox, area,
-                                assign(mask, labels, nearest, distance, margin)))
+            polygon, bbox, area = outline(blob, roi)
+            tooth = assign(blob, labels, margin)
+            found.append(Lesion(kind, round(blob.score, 4), polygon, bbox, area, tooth))
     return found
 
 

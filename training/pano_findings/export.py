@@ -71,9 +71,10 @@ def main() -> None:
             {"name": "logits", "dtype": "float32", "shape": ["batch", len(TYPES), "height", "width"]}
         ],
         "batch": {"min": 1, "opt": 1, "max": 1},
-        # Dental crops of 2943 x 1435 films are about 370 x 780 work px; a whole film is 720 x 1472.
-        "dim_ranges": {"height": {"min": 16, "opt": 368, "max": 1024},
-                       "width": {"min": 16, "opt": 784, "max": 2048}},
+        # Dental crops of 2943 x 1435 films are about 370 x 780 work px. At most the whole film: 1472 px
+        # wide (padded 1472), and as tall as the pano check's narrowest aspect (0.9) allows (1636).
+        "dim_ranges": {"height": {"min": 16, "opt": 368, "max": 1664},
+                       "width": {"min": 16, "opt": 784, "max": 1536}},
         "preprocessing": {
             "crop": f"union of the tooth boxes of pano-teeth plus {findings.ROI_MARGIN_WORK} work px",
             "resize": f"film scaled to width {findings.WORK_WIDTH} px (cv2.INTER_AREA when shrinking)",

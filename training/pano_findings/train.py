@@ -51,10 +51,10 @@ def lesion_map(prob: np.ndarray, threshold: float, roi_shape: tuple[int, int]) -
     h, w = roi_shape
     labels = np.zeros(prob.shape, np.int32)
     n = 0
-    for score, mask in findings.blobs(prob[:h, :w]):
-        if score >= threshold:
+    for blob in findings.blobs(prob[:h, :w]):
+        if blob.score >= threshold:
             n += 1
-            labels[:h, :w][mask] = n
+            labels[blob.window][blob.mask] = n
     return n, labels
 
 

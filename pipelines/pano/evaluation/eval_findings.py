@@ -37,7 +37,8 @@ from pipelines.pano.pipeline import PanoPipeline
 
 ROOT = Path(__file__).resolve().parents[3]
 DC1000 = ROOT.parent / "shared" / "data" / "pano" / "dc1000_caries"
-GRID = [round(0.3 + 0.025 * k, 3) for k in range(28)]  # 0.30 ... 0.975
+# Score thresholds tried: 0.30 ... 0.95 by 0.025, then 0.96 ... 0.99 (peak probabilities crowd near 1).
+GRID = [round(0.3 + 0.025 * k, 3) for k in range(27)] + [0.96, 0.97, 0.98, 0.99]
 MIN_PRECISION = 0.5
 
 
