@@ -32,8 +32,9 @@ WORK_WIDTH = 1472
 STRIDE = 8
 # Margin around the union of the tooth boxes, in work px (crowns' surroundings, contacts).
 ROI_MARGIN_WORK = 24
-# A pixel belongs to a lesion above this probability; blobs smaller than MIN_AREA_WORK work px
-# (about 40 input px at DC1000's size) are noise: the smallest tenth of the labelled lesions.
+# A pixel belongs to a lesion above this probability (unless the manifest sets a type's own);
+# blobs smaller than MIN_AREA_WORK work px (about 40 input px at DC1000's size) are dropped as noise:
+# the smallest tenth of the labelled lesions is below it.
 PIXEL_THRESHOLD = 0.5
 MIN_AREA_WORK = 10
 # Directory of the findings model under models/ (an extra model of the pano pipeline).
@@ -195,20 +196,33 @@ def outline(blob: Blob, roi: Roi) -> tuple[list[list[float]], list[float], float
     return polygon, bbox, round(float(blob.mask.sum()) * roi.scale ** 2, 1)
 
 
-def find(probs: np.ndarray, roi: Roi, types: Sequence[str], thresholds: Sequence[float],
-         teeth: Sequence[np.ndarray]) -> list[Lesion]:
-    """Lesions of every type from (C, H, W) probabilities (work frame, padded) with score >= its
-    threshold, each assigned to one of `teeth` (outlines in input px)."""
+@dataclass(frozen=True)
+class FindingType:
+    """One output channel of the findings model, as its manifest describes it."""
+
+    name: str
+    channel: int
+    threshold: float  # lesion score (peak probability) threshold chosen on validation
+    default: bool  # reported without options.findings (reached precision >= 0.5 on validation)
+    # A pixel belongs to a lesion above this probability (the manifest may choose it on validation).
+    pixel_threshold: float = PIXEL_THRESHOLD
+
+
+def find(
+    probs: np.ndarray, roi: Roi, types: Sequence[FindingType], teeth: Sequence[np.ndarray]
+) -> list[Lesion]:
+    """Lesions from (len(types), H, W) probabilities (work frame, padded; channel k is types[k]) with
+    a score >= their type's threshold, each assigned to one of `teeth` (outlines in input px)."""
     labels = tooth_labels(roi, teeth)
     margin = ASSIGN_MARGIN_PX / roi.scale
     found = []
-    for channel, (kind, threshold) in enumerate(zip(types, thresholds, strict=True)):
-        for blob in blobs(probs[channel, :roi.height, :roi.width]):
-            if blob.score < threshold:
+    for prob, kind in zip(probs, types, strict=True):
+        for blob in blobs(prob[:roi.height, :roi.width], pixel_threshold=kind.pixel_threshold):
+            if blob.score < kind.threshold:
                 continue
             polygon, bbox, area = outline(blob, roi)
             tooth = assign(blob, labels, margin)
-            found.append(Lesion(kind, round(blob.score, 4), polygon, bbox, area, tooth))
+            found.append(Lesion(kind.name, round(blob.score, 4), polygon, bbox, area, tooth))
     return found
 
 
@@ -227,16 +241,6 @@ def polygon_array(polygon: struct_pb2.ListValue) -> np.ndarray:
     return np.array([[c.number_value for c in v.list_value.values] for v in polygon.values], np.float64)
 
 
-@dataclass(frozen=True)
-class FindingType:
-    """One output channel of the findings model, as its manifest describes it."""
-
-    name: str
-    channel: int
-    threshold: float  # lesion score threshold chosen on validation
-    default: bool  # reported without options.findings (reached precision >= 0.5 on validation)
-
-
 class FindingsModel:
     """The findings engine and its manifest's per-type settings (`findings` in manifest.json)."""
 
@@ -244,7 +248,8 @@ class FindingsModel:
         self.engine = engine
         manifest = engine.manifest
         self.types = [
-            FindingType(str(t["type"]), int(t["channel"]), float(t["threshold"]), bool(t["default"]))
+            FindingType(str(t["type"]), int(t["channel"]), float(t["threshold"]), bool(t["default"]),
+                        float(t.get("pixel_threshold", PIXEL_THRESHOLD)))
             for t in manifest.raw["findings"]
         ]
         names = tuple(t.name for t in self.types)
@@ -270,7 +275,7 @@ class FindingsModel:
         except Exception as exc:  # engine failures carry their own message
             raise PipelineError(ErrorCode.INFERENCE_FAILED, f"findings model failed: {exc}") from exc
         probs = 1.0 / (1.0 + np.exp(-logits[[t.channel for t in types]]))
-        return find(probs, roi, [t.name for t in types], [t.threshold for t in types], teeth)
+        return find(probs, roi, types, teeth)
 
     def add_to(self, result: results_pb2.PanoResult, image_spacing: float | None, pixels: np.ndarray,
                options: task_pb2.AnalysisOptions) -> None:

@@ -7,12 +7,14 @@ default: lesions are small, so a few pixels of outline disagreement halve their 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import cv2
 import numpy as np
 
 MATCH_IOU = 0.1
+# Lesion size bins (px of the image the masks are in) for recall by size.
+SIZE_BINS = (0, 40, 100, 200, 400, 1000)
 
 
 @dataclass
@@ -25,10 +27,22 @@ class Counts:
     inter: float = 0.0  # pixel intersection, pooled
     pred_px: float = 0.0
     gt_px: float = 0.0
+    # (area in px, matched) of every true lesion.
+    sizes: list[tuple[int, bool]] = field(default_factory=list)
 
     def add(self, other: Counts) -> None:
         for name in ("tp", "fp", "fn", "inter", "pred_px", "gt_px"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
+        self.sizes += other.sizes
+
+    def recall_by_size(self) -> dict[str, dict[str, float]]:
+        """{"lo-hi": {"lesions": n, "recall": r}} over SIZE_BINS (the last bin is open)."""
+        out = {}
+        edges = [*SIZE_BINS, None]
+        for lo, hi in zip(edges[:-1], edges[1:], strict=True):
+            found = [m for a, m in self.sizes if a >= lo and (hi is None or a < hi)]
+            out[f"{lo}-{hi or ''}"] = {"lesions": len(found), "recall": sum(found) / max(len(found), 1)}
+        return out
 
     @property
     def precision(self) -> float:
@@ -56,10 +70,11 @@ def components(mask: np.ndarray) -> tuple[int, np.ndarray]:
     return n - 1, labels
 
 
-def match_count(pred: np.ndarray, n_pred: int, gt: np.ndarray, n_gt: int, iou: float = MATCH_IOU) -> int:
-    """Greedy one-to-one matches at IoU >= `iou` between two label maps (0 = background)."""
+def match(pred: np.ndarray, n_pred: int, gt: np.ndarray, n_gt: int, iou: float = MATCH_IOU) -> set[int]:
+    """Greedy one-to-one matches at IoU >= `iou` between two label maps (0 = background): the
+    matched true lesions (0-based)."""
     if n_pred == 0 or n_gt == 0:
-        return 0
+        return set()
     joint = np.bincount(pred.ravel().astype(np.int64) * (n_gt + 1) + gt.ravel(),
                         minlength=(n_pred + 1) * (n_gt + 1)).reshape(n_pred + 1, n_gt + 1)
     inter = joint[1:, 1:].astype(np.float64)
@@ -74,13 +89,16 @@ def match_count(pred: np.ndarray, n_pred: int, gt: np.ndarray, n_gt: int, iou: f
         if i not in used_p and j not in used_g:
             used_p.add(i)
             used_g.add(j)
-    return len(used_p)
+    return used_g
 
 
 def compare(pred: np.ndarray, n_pred: int, gt_mask: np.ndarray, iou: float = MATCH_IOU) -> Counts:
     """Counts for one image: `pred` is a label map of predicted lesions (0 = none), `gt_mask` bool."""
     n_gt, gt = components(gt_mask)
-    tp = match_count(pred, n_pred, gt, n_gt, iou)
+    matched = match(pred, n_pred, gt, n_gt, iou)
+    tp = len(matched)
     pred_mask = pred > 0
+    areas = np.bincount(gt.ravel(), minlength=n_gt + 1)[1:]
     return Counts(tp=tp, fp=n_pred - tp, fn=n_gt - tp, inter=float((pred_mask & gt_mask).sum()),
-                  pred_px=float(pred_mask.sum()), gt_px=float(gt_mask.sum()))
+                  pred_px=float(pred_mask.sum()), gt_px=float(gt_mask.sum()),
+                  sizes=[(int(a), j in matched) for j, a in enumerate(areas)])
