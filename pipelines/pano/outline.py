@@ -2,7 +2,10 @@
 
 The instance mask is at model resolution (256 x 512 for images up to ~3000 px wide), so its outline
 is refined on an upsampled crop: the foreground probability (smooth, sub-pixel towards the bone)
-limited to the tooth's own territory (its mask grown by two pixels, minus other teeth).
+limited to the tooth's own territory (its mask grown by two pixels, minus other teeth). With the
+tooth's own class probability (`own`), the border with a neighbouring tooth is sub-pixel too: it is
+where the up-sampled own probability reaches half the foreground probability, instead of the
+model-pixel edge of the neighbour's mask (which still bounds a neighbour of the same class).
 """
 
 from __future__ import annotations
@@ -30,6 +33,15 @@ def model_to_input(u: np.ndarray, scale: float) -> np.ndarray:
     return (u + 0.5) * scale - 0.5
 
 
+def crop_box(mask: np.ndarray) -> tuple[int, int, int, int]:
+    """x0, x1, y0, y1 of the mask's bounding box grown by MARGIN, inside the frame."""
+    h, w = mask.shape
+    ys, xs = np.nonzero(mask)
+    x0, x1 = max(int(xs.min()) - MARGIN, 0), min(int(xs.max()) + MARGIN + 1, w)
+    y0, y1 = max(int(ys.min()) - MARGIN, 0), min(int(ys.max()) + MARGIN + 1, h)
+    return x0, x1, y0, y1
+
+
 def outline(
     mask: np.ndarray,
     others: np.ndarray,
@@ -37,25 +49,32 @@ def outline(
     scale_x: float,
     scale_y: float,
     image_size: tuple[int, int],
+    own: np.ndarray | None = None,
 ) -> Outline | None:
     """Outline of `mask` (bool, model frame); `others` marks pixels of other teeth.
 
-    `foreground` is 1 - P(background) in the model frame; `image_size` is (width, height).
+    `foreground` is 1 - P(background) in the model frame; `image_size` is (width, height);
+    `own`, when given, is the probability of this tooth's classes, cropped to `crop_box(mask)`.
     """
-    h, w = mask.shape
-    ys, xs = np.nonzero(mask)
-    x0, x1 = max(int(xs.min()) - MARGIN, 0), min(int(xs.max()) + MARGIN + 1, w)
-    y0, y1 = max(int(ys.min()) - MARGIN, 0), min(int(ys.max()) + MARGIN + 1, h)
-    own = mask[y0:y1, x0:x1].astype(np.uint8)
-    grown = cv2.dilate(own, np.ones((2 * GROW + 1, 2 * GROW + 1), np.uint8)).astype(bool)
-    territory = (grown & ~others[y0:y1, x0:x1]) | own.astype(bool)
+    x0, x1, y0, y1 = crop_box(mask)
+    mine = mask[y0:y1, x0:x1]
+    grown = cv2.dilate(mine.astype(np.uint8), np.ones((2 * GROW + 1, 2 * GROW + 1), np.uint8)).astype(bool)
+    fg_crop = foreground[y0:y1, x0:x1].astype(np.float32)
+    blocked = others[y0:y1, x0:x1]
+    if own is not None:
+        # Only neighbours that are mostly of this tooth's classes bound it at the model grid.
+        blocked = blocked & (own >= 0.5 * fg_crop)
+    territory = (grown & ~blocked) | mine
     fx = float(np.clip(scale_x, 1.0, MAX_UPSAMPLE))
     fy = float(np.clip(scale_y, 1.0, MAX_UPSAMPLE))
     size = (max(int(round((x1 - x0) * fx)), 1), max(int(round((y1 - y0) * fy)), 1))
     fx, fy = size[0] / (x1 - x0), size[1] / (y1 - y0)
-    fg_up = cv2.resize(foreground[y0:y1, x0:x1].astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
+    fg_up = cv2.resize(fg_crop, size, interpolation=cv2.INTER_LINEAR)
     terr_up = cv2.resize(territory.astype(np.float32), size, interpolation=cv2.INTER_LINEAR)
-    keep = ((fg_up > 0.5) & (terr_up > 0.5)).astype(np.uint8)
+    keep = (fg_up > 0.5) & (terr_up > 0.5)
+    if own is not None:
+        keep &= cv2.resize(own.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5 * fg_up
+    keep = keep.astype(np.uint8)
     n, comp, stats, _ = cv2.connectedComponentsWithStats(keep, connectivity=8)
     if n < 2:
         return None

@@ -22,11 +22,14 @@ from pipelines.pano.numbering import (
     missing_teeth,
     universal_label,
 )
-from pipelines.pano.outline import Outline, outline
+from pipelines.pano.outline import Outline, crop_box, outline
 from pipelines.pano.preprocess import prepare
 
 # Channel of the same tooth on the other side (11 <-> 21 ...), for the mirrored pass.
 MIRROR_CHANNELS = [0] + [CLASS_FDI.index(mirror_fdi(f)) for f in CLASS_FDI[1:]]
+# A tooth's own classes for its outline: those with at least this share of its mean tooth probability
+# (its label, and numbers the model hesitated between for the same tooth).
+OWN_CLASS_SHARE = 0.1
 # (FDI number, score, outline) of one reported tooth.
 Tooth = tuple[int, float, Outline]
 
@@ -50,6 +53,9 @@ class PanoConfig:
     flip_tta: bool = True
     # Off only for evaluation ablations: keep the model's own numbers (duplicates possible).
     renumber: bool = True
+    # Borders between neighbouring teeth from their up-sampled class probabilities (sub-pixel);
+    # off: at the model-pixel edge of the neighbour's mask (pano-teeth 1.0.0's outlines).
+    sharp_borders: bool = True
 
 
 class PanoPipeline(Pipeline):
@@ -124,8 +130,13 @@ class PanoPipeline(Pipeline):
         foreground = 1.0 - probs[0]
         teeth = []
         for k, (c, fdi) in enumerate(kept):
+            own = None
+            if self.config.sharp_borders:
+                x0, x1, y0, y1 = crop_box(c.mask)
+                mine = np.flatnonzero(c.probs[1 : len(probs)] >= OWN_CLASS_SHARE * c.foreground) + 1
+                own = probs[mine, y0:y1, x0:x1].sum(axis=0)
             shape = outline(c.mask, (owner >= 0) & (owner != k), foreground, scale_x, scale_y,
-                            (image.width, image.height))
+                            (image.width, image.height), own)
             if shape is not None:
                 teeth.append((fdi, round(c.foreground, 4), shape))
         return teeth

@@ -2,7 +2,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipelines.pano.outline import model_to_input, outline
+from pipelines.pano.outline import crop_box, model_to_input, outline
 
 
 def ellipse(shape: tuple[int, int], centre: tuple[float, float], axes: tuple[float, float]) -> np.ndarray:
@@ -53,3 +53,38 @@ def test_neighbouring_tooth_limits_the_outline() -> None:
 def test_pixel_centre_mapping() -> None:
     assert model_to_input(np.array([0.0]), 2.0)[0] == 0.5
     assert model_to_input(np.array([-0.5]), 5.0)[0] == -0.5
+
+
+def test_border_between_teeth_follows_their_class_probabilities() -> None:
+    # Two teeth side by side; their class probabilities cross half at model x = 209.9, so the argmax
+    # masks part between columns 209 and 210 (the mask edge is 209.5).
+    xs = np.arange(512, dtype=np.float32)
+    p_left = np.clip(0.5 - (xs - 209.9) / 2.0, 0.0, 1.0)[None, :].repeat(256, 0)
+    mask = np.zeros((256, 512), bool)
+    mask[100:140, 200:210] = True
+    others = np.zeros_like(mask)
+    others[100:140, 210:222] = True
+    foreground = (mask | others).astype(np.float32)
+    x0, x1, y0, y1 = crop_box(mask)
+    own = (p_left * foreground)[y0:y1, x0:x1]
+    sharp = outline(mask, others, foreground, 8.0, 2.0, (4096, 512), own)
+    plain = outline(mask, others, foreground, 8.0, 2.0, (4096, 512))
+    assert sharp is not None and plain is not None
+    # Model x -> input: (x + 0.5) * 8 - 0.5; 209.9 -> 1682.7, the mask edge 209.5 -> 1679.5.
+    assert abs(max(p[0] for p in sharp.polygon) - 1682.7) < 1.0
+    assert abs(max(p[0] for p in plain.polygon) - 1679.5) < 1.0
+
+
+def test_same_class_neighbour_still_bounds_the_outline() -> None:
+    # Two separate components of the same class (own probability high in both): the neighbour's
+    # mask bounds the outline as before.
+    mask = np.zeros((256, 512), bool)
+    mask[100:140, 200:210] = True
+    others = np.zeros_like(mask)
+    others[100:140, 210:220] = True
+    foreground = (mask | others).astype(np.float32)
+    x0, x1, y0, y1 = crop_box(mask)
+    own = foreground[y0:y1, x0:x1].copy()
+    shape = outline(mask, others, foreground, 1.0, 2.0, (512, 512), own)
+    assert shape is not None
+    assert max(p[0] for p in shape.polygon) < 211

@@ -1,6 +1,6 @@
 """Export a training checkpoint to models/pano-teeth/ (ONNX opset 17, dynamic batch) with its manifest.
 
-    .venv/bin/python -m training.pano.export --checkpoint training/pano/runs/unet-256x512/last.pt
+    .venv/bin/python -m training.pano.export --checkpoint training/pano/runs/unet53-256x512/last.pt
 """
 
 from __future__ import annotations
@@ -20,12 +20,16 @@ from training.pano.model import TeethUNet
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "models" / "pano-teeth"
-TRAIN_COMMAND = ".venv/bin/python -m training.pano.train --max-minutes 60"
+VERSION = "2.0.0"
+CHECKPOINT = "training/pano/runs/unet53-256x512/last.pt"
+# pano-teeth 1.0.0 (git show 8a76ca3:models/pano-teeth/model.onnx) is the starting point.
+TRAIN_COMMAND = (".venv/bin/python -m training.pano.train --max-minutes 100 --lr 2e-3 "
+                 "--init-onnx training/pano/runs/pano-teeth-1.0.0.onnx")
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
-    parser.add_argument("--checkpoint", type=Path, default=ROOT / "training/pano/runs/unet-256x512/last.pt")
+    parser.add_argument("--checkpoint", type=Path, default=ROOT / CHECKPOINT)
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     torch.set_num_threads(1)
@@ -51,7 +55,7 @@ def main() -> None:
     assert err < 1e-3, f"ONNX differs from PyTorch by {err}"
     manifest = {
         "name": "pano-teeth",
-        "version": "1.0.0",
+        "version": VERSION,
         "task_type": "pano",
         "onnx": "model.onnx",
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
@@ -69,18 +73,21 @@ def main() -> None:
         },
         "training": {
             "command": TRAIN_COMMAND,
-            "data": "pano/ufba425 (UFBA-425 subset, 360 images), "
-            "split training/pano/split.json (300 train / 60 val)",
+            "data": "pano/ufba425 (UFBA-425 subset, 360 images), split training/pano/split.json "
+            "(300 train / 60 val); pano/tufts (Tufts Dental Database, 700 images), split "
+            "training/pano/split_tufts.json (600 train / 100 val); balanced per epoch",
             "wall_minutes": round(ckpt["state"]["elapsed_s"] / 60, 1),
             "epoch": ckpt["state"]["epoch"],
-            "val_tooth_dice_at_checkpoint": round(ckpt["state"]["best"], 4),
+            "best_val_tooth_dice": round(ckpt["state"]["best"], 4),
         },
+        "licence": "trained on Tufts per-tooth polygons (AKUDENTAL, CC BY-NC-SA 4.0): the weights carry "
+        "these terms (non-commercial, share alike); UFBA-425 Apache-2.0; see MODEL_CARD.md",
         "classes": list(CLASS_FDI),
         # bench/engine_latency.py builds this PyTorch module to time eager against ONNX Runtime.
         "torch_reference": {
             "factory": "training.pano.model:TeethUNet",
             "kwargs": {"num_classes": len(CLASS_FDI)},
-            "checkpoint": "training/pano/runs/unet-256x512/last.pt",
+            "checkpoint": CHECKPOINT,
         },
     }
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -3,10 +3,16 @@
     .venv/bin/python -m pipelines.pano.evaluation.eval_pano \
         --coco ../shared/data/pano/ufba425/annotations.json --images ../shared/data/pano/ufba425/images \
         --split training/pano/split.json --split-key val --out /tmp/pano_eval.json
+    .venv/bin/python -m pipelines.pano.evaluation.eval_pano --dataset tufts \
+        --split training/pano/split_tufts.json --out /tmp/pano_eval_tufts.json
 
+`--dataset` picks the shared set's default annotations and images (ufba425 or tufts).
 Detection: predicted and ground-truth teeth are matched class-agnostically, greedily by IoU
 (>= 0.5), one to one. Numbering accuracy: share of matched teeth whose FDI number is right.
 Dice: mean per-tooth Dice over matched teeth. Masks are compared at the image's own size.
+The same figures are also given per dentition (`by_dentition`: ground-truth permanent and primary
+teeth; the predicted count is of teeth reported with a number of that dentition), and per image
+whether primary teeth were reported (`images_with_primary`).
 """
 
 from __future__ import annotations
@@ -23,6 +29,7 @@ from dentalai.v1 import task_pb2
 from engines.manifest import ModelManifest
 from engines.onnxruntime_engine import OnnxRuntimeEngine
 from pipelines.base_pipeline import DecodedImage, PipelineError
+from pipelines.pano.numbering import is_primary
 from pipelines.pano.pipeline import PanoConfig, PanoPipeline
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -75,6 +82,10 @@ def evaluate(pipeline: PanoPipeline, coco: dict, images_dir: Path, ids: list[int
     per_fdi: dict[int, dict[str, float]] = {}
     errors: dict[str, int] = {}
     seconds: list[float] = []
+    dentition = {k: {"gt": 0, "predicted": 0, "found": 0, "right_number": 0, "dice_sum": 0.0}
+                 for k in ("permanent", "primary")}
+    # Images with ground-truth primary teeth (mixed) or without (permanent): how many got any primary.
+    images_with_primary = {k: {"images": 0, "reported_primary": 0} for k in ("mixed", "permanent")}
     for image_id in ids:
         im = images[image_id]
         pixels = cv2.imread(str(images_dir / im["file_name"]), cv2.IMREAD_GRAYSCALE)
@@ -95,6 +106,11 @@ def evaluate(pipeline: PanoPipeline, coco: dict, images_dir: Path, ids: list[int
         fp += len(pred) - len(pairs)
         fn += len(gt) - len(pairs)
         matched_gt = {j: (i, d) for i, j, d in pairs}
+        for fdi, _ in teeth:
+            dentition["primary" if is_primary(fdi) else "permanent"]["predicted"] += 1
+        kind = "mixed" if any(is_primary(a["category_id"]) for a in anns) else "permanent"
+        images_with_primary[kind]["images"] += 1
+        images_with_primary[kind]["reported_primary"] += any(is_primary(f) for f, _ in teeth)
         for j, ann in enumerate(anns):
             empty = {"gt": 0, "found": 0, "right_number": 0, "dice_sum": 0.0}
             row = per_fdi.setdefault(ann["category_id"], empty)
@@ -107,6 +123,12 @@ def evaluate(pipeline: PanoPipeline, coco: dict, images_dir: Path, ids: list[int
                 row["right_number"] += ok
                 correct += ok
                 dices.append(d)
+            group = dentition["primary" if is_primary(ann["category_id"]) else "permanent"]
+            group["gt"] += 1
+            if j in matched_gt:
+                group["found"] += 1
+                group["dice_sum"] += matched_gt[j][1]
+                group["right_number"] += teeth[matched_gt[j][0]][0] == ann["category_id"]
     precision = tp / max(tp + fp, 1)
     recall = tp / max(tp + fn, 1)
     return {
@@ -120,6 +142,17 @@ def evaluate(pipeline: PanoPipeline, coco: dict, images_dir: Path, ids: list[int
         "mean_dice": float(np.mean(dices)) if dices else 0.0,
         "pipeline_errors": errors,
         "seconds_per_image": float(np.mean(seconds)),
+        "by_dentition": {
+            k: {
+                "gt": r["gt"],
+                "predicted": r["predicted"],
+                "recall": r["found"] / max(r["gt"], 1),
+                "numbering_accuracy": r["right_number"] / max(r["found"], 1),
+                "dice": r["dice_sum"] / max(r["found"], 1),
+            }
+            for k, r in dentition.items()
+        },
+        "images_with_primary": images_with_primary,
         "per_fdi": {
             str(f): {
                 "gt": int(r["gt"]),
@@ -137,6 +170,12 @@ def print_table(report: dict) -> None:
           f"errors {report['pipeline_errors']}  {report['seconds_per_image'] * 1000:.0f} ms/image")
     print(f"precision {report['precision']:.4f}  recall {report['recall']:.4f}  F1 {report['f1']:.4f}  "
           f"numbering {report['numbering_accuracy']:.4f}  mean Dice {report['mean_dice']:.4f}")
+    for kind, row in report["by_dentition"].items():
+        print(f"{kind:>9}: gt {row['gt']}  predicted {row['predicted']}  recall {row['recall']:.4f}  "
+              f"numbering {row['numbering_accuracy']:.4f}  Dice {row['dice']:.4f}")
+    for kind, row in report["images_with_primary"].items():
+        print(f"images with {kind} ground truth: {row['images']}, with primary teeth reported: "
+              f"{row['reported_primary']}")
     print(f"{'FDI':>4} {'gt':>4} {'recall':>7} {'number':>7} {'dice':>6}")
     for fdi, row in report["per_fdi"].items():
         print(f"{fdi:>4} {row['gt']:>4} {row['recall']:7.3f} "
@@ -144,24 +183,32 @@ def print_table(report: dict) -> None:
 
 
 def main() -> None:
-    data = ROOT.parent / "shared" / "data" / "pano" / "ufba425"
     parser = argparse.ArgumentParser()
-    parser.add_argument("--coco", type=Path, default=data / "annotations.json")
-    parser.add_argument("--images", type=Path, default=data / "images")
+    parser.add_argument("--dataset", choices=["ufba425", "tufts"], default="ufba425",
+                        help="shared set whose annotations.json and images/ are the defaults")
+    parser.add_argument("--coco", type=Path, help="default: the dataset's annotations.json")
+    parser.add_argument("--images", type=Path, help="default: the dataset's images/")
     parser.add_argument("--split", type=Path, help="JSON file with image-id lists, or a JSON list of ids")
     parser.add_argument("--split-key", default="val")
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "pano-teeth")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-renumber", action="store_true", help="ablation: keep the model's own numbers")
     parser.add_argument("--no-flip-tta", action="store_true", help="ablation: one pass, no mirrored pass")
+    parser.add_argument("--no-sharp-borders", action="store_true",
+                        help="ablation: borders between teeth at the model-pixel edge (1.0.0's outlines)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
+    data = ROOT.parent / "shared" / "data" / "pano" / args.dataset
+    args.coco = args.coco or data / "annotations.json"
+    args.images = args.images or data / "images"
     ids = None
     if args.split:
         raw = json.loads(args.split.read_text())
         ids = raw if isinstance(raw, list) else raw[args.split_key]
     engine = OnnxRuntimeEngine(ModelManifest.load(args.model), intra_threads=args.threads)
-    pipeline = PanoPipeline(engine, PanoConfig(renumber=not args.no_renumber, flip_tta=not args.no_flip_tta))
+    config = PanoConfig(renumber=not args.no_renumber, flip_tta=not args.no_flip_tta,
+                        sharp_borders=not args.no_sharp_borders)
+    pipeline = PanoPipeline(engine, config)
     report = evaluate(pipeline, json.loads(args.coco.read_text()), args.images, ids)
     print_table(report)
     if args.out:
