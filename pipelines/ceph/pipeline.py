@@ -1,10 +1,14 @@
 """Lateral cephalogram -> CephResult (CONTRACT.md section 6): 19 landmarks, measurements, classes.
 
-Orientation: the model was trained on faces looking right only. Each image is run as given and
-mirrored in one batch of two; the pass with the higher mean heatmap peak wins (a face looking the
-wrong way gives clearly weaker, scattered peaks). Landmarks of a mirrored pass are mirrored back,
-so coordinates are always those of the submitted image, and measurements are signed for the
-face's own direction.
+Two stages. Stage 1 (`ceph-landmarks`) finds the 19 landmarks on the whole film at 256x320; stage 2
+(`ceph-landmarks-refine`, pipelines/ceph/refine.py) finds each again on a patch of the film at
+640x800 centred on the stage-1 estimate, all 19 patches in one batch.
+
+Orientation: the models were trained on faces looking right only. Stage 1 runs the image as given
+and mirrored in one batch of two; the pass with the higher mean heatmap peak wins (a face looking
+the wrong way gives clearly weaker, scattered peaks), and stage 2 cuts its patches from the film in
+that direction. Landmarks are mirrored back, so coordinates are always those of the submitted
+image, and measurements are signed for the face's own direction.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from engines.base import Engine
 from pipelines import base_pipeline
 from pipelines.base_pipeline import DecodedImage, Pipeline, PipelineError, StageTimer, require
 from pipelines.ceph import measurements as meas
+from pipelines.ceph import refine
 from pipelines.ceph import summary as ceph_summary
 from pipelines.ceph.decode import decode_heatmaps, heatmap_to_image
 from pipelines.ceph.preprocess import LANDMARK_IDS, LANDMARK_NAMES, normalise, to_gray_u8
@@ -44,7 +49,7 @@ class CephConfig:
     default_spacing_mm: float = 0.1
     # "auto" (both passes, keep the more confident), "right" or "left" (one pass, trust the caller).
     orientation: str = "auto"
-    # Mean heatmap peak (0..1) below `not_ceph_confidence`: the model sees no cephalogram at all
+    # Mean stage-1 heatmap peak (0..1) below `not_ceph_confidence`: the model sees no cephalogram at all
     # (11003; with model 1.1.0, 20 UFBA and 10 DC1000 panoramics scored 0.22 at most, noise 0.09,
     # ISBI val 0.75 at least (median 0.91), Hamedan 071-100 0.85 at least (median 0.91)); below
     # `min_mean_confidence`: a cephalogram, perhaps, but no landmarks worth reporting (12003).
@@ -54,21 +59,30 @@ class CephConfig:
 
 @dataclass(frozen=True)
 class CephPrediction:
-    """Landmarks in input pixels (19, 2), their confidences (19,), and the face direction (+1 right)."""
+    """Landmarks in input pixels (19, 2), their confidences (19,), and the face direction (+1 right).
+
+    `confidence` is the last stage's heatmap peak; `stage1_confidence` gates the image (11003/12003).
+    """
 
     points: np.ndarray
     confidence: np.ndarray
     facing: int
+    stage1_confidence: np.ndarray
+
+
+REFINE_MODEL = "ceph-landmarks-refine"
 
 
 class CephPipeline(Pipeline):
     model_name: ClassVar[str] = "ceph-landmarks"
+    extra_models: ClassVar[tuple[str, ...]] = (REFINE_MODEL,)
 
     def __init__(
         self, engine: Engine, config: CephConfig | None = None, extras: Mapping[str, Engine] | None = None
     ) -> None:
         super().__init__(engine, extras)
         self.config = config or CephConfig()
+
         spec = engine.manifest.inputs[0]
         self.input_name = spec.name
         self.output_name = engine.manifest.outputs[0].name
@@ -82,6 +96,12 @@ class CephPipeline(Pipeline):
     ) -> CephPipeline:
         return cls(engine, CephConfig(default_spacing_mm=settings.ceph.default_pixel_spacing_mm), extras)
 
+    @property
+    def refine_engine(self) -> Engine | None:
+        """Stage 2. Without it (unit tests with one fake engine) the pipeline reports stage 1 as it
+        is; the worker's registry always loads it."""
+        return self.extras.get(REFINE_MODEL)
+
     def check_input(self, pixels: np.ndarray) -> None:
         """11003 for images that cannot be a lateral cephalogram this model can read."""
         base_pipeline.check_radiograph(pixels, self.config, "cephalogram")
@@ -93,26 +113,50 @@ class CephPipeline(Pipeline):
             return float(image.pixel_spacing_mm), "dicom"
         return self.config.default_spacing_mm, "default"
 
-    def predict(self, pixels: np.ndarray) -> CephPrediction:
-        """Landmarks in input pixels; runs the given and the mirrored image unless orientation is fixed."""
-        gray = to_gray_u8(pixels)
-        h, w = gray.shape
-        small = cv2.resize(gray, (self.width, self.height), interpolation=cv2.INTER_AREA)
-        orient = self.config.orientation
-        views = {"right": [1], "left": [-1]}.get(orient, [1, -1])
-        batch = np.stack([normalise(small if f > 0 else small[:, ::-1])[None] for f in views])
-        try:
-            heat = self.engine.infer({self.input_name: batch})[self.output_name]
-        except Exception as exc:  # engine failures carry their own message
-            raise PipelineError(ErrorCode.INFERENCE_FAILED, f"ceph model failed: {exc}") from exc
-        decoded = [decode_heatmaps(np.asarray(hm, np.float32)) for hm in heat]
-        best = int(np.argmax([float(np.mean(np.clip(peaks, 0, 1))) for _, peaks in decoded]))
-        coords, peaks = decoded[best]
-        facing = views[best]
-        pts = heatmap_to_image(coords, self.stride, w / self.width, h / self.height)
+    def predict(self, pixels: np.ndarray, timer: StageTimer | None = None) -> CephPrediction:
+        """Landmarks in input pixels; stage 1 runs the given and the mirrored image unless orientation
+        is fixed, stage 2 (when loaded) refines the winning pass."""
+        timer = timer or StageTimer()
+        with timer.stage("stage1"):
+            gray = to_gray_u8(pixels)
+            h, w = gray.shape
+            frame = refine.to_ref(gray)
+            small = cv2.resize(frame, (self.width, self.height), interpolation=cv2.INTER_AREA)
+            orient = self.config.orientation
+            views = {"right": [1], "left": [-1]}.get(orient, [1, -1])
+            batch = np.stack([normalise(small if f > 0 else small[:, ::-1])[None] for f in views])
+            heat = self._infer(self.engine, {self.input_name: batch})[self.output_name]
+            decoded = [decode_heatmaps(np.asarray(hm, np.float32)) for hm in heat]
+            best = int(np.argmax([float(np.mean(np.clip(peaks, 0, 1))) for _, peaks in decoded]))
+            coords, peaks = decoded[best]
+            facing = views[best]
+            # Stage-1 points in the (face-right) view of the 640x800 frame.
+            pts = heatmap_to_image(
+                coords, self.stride, refine.REF_WIDTH / self.width, refine.REF_HEIGHT / self.height
+            )
+            conf1 = np.clip(peaks, 0.0, 1.0)
+        conf = conf1
+        if self.refine_engine is not None:
+            with timer.stage("stage2"):
+                view = frame if facing > 0 else np.ascontiguousarray(frame[:, ::-1])
+                patches, mats = refine.patches(view, pts)
+                spec = self.refine_engine.manifest
+                heat2 = self._infer(self.refine_engine, {spec.inputs[0].name: patches})[spec.outputs[0].name]
+                pts2, peaks2 = refine.decode(np.asarray(heat2, np.float32), mats)
+                conf = np.clip(peaks2, 0.0, 1.0)
+                pts = refine.blend(pts, pts2, conf)
         if facing < 0:
-            pts[:, 0] = (w - 1) - pts[:, 0]
-        return CephPrediction(pts, np.clip(peaks, 0.0, 1.0), facing)
+            pts[:, 0] = (refine.REF_WIDTH - 1) - pts[:, 0]
+        pts = (pts + 0.5) * [w / refine.REF_WIDTH, h / refine.REF_HEIGHT] - 0.5
+        return CephPrediction(pts, conf, facing, conf1)
+
+    @staticmethod
+    def _infer(engine: Engine, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        try:
+            return engine.infer(feeds)
+        except Exception as exc:  # engine failures carry their own message
+            name = engine.manifest.name
+            raise PipelineError(ErrorCode.INFERENCE_FAILED, f"{name} model failed: {exc}") from exc
 
     def run(
         self,
@@ -123,8 +167,7 @@ class CephPipeline(Pipeline):
         timer = timer or StageTimer()
         with timer.stage("check"):
             self.check_input(image.pixels)
-        with timer.stage("inference"):
-            pred = self.predict(image.pixels)
+        pred = self.predict(image.pixels, timer)
         with timer.stage("postprocess"):
             self.check_landmarks(pred)
             spacing, source = self.spacing(image, options)
@@ -132,7 +175,7 @@ class CephPipeline(Pipeline):
 
     def check_landmarks(self, pred: CephPrediction) -> None:
         """11003 when nothing looks like a face, 12003 unless landmarks are confident and face-like."""
-        mean_conf = float(pred.confidence.mean())
+        mean_conf = float(pred.stage1_confidence.mean())
         require(
             mean_conf >= self.config.not_ceph_confidence,
             ErrorCode.IMAGE_CHECK_FAILED,

@@ -23,10 +23,14 @@ PATCH_STRIDE = 2  # heatmap cell = 2 patch pixels
 
 
 def to_ref(gray: np.ndarray) -> np.ndarray:
-    """2-D uint8 image of any size -> the stage-2 frame (INTER_AREA: the input is usually larger)."""
-    if gray.shape == (REF_HEIGHT, REF_WIDTH):
+    """2-D uint8 image of any size -> the stage-2 frame (area averaging when shrinking)."""
+    h, w = gray.shape
+    if (w, h) == (REF_WIDTH, REF_HEIGHT):
         return gray
-    return cv2.resize(gray, (REF_WIDTH, REF_HEIGHT), interpolation=cv2.INTER_AREA)
+    shrink = w * h > REF_WIDTH * REF_HEIGHT
+    return cv2.resize(
+        gray, (REF_WIDTH, REF_HEIGHT), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+    )
 
 
 def patch_matrix(centre: np.ndarray, angle_deg: float = 0.0, scale: float = 1.0) -> np.ndarray:
@@ -55,6 +59,16 @@ def patches(frame: np.ndarray, centres: np.ndarray) -> tuple[np.ndarray, np.ndar
     mats = np.stack([patch_matrix(c) for c in centres])
     batch = np.stack([normalise(cut(frame, m))[None] for m in mats]).astype(np.float32)
     return batch, mats
+
+
+def blend(stage1: np.ndarray, stage2: np.ndarray, confidence: np.ndarray) -> np.ndarray:
+    """Move each stage-1 point towards stage 2's as far as stage 2's own peak (0..1) is certain.
+
+    A patch without a clear landmark (weak peak) leaves stage 1's estimate mostly as it was; on ISBI
+    validation this beat taking stage 2 as it is (models/ceph-landmarks-refine/MODEL_CARD.md).
+    """
+    w = np.clip(confidence, 0.0, 1.0)[:, None]
+    return stage1 + w * (stage2 - stage1)
 
 
 def decode(heatmaps: np.ndarray, mats: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""The whole pipeline with the shipped ONNX model on real cephalograms from ../shared/data.
+"""The whole pipeline with the shipped ONNX models (both stages) on real cephalograms from ../shared/data.
 
 Bounds (stated, loose enough for one image, tight enough to catch a broken mapping): mean radial
 error below 3 mm on an ISBI validation image at 640x800 and the same image at 1935x2400.
@@ -14,23 +14,25 @@ from ceph_helpers import DATA, MODEL_DIR
 
 from dentalai.v1 import task_pb2
 from pipelines.base_pipeline import DecodedImage
+from pipelines.ceph.pipeline import REFINE_MODEL
 
 CEPH = DATA / "ceph"
 pytestmark = [
     pytest.mark.skipif(not CEPH.is_dir(), reason=f"shared data not found at {CEPH} (../shared/data)"),
     pytest.mark.skipif(
-        not (MODEL_DIR / "manifest.json").is_file(), reason=f"ceph model not exported to {MODEL_DIR}"
+        not all((MODEL_DIR.parent / n / "manifest.json").is_file() for n in ("ceph-landmarks", REFINE_MODEL)),
+        reason=f"ceph models not exported to {MODEL_DIR.parent}",
     ),
 ]
 
 
 @pytest.fixture(scope="module")
 def pipeline() -> object:
-    from engines.manifest import ModelManifest
-    from engines.onnxruntime_engine import OnnxRuntimeEngine
-    from pipelines.ceph.pipeline import CephPipeline
+    from pipelines.ceph.evaluation.eval_ceph import load_ceph
 
-    return CephPipeline(OnnxRuntimeEngine(ModelManifest.load(MODEL_DIR), intra_threads=1))
+    pipe = load_ceph(MODEL_DIR.parent, threads=1)  # both stages, as a worker loads them
+    assert pipe.refine_engine is not None
+    return pipe
 
 
 def ground_truth(csv_path: Path, image: str) -> np.ndarray:

@@ -23,9 +23,17 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
-from engines.plans import PLAN_FILE, SIDECAR_FILE, PlanBuild, plan_dir
+from engines.plans import PLAN_FILE, SIDECAR_FILE, PlanBuild, plan_dir, trtexec_shapes
 
-PROFILE = {"image": [[1, 1, 32, 32], [2, 1, 32, 32], [4, 1, 32, 32]]}
+
+def profile_of(manifest) -> dict[str, list[list[int]]]:
+    """The optimization profile build_engines.sh would give trtexec: {input: [min, opt, max] shapes}."""
+    out: dict[str, list[list[int]]] = {}
+    for level in trtexec_shapes(manifest).values():  # min, opt, max
+        for part in level.split(","):
+            name, dims = part.split(":")
+            out.setdefault(name, []).append([int(d) for d in dims.split("x")])
+    return out
 
 
 @dataclass
@@ -303,7 +311,7 @@ def build_fake_plan(manifest, version: str = "10.8.0.43", cc: str = "86", sha: s
                     **dtypes: str) -> None:
     """A fake plan and its sidecar where engines/build_engines.sh would put them."""
     directory = plan_dir(manifest.directory, version, cc)
-    write_fake_plan(directory / PLAN_FILE, manifest.onnx_path, PROFILE, **dtypes)
+    write_fake_plan(directory / PLAN_FILE, manifest.onnx_path, profile_of(manifest), **dtypes)
     PlanBuild(
         model=manifest.name, model_version=manifest.version, onnx_sha256=sha or manifest.sha256,
         tensorrt_version=version, compute_capability=f"sm{cc}", precision="fp32", typing="test",

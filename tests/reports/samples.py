@@ -76,7 +76,7 @@ def ceph_image() -> np.ndarray:
 def ceph_result() -> results_pb2.CephResult:
     points = ceph_points()
     conf = np.linspace(0.95, 0.2, len(points))  # one landmark under the 0.3 "low" line
-    return build_ceph(CephPrediction(points, conf, 1), *CEPH_SIZE, 0.1, "request")
+    return build_ceph(CephPrediction(points, conf, 1, conf), *CEPH_SIZE, 0.1, "request")
 
 
 def pano_image() -> np.ndarray:

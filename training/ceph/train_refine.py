@@ -1,10 +1,13 @@
 """Train the stage-2 ceph model (local refinement, pipelines/ceph/refine.py) on a wall-clock budget.
 
-    .venv/bin/python -m training.ceph.train_refine --max-minutes 70
+    .venv/bin/python -m training.ceph.train_refine --max-minutes 95
 
 Patches are cut from ISBI train 001-100 (640x800) and Hamedan 001-070 (resized to 640x800) around
 each ground-truth landmark moved by a random offset shaped like stage-1 errors (mostly within
-+-2 mm, one in five up to +-6 mm), with rotation, scale and intensity changes. The target holds the
++-2 mm, one in five up to +-6 mm), with a little rotation and scale, and intensity changes.
+Rotation stays small (+-3 deg): on a 19 mm patch the film's own orientation is the only cue for
+landmarks defined as the most anterior or inferior point (Pog, B, Me); a first run with +-10 deg
+made Pog worse than stage 1 (1.51 against 1.16 mm at epoch 18). The target holds the
 Gaussians of every landmark inside the patch; the pipeline reads the patch's own channel.
 Validation is honest: the shipped stage-1 model (models/ceph-landmarks, through the pipeline)
 predicts ISBI 151-200, and stage 2 refines those predictions; both MREs are logged.
@@ -37,13 +40,16 @@ WIDTHS = (24, 32, 64, 96, 128)  # the stage-1 architecture on a 64x64 patch: hea
 STAGE1 = ROOT / "models" / "ceph-landmarks"
 
 
-def random_patch(s: Sample, k: int, rng: np.random.Generator, sigma: float) -> tuple[np.ndarray, np.ndarray]:
+def random_patch(
+    s: Sample, k: int, rng: np.random.Generator, sigma: float, max_rot: float = 3.0, max_scale: float = 0.05
+) -> tuple[np.ndarray, np.ndarray]:
     """Patch for landmark k of sample s -> input (1, P, P) and targets (19, P/2, P/2)."""
     if rng.random() < 0.8:
         offset = rng.normal(0, 5.0, 2)  # frame pixels (0.3 mm): stage-1 errors are about 1.4 mm
     else:
         offset = rng.uniform(-20, 20, 2)
-    m = refine.patch_matrix(s.points[k] + offset, rng.uniform(-10, 10), rng.uniform(0.9, 1.1))
+    angle, scale = rng.uniform(-max_rot, max_rot), rng.uniform(1 - max_scale, 1 + max_scale)
+    m = refine.patch_matrix(s.points[k] + offset, angle, scale)
     x = normalise(intensity(refine.cut(s.image, m), rng))[None]
     pts = s.points @ m[:, :2].T + m[:, 2]
     y = heatmap_targets(pts, sigma, (refine.PATCH, refine.PATCH), refine.PATCH_STRIDE)
@@ -83,10 +89,12 @@ def evaluate(model: torch.nn.Module, val: list[Sample], stage1: list[tuple[np.nd
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--max-minutes", type=float, default=70.0)
-    ap.add_argument("--name", default="refine-64")
+    ap.add_argument("--name", default="refine-64-rot3")
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--sigma", type=float, default=1.5, help="target Gaussian sigma in heatmap pixels")
+    ap.add_argument("--max-rot", type=float, default=3.0, help="patch rotation, +- degrees")
+    ap.add_argument("--max-scale", type=float, default=0.05, help="patch scale, 1 +- this")
     ap.add_argument("--seed", type=int, default=0)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -134,7 +142,7 @@ def main() -> None:
             xs, ys, ks = [], [], []
             for j in order[b : b + args.batch]:
                 i, k = pairs[j]
-                x, y = random_patch(train[i], k, rng, args.sigma)
+                x, y = random_patch(train[i], k, rng, args.sigma, args.max_rot, args.max_scale)
                 xs.append(x)
                 ys.append(y)
                 ks.append(k)

@@ -1,4 +1,5 @@
-"""Evaluate the ceph pipeline (through the ONNX engine) on a folder in the shared/data CSV format.
+"""Evaluate the ceph pipeline (both stages through ONNX Runtime, loaded as a worker loads them) on a
+folder in the shared/data CSV format.
 
     .venv/bin/python -m pipelines.ceph.evaluation.eval_ceph \
         --csv ../shared/data/ceph/isbi2015_640x800/landmarks_val.csv \
@@ -10,7 +11,8 @@ reported as a reference. Errors are radial, in mm with per-axis spacing (x and y
 Classes (the eight ISBI ones) are computed the same way from predicted and from ground-truth
 landmarks, in mm coordinates, and compared. `--mirror` flips each image (and its ground truth)
 to check the orientation handling. Hamedan (spacing not published; 0.11 mm/px assumed) held-out
-images only: `--id-range 71 100` (001-070 are in the training data).
+images only: `--id-range 71 100` (001-070 are in the training data). `--stage1-only` reports the
+first stage alone. The error by confidence decile says whether the reported confidence means anything.
 """
 
 from __future__ import annotations
@@ -23,15 +25,16 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from google.protobuf.json_format import MessageToDict
 
+from dentalai.config import load_config
 from dentalai.v1 import task_pb2
-from engines.manifest import ModelManifest
-from engines.onnxruntime_engine import OnnxRuntimeEngine
 from pipelines.base_pipeline import DecodedImage, PipelineError
 from pipelines.ceph import measurements as meas
 from pipelines.ceph import summary as ceph_summary
-from pipelines.ceph.pipeline import CephPipeline
+from pipelines.ceph.pipeline import REFINE_MODEL, CephPipeline
 from pipelines.ceph.preprocess import LANDMARK_IDS
+from pipelines.registry import load_pipelines
 
 ROOT = Path(__file__).resolve().parents[3]
 RADII_MM = (2.0, 2.5, 3.0, 4.0)
@@ -74,14 +77,46 @@ def stats(err: np.ndarray) -> dict[str, float]:
     return out
 
 
+def load_ceph(models_dir: Path, threads: int) -> CephPipeline:
+    """The ceph pipeline exactly as a worker loads it (both stages, ONNX Runtime on the CPU)."""
+    settings = load_config(environ={}).with_overrides(
+        worker={"engine": "onnxruntime", "ort_intra_threads": threads, "models_dir": str(models_dir)}
+    )
+    loaded = load_pipelines(settings, ["ceph"])
+    if "ceph" not in loaded.pipelines:
+        raise SystemExit(f"ceph pipeline unavailable: {loaded.unavailable.get('ceph')}")
+    pipeline = loaded.pipelines["ceph"]
+    assert isinstance(pipeline, CephPipeline)
+    return pipeline
+
+
+def by_decile(conf: np.ndarray, err: np.ndarray) -> list[dict[str, float]]:
+    """Landmark errors grouped by reported confidence, lowest tenth first: does confidence mean anything?"""
+    c, e = conf.ravel(), err.ravel()
+    order = np.argsort(c, kind="stable")
+    out = []
+    for part in np.array_split(order, 10):
+        out.append(
+            {
+                "confidence_min": float(c[part].min()),
+                "confidence_max": float(c[part].max()),
+                "mre_mm": float(e[part].mean()),
+                "sdr_2mm": float(100 * (e[part] <= 2.0).mean()),
+                "over_4mm_percent": float(100 * (e[part] > 4.0).mean()),
+            }
+        )
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--csv", type=Path, required=True)
     ap.add_argument("--images", type=Path, required=True)
     ap.add_argument("--spacing-x", type=float, required=True, help="mm per pixel along x")
     ap.add_argument("--spacing-y", type=float, required=True, help="mm per pixel along y")
-    ap.add_argument("--model-dir", type=Path, default=ROOT / "models" / "ceph-landmarks")
+    ap.add_argument("--models-dir", type=Path, default=ROOT / "models")
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--stage1-only", action="store_true", help="skip the refinement stage (for comparison)")
     ap.add_argument("--mirror", action="store_true", help="flip images left-right (orientation check)")
     ap.add_argument("--limit", type=int, default=0)
     ap.add_argument(
@@ -95,14 +130,15 @@ def main() -> None:
     args = ap.parse_args()
     sx, sy = args.spacing_x, args.spacing_y
 
-    engine = OnnxRuntimeEngine(ModelManifest.load(args.model_dir), intra_threads=args.threads)
-    pipeline = CephPipeline(engine)
+    pipeline = load_ceph(args.models_dir, args.threads)
+    if args.stage1_only:
+        del pipeline.extras[REFINE_MODEL]
     ann = read_annotations(args.csv)
     names = sorted(ann)
     if args.id_range:
         names = [n for n in names if args.id_range[0] <= int(n) <= args.id_range[1]]
     names = names[: args.limit or None]
-    errors, inter, failures, times, facings = [], [], [], [], []
+    errors, confidences, inter, failures, times, facings = [], [], [], [], [], []
     cls_hits = {c: [] for c in CLASS_IDS}
     for name in names:
         files = sorted(args.images.glob(f"{name}.*"))
@@ -128,6 +164,7 @@ def main() -> None:
         pred = np.array([[lm.x, lm.y] for lm in result.landmarks])
         facings.append(1 if pred[1, 0] >= pred[0, 0] else -1)
         errors.append(radial_mm(pred, gt, sx, sy))
+        confidences.append([lm.confidence for lm in result.landmarks])
         if len(raters) >= 2:
             inter.append(radial_mm(raters[0], raters[1], sx, sy))
         pc, gc = class_ids(pred, sx, sy), class_ids(gt, sx, sy)
@@ -141,8 +178,7 @@ def main() -> None:
         "evaluated": len(errors),
         "mirror": args.mirror,
         "spacing_mm": {"x": sx, "y": sy},
-        "model": engine.manifest.name,
-        "version": engine.manifest.version,
+        "model": MessageToDict(pipeline.model_info) | ({"stage1_only": True} if args.stage1_only else {}),
         "failures": failures,
         "overall": stats(err) if len(err) else {},
         "per_landmark": {lid: stats(err[:, i]) for i, lid in enumerate(LANDMARK_IDS)} if len(err) else {},
@@ -151,6 +187,7 @@ def main() -> None:
             {lid: stats(np.array(inter)[:, i]) for i, lid in enumerate(LANDMARK_IDS)} if inter else {}
         ),
         "class_accuracy_percent": {c: float(100 * np.mean(v)) for c, v in cls_hits.items() if v},
+        "error_by_confidence_decile": by_decile(np.array(confidences), err) if len(err) else [],
         "faces_detected": {"right": facings.count(1), "left": facings.count(-1)},
         "seconds_per_image": float(np.mean(times)) if times else None,
     }
@@ -180,6 +217,12 @@ def print_table(r: dict) -> None:
             + f"   {io.get('mre_mm', float('nan')):13.2f}"
         )
     print("class accuracy (%): " + ", ".join(f"{c} {v:.0f}" for c, v in r["class_accuracy_percent"].items()))
+    print("error by confidence decile (conf range: MRE mm, SDR 2 mm %, > 4 mm %):")
+    for d in r["error_by_confidence_decile"]:
+        print(
+            f"  {d['confidence_min']:.2f}-{d['confidence_max']:.2f}: {d['mre_mm']:.2f}, "
+            f"{d['sdr_2mm']:.0f}, {d['over_4mm_percent']:.0f}"
+        )
     if r["failures"]:
         print(f"failures: {r['failures']}")
 
