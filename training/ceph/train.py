@@ -10,9 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,8 +19,8 @@ from pipelines.ceph.decode import decode_heatmaps
 from pipelines.ceph.preprocess import HEATMAP_STRIDE
 from training.ceph.data import CACHE_H, CACHE_W, Sample, heatmap_targets, load_hamedan, load_isbi, make_sample
 from training.ceph.model import LandmarkUNet
+from training.ceph.run import Run, lr_at
 
-RUNS = Path(__file__).resolve().parent / "runs"
 # ISBI 640x800 spacing; cache pixels are 640/CACHE_W larger.
 MM_X, MM_Y = 0.3023 * 640 / CACHE_W, 0.3 * 800 / CACHE_H
 
@@ -65,28 +63,14 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)  # shares the 2-core machine with another training
     torch.manual_seed(args.seed)
-    run = RUNS / args.name
-    run.mkdir(parents=True, exist_ok=True)
-    log = (run / "log.txt").open("a")
-
-    def say(msg: str) -> None:
-        line = f"{time.strftime('%H:%M:%S')} {msg}"
-        print(line, flush=True)
-        log.write(line + "\n")
-        log.flush()
-
+    run = Run(args.name)
+    say = run.say
     train, val = load_isbi("train"), load_isbi("val")
     hamedan = load_hamedan() if args.hamedan_per_epoch > 0 else []
     say(f"data: isbi train {len(train)}, isbi val {len(val)}, hamedan {len(hamedan)}; args {vars(args)}")
     model = LandmarkUNet()
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=1e-5)
-    epoch, elapsed, best = 0, 0.0, math.inf
-    if (run / "last.pt").exists():
-        ck = torch.load(run / "last.pt", weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        epoch, elapsed, best = ck["epoch"], ck["elapsed_s"], ck["best_mre"]
-        say(f"resumed at epoch {epoch}, {elapsed / 60:.1f} min spent")
+    epoch, elapsed, best = run.resume(model, opt)
     budget = args.max_minutes * 60
     while elapsed < budget:
         t0 = time.time()
@@ -96,7 +80,7 @@ def main() -> None:
         losses = []
         for b in range(0, len(order) - args.batch + 1, args.batch):
             frac = min(1.0, (elapsed + time.time() - t0) / budget)
-            lr = args.lr * min(1.0, (frac + 1e-3) / 0.03) * 0.5 * (1 + math.cos(math.pi * frac))
+            lr = lr_at(args.lr, frac)
             for g in opt.param_groups:
                 g["lr"] = lr
             xs, ys = [], []
@@ -115,33 +99,19 @@ def main() -> None:
         mre, sdr2 = evaluate(model, val)
         elapsed += time.time() - t0
         epoch += 1
-        if mre < best:
-            best = mre
-            torch.save({"model": model.state_dict(), "epoch": epoch, "val_mre": mre}, run / "best.pt")
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "opt": opt.state_dict(),
-                "epoch": epoch,
-                "elapsed_s": elapsed,
-                "best_mre": best,
-                "val_mre": mre,
-                "args": vars(args),
-            },
-            run / "last.pt",
-        )
+        best = run.save(model, opt, epoch, elapsed, mre, best, vars(args))
         say(
             f"epoch {epoch} loss {np.mean(losses):.5f} lr {lr:.2e} "
             f"val MRE {mre:.3f} mm SDR@2mm {100 * sdr2:.1f}% "
             f"({elapsed / 60:.1f}/{args.max_minutes:.0f} min)"
         )
-    (run / "summary.json").write_text(
+    (run.dir / "summary.json").write_text(
         json.dumps({"epochs": epoch, "wall_minutes": round(elapsed / 60, 1), "best_val_mre": best}, indent=1)
     )
     if not args.no_export:
         from training.ceph import export
 
-        export.export(run / "last.pt", wall_minutes=elapsed / 60)
+        export.export(run.dir / "last.pt", wall_minutes=elapsed / 60)
         say("exported models/ceph-landmarks/")
 
 

@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import time
 from pathlib import Path
 
@@ -32,9 +31,10 @@ from pipelines.ceph.pipeline import CephPipeline
 from pipelines.ceph.preprocess import NUM_LANDMARKS, normalise
 from training.ceph.data import Sample, heatmap_targets, intensity, load_hamedan, load_isbi
 from training.ceph.model import LandmarkUNet
+from training.ceph.run import Run, lr_at
 
 ROOT = Path(__file__).resolve().parents[2]
-RUNS = Path(__file__).resolve().parent / "runs"
+
 MM = np.array([0.3023, 0.3])  # ISBI 640x800 = the stage-2 frame
 WIDTHS = (24, 32, 64, 96, 128)  # the stage-1 architecture on a 64x64 patch: heatmaps at 32x32
 STAGE1 = ROOT / "models" / "ceph-landmarks"
@@ -100,16 +100,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    run = RUNS / args.name
-    run.mkdir(parents=True, exist_ok=True)
-    log = (run / "log.txt").open("a")
-
-    def say(msg: str) -> None:
-        line = f"{time.strftime('%H:%M:%S')} {msg}"
-        print(line, flush=True)
-        log.write(line + "\n")
-        log.flush()
-
+    run = Run(args.name)
+    say = run.say
     size = (refine.REF_WIDTH, refine.REF_HEIGHT)
     train = load_isbi("train", size) + load_hamedan(True, size)
     val = load_isbi("val", size)
@@ -117,13 +109,7 @@ def main() -> None:
     say(f"data: train {len(train)} images, val {len(val)}; args {vars(args)}")
     model = LandmarkUNet(NUM_LANDMARKS, WIDTHS)
     opt = torch.optim.Adam(model.parameters(), lr=args.lr, weight_decay=1e-5)
-    epoch, elapsed, best = 0, 0.0, math.inf
-    if (run / "last.pt").exists():
-        ck = torch.load(run / "last.pt", weights_only=False)
-        model.load_state_dict(ck["model"])
-        opt.load_state_dict(ck["opt"])
-        epoch, elapsed, best = ck["epoch"], ck["elapsed_s"], ck["best_mre"]
-        say(f"resumed at epoch {epoch}, {elapsed / 60:.1f} min spent")
+    epoch, elapsed, best = run.resume(model, opt)
     budget = args.max_minutes * 60
     own_weight = torch.zeros(1, NUM_LANDMARKS, 1, 1)
     while elapsed < budget:
@@ -136,7 +122,7 @@ def main() -> None:
         lr = args.lr
         for b in range(0, len(order) - args.batch + 1, args.batch):
             frac = min(1.0, (elapsed + time.time() - t0) / budget)
-            lr = args.lr * min(1.0, (frac + 1e-3) / 0.03) * 0.5 * (1 + math.cos(math.pi * frac))
+            lr = lr_at(args.lr, frac)
             for g in opt.param_groups:
                 g["lr"] = lr
             xs, ys, ks = [], [], []
@@ -159,28 +145,14 @@ def main() -> None:
         elapsed += time.time() - t0
         epoch += 1
         ev = evaluate(model, val, stage1)
-        if ev["mre"] < best:
-            best = ev["mre"]
-            torch.save({"model": model.state_dict(), "epoch": epoch, "val_mre": ev["mre"]}, run / "best.pt")
-        torch.save(
-            {
-                "model": model.state_dict(),
-                "opt": opt.state_dict(),
-                "epoch": epoch,
-                "elapsed_s": elapsed,
-                "best_mre": best,
-                "val_mre": ev["mre"],
-                "args": vars(args),
-            },
-            run / "last.pt",
-        )
+        best = run.save(model, opt, epoch, elapsed, ev["mre"], best, vars(args))
         say(
             f"epoch {epoch} loss {np.mean(losses):.5f} lr {lr:.2e} val MRE stage1 {ev['stage1_mre']:.3f} "
             f"-> {ev['mre']:.3f} mm SDR@2mm {100 * ev['sdr2']:.1f}% "
             f"({elapsed / 60:.1f}/{args.max_minutes:.0f} min)"
             f" per landmark {ev['per_landmark']}"
         )
-    (run / "summary.json").write_text(
+    (run.dir / "summary.json").write_text(
         json.dumps({"epochs": epoch, "wall_minutes": round(elapsed / 60, 1), "best_val_mre": best}, indent=1)
     )
 
