@@ -18,7 +18,7 @@ import numpy as np
 from google.protobuf.message import Message
 from PIL import Image
 
-from dentalai.task_json import message_dict
+from dentalai.task_json import message_dict, tooth_designation
 
 # BGR-free: every colour here is RGB because the canvas is RGB.
 QUADRANT_COLOURS: dict[int, tuple[int, int, int]] = {
@@ -184,8 +184,7 @@ def _draw_pano(
             canvas, [points], isClosed=True, color=colour, thickness=style.thick, lineType=cv2.LINE_AA
         )
         cx, cy = points.mean(axis=0)
-        number = int(tooth.get("number") or tooth.get("fdi") or 0)
-        text = str(number)
+        text = tooth_designation(tooth, str(data.get("numbering", "")))
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, style.font, style.font_thick)
         _label(canvas, text, (int(cx - tw / 2), int(cy + th / 2)), colour, style)
     kinds: list[str] = []

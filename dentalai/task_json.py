@@ -23,6 +23,14 @@ def message_dict(message: Message) -> dict[str, Any]:
     return json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
 
 
+def tooth_designation(tooth: Mapping[str, Any], numbering: str) -> str:
+    """How a result's tooth (Tooth as JSON) is named in the result's numbering: its FDI number, or its
+    Universal designation ("1"-"32", primary teeth "A"-"T", whose `number` is 0)."""
+    if numbering == "UNIVERSAL":
+        return str(tooth.get("universalLabel") or tooth.get("number") or "")
+    return str(tooth.get("fdi") or tooth.get("number") or "")
+
+
 def model_label(model: Mapping[str, Any]) -> str:
     """"name version" of a result's model (ModelInfo as JSON), with each further model it ran after a
     "+": "ceph-landmarks 1.1.0 + ceph-landmarks-refine 1.0.0". Empty when unknown."""
