@@ -31,7 +31,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from dentalai.task_json import model_label
+from dentalai.task_json import model_label, tooth_designation
 
 # Binary streams: ASCII85 (reportlab's default, for 7-bit mail) is encoded in pure Python here and
 # cost 80 % of the report's time for the embedded JPEG; the PDF is served as application/pdf.
@@ -230,7 +230,8 @@ def _pano_tables(data: Mapping[str, Any], body: ParagraphStyle, heading: Paragra
     by_tooth: dict[int, list[str]] = {}
     for f in findings:
         by_tooth.setdefault(int(f.get("fdi") or 0), []).append(str(f.get("type", "")))
-    universal = data.get("numbering") == "UNIVERSAL"
+    numbering = str(data.get("numbering", ""))
+    universal = numbering == "UNIVERSAL"
     story: list[Any] = [Paragraph("Tooth chart (FDI; patient's right on the left)", heading)]
     rows_sets = [PERMANENT_ROWS]
     if any(f > 50 for f in teeth) or any(f > 50 for f in by_tooth):
@@ -245,7 +246,7 @@ def _pano_tables(data: Mapping[str, Any], body: ParagraphStyle, heading: Paragra
                 if f in teeth:
                     text = f"{teeth[f].get('score', 0):.2f}"
                     if universal:
-                        text = f"#{teeth[f].get('number', '')}\n{text}"
+                        text = f"#{tooth_designation(teeth[f], 'UNIVERSAL')}\n{text}"
                 else:
                     text = "missing"
                 if by_tooth.get(f):
@@ -282,7 +283,7 @@ def _pano_tables(data: Mapping[str, Any], body: ParagraphStyle, heading: Paragra
             fdi = int(f.get("fdi") or 0)
             tooth = str(fdi or "-")
             if universal and fdi:  # a primary tooth's Universal designation is its letter
-                tooth = f"#{teeth.get(fdi, {}).get('universalLabel') or f.get('number', '')} ({fdi})"
+                tooth = f"#{tooth_designation(teeth.get(fdi, f), numbering)} ({fdi})"
             rows.append([str(f.get("type", "")), tooth, f"{f.get('score', 0):.2f}", area])
         story.append(_table(rows, [60 * mm, 30 * mm, 30 * mm, 40 * mm], font))
     else:
@@ -293,7 +294,8 @@ def _pano_tables(data: Mapping[str, Any], body: ParagraphStyle, heading: Paragra
         t = teeth[f]
         box = ", ".join(f"{v:.0f}" for v in t.get("bbox") or [])
         rows.append(
-            [str(f), str(t.get("number", "")), f"{t.get('score', 0):.2f}", f"{t.get('areaPx', 0):.0f}", box]
+            [str(f), tooth_designation(t, numbering), f"{t.get('score', 0):.2f}", f"{t.get('areaPx', 0):.0f}",
+             box]  # fmt: skip
         )
     story.append(_table(rows, [20 * mm, 20 * mm, 20 * mm, 30 * mm, 60 * mm], font, size=6.5))
     return story

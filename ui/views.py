@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dentalai.overlay import result_dict
-from dentalai.task_json import model_label
+from dentalai.task_json import model_label, tooth_designation
 
 MEASUREMENT_COLUMNS = ["id", "name", "value", "unit", "norm", "interpretation"]
 CLASS_COLUMNS = ["id", "name", "value", "unit", "class", "label"]
@@ -52,8 +52,9 @@ def _num(value: Any) -> Any:
 def measurement_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     """ceph: measurements with norm and interpretation; pano: one row per tooth."""
     if "teeth" in data:
+        numbering = str(data.get("numbering", ""))
         rows = [
-            [t.get("number"), t.get("fdi"), _num(t.get("score", 0)), _num(t.get("areaPx", 0)),
+            [tooth_designation(t, numbering), t.get("fdi"), _num(t.get("score", 0)), _num(t.get("areaPx", 0)),
              ", ".join(str(_num(v)) for v in t.get("bbox") or []), ", ".join(t.get("findings") or [])]
             for t in data.get("teeth") or []
         ]  # fmt: skip
@@ -70,8 +71,13 @@ def measurement_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
 def finding_rows(data: dict[str, Any]) -> list[list[Any]]:
     """pano: per finding type, how many and on which teeth (in the result's numbering)."""
     by_type: dict[str, list[str]] = {}
+    numbering = str(data.get("numbering", ""))
+    teeth = {t.get("fdi"): t for t in data.get("teeth") or []}
     for f in data.get("findings") or []:
-        by_type.setdefault(str(f.get("type", "")), []).append(str(f.get("number") or "no tooth"))
+        # A primary tooth's Universal number is 0: name it by its tooth's letter.
+        tooth = teeth.get(f.get("fdi"), f)
+        where = tooth_designation(tooth, numbering) if f.get("fdi") else "no tooth"
+        by_type.setdefault(str(f.get("type", "")), []).append(where)
     if not by_type:
         return [["findings", "none"]]
     return [[f"findings: {kind}", f"{len(where)} on {', '.join(sorted(set(where)))}"]

@@ -76,7 +76,7 @@ def test_views_for_ceph_pano_and_failure():
     _, classes = views.class_rows(ceph_result())
     assert classes[0][-1] == "Class II" and classes[-1][-1] == "normodivergent"
     cols, teeth = views.measurement_rows(pano_result())
-    assert cols[0] == "number" and [t[0] for t in teeth] == [11, 21, 31, 41]
+    assert cols[0] == "number" and [t[0] for t in teeth] == ["11", "21", "31", "41"]
     _, summary = views.class_rows(pano_result())
     assert ["missing teeth", "18, 28"] in summary
     assert ["findings", "none"] in summary
@@ -109,3 +109,17 @@ def test_config_from_settings_and_env(monkeypatch):
     assert (cfg.effective_callback_url, cfg.api_url) == ("https://cb.example/x", "http://api:8000")
     assert cfg.backend == "grpc"
     assert UIConfig(port=9).effective_callback_url == "http://localhost:9/ui-callback"
+
+
+def test_primary_teeth_are_named_by_their_letter_in_universal_numbering():
+    data = {
+        "numbering": "UNIVERSAL",
+        "teeth": [
+            {"fdi": 55, "number": 0, "universalLabel": "A"},
+            {"fdi": 16, "number": 3, "universalLabel": "3"},
+        ],
+        "findings": [{"type": "caries", "fdi": 55, "number": 0}, {"type": "caries", "fdi": 0, "number": 0}],
+    }
+    _, rows = views.measurement_rows(data)
+    assert [r[0] for r in rows] == ["A", "3"]
+    assert views.finding_rows(data) == [["findings: caries", "2 on A, no tooth"]]
