@@ -23,6 +23,7 @@ from dentalai.contract import FINDING_TYPES
 from dentalai.errors import ErrorCode
 from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
+from engines.manifest import ModelManifest
 from pipelines.base_pipeline import PipelineError
 from pipelines.pano.preprocess import normalise, to_gray_float
 
@@ -242,11 +243,11 @@ def polygon_array(polygon: struct_pb2.ListValue) -> np.ndarray:
 
 
 class FindingsModel:
-    """The findings engine and its manifest's per-type settings (`findings` in manifest.json)."""
+    """The findings model's per-type settings (`findings` in its manifest.json) and how to run it. The
+    engine itself stays in the pipeline's `extras` (where the registry closes it and benches wrap it)
+    and is passed to each call."""
 
-    def __init__(self, engine: Engine) -> None:
-        self.engine = engine
-        manifest = engine.manifest
+    def __init__(self, manifest: ModelManifest) -> None:
         self.types = [
             FindingType(str(t["type"]), int(t["channel"]), float(t["threshold"]), bool(t["default"]),
                         float(t.get("pixel_threshold", PIXEL_THRESHOLD)))
@@ -262,7 +263,7 @@ class FindingsModel:
         wanted = set(options.findings)
         return [t for t in self.types if (t.name in wanted if wanted else t.default)]
 
-    def lesions(self, pixels: np.ndarray, teeth: Sequence[np.ndarray],
+    def lesions(self, engine: Engine, pixels: np.ndarray, teeth: Sequence[np.ndarray],
                 types: Sequence[FindingType]) -> list[Lesion]:
         """Lesions of `types` on the film around `teeth` (outlines in input px)."""
         if not types or not teeth:
@@ -271,21 +272,22 @@ class FindingsModel:
         boxes = [[p[:, 0].min(), p[:, 1].min(), np.ptp(p[:, 0]), np.ptp(p[:, 1])] for p in teeth]
         roi = prepare_roi(pixels, roi_box(boxes, w, h))
         try:
-            logits = self.engine.infer({self.input_name: roi.tensor[None]})[self.output_name][0]
+            logits = engine.infer({self.input_name: roi.tensor[None]})[self.output_name][0]
         except Exception as exc:  # engine failures carry their own message
             raise PipelineError(ErrorCode.INFERENCE_FAILED, f"findings model failed: {exc}") from exc
         probs = 1.0 / (1.0 + np.exp(-logits[[t.channel for t in types]]))
         return find(probs, roi, types, teeth)
 
-    def add_to(self, result: results_pb2.PanoResult, image_spacing: float | None, pixels: np.ndarray,
-               options: task_pb2.AnalysisOptions) -> None:
+    def add_to(self, result: results_pb2.PanoResult, engine: Engine, image_spacing: float | None,
+               pixels: np.ndarray, options: task_pb2.AnalysisOptions) -> None:
         """Findings of the selected types into `result` (teeth already numbered), the types onto
         their teeth, and the spacing used for mm areas into result.image."""
         mm, source = spacing_mm(image_spacing, options)
         result.image.pixel_spacing_mm = mm
         result.image.spacing_source = source
         teeth = list(result.teeth)
-        found = self.lesions(pixels, [polygon_array(t.polygon) for t in teeth], self.selected(options))
+        outlines = [polygon_array(t.polygon) for t in teeth]
+        found = self.lesions(engine, pixels, outlines, self.selected(options))
         rows = []
         for lesion in found:
             tooth = teeth[lesion.tooth] if lesion.tooth >= 0 else None

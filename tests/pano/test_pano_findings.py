@@ -1,0 +1,197 @@
+"""Pano findings: lesion blobs, assignment to teeth, lesion metrics, the result's JSON shape."""
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+from google.protobuf.json_format import MessageToDict
+from pano_helpers import FakeEngine, synthetic_logits
+
+from dentalai.v1 import results_pb2, task_pb2
+from engines.manifest import ModelManifest, TensorSpec
+from pipelines.base_pipeline import DecodedImage
+from pipelines.pano import PanoPipeline, findings
+from pipelines.pano.evaluation.lesions import compare, components
+from pipelines.pano.numbering import fdi_to_universal
+
+TEETH = [11, 21, 35, 36, 46]
+SPOT = (2233, 880, 80)  # x, y, radius in input px: on tooth 36 of the synthetic dentition (2943 x 1435)
+
+
+class FakeFindingsEngine:
+    """Caries logits where the standardised crop is very dark (the test film's radiolucent spot)."""
+
+    runtime = "fake"
+
+    def __init__(self, default: bool = True, types: tuple[str, ...] = ("caries",)) -> None:
+        raw = {"findings": [{"type": t, "channel": k, "threshold": 0.6, "default": default}
+                            for k, t in enumerate(types)]}
+        self.manifest = ModelManifest(
+            name="pano-findings", version="test", task_type="pano", directory=Path("."), onnx="none.onnx",
+            sha256="", inputs=(TensorSpec("image", "float32", ("batch", 1, "height", "width")),),
+            outputs=(TensorSpec("logits", "float32", ("batch", len(types), "height", "width")),), raw=raw,
+        )
+        self.seen: list[np.ndarray] = []
+
+    def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+        x = inputs["image"]
+        self.seen.append(x)
+        logits = np.where(x < -2.5, 3.0, -8.0).astype(np.float32)  # sigmoid(3) = 0.95
+        return {"logits": np.repeat(logits, len(self.manifest.raw["findings"]), axis=1)}
+
+    def warmup(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def film(spot: bool = True) -> np.ndarray:
+    rng = np.random.default_rng(0)
+    pixels = rng.integers(100, 150, (1435, 2943), dtype=np.uint8)
+    if spot:
+        cv2.circle(pixels, SPOT[:2], SPOT[2], 0, -1)
+    return pixels
+
+
+def run(options: task_pb2.AnalysisOptions, engine: FakeFindingsEngine | None = None,
+        spacing: float | None = None) -> results_pb2.PanoResult:
+    pipeline = PanoPipeline(FakeEngine(synthetic_logits(TEETH)),
+                            extras={findings.FINDINGS_MODEL: engine or FakeFindingsEngine()})
+    return pipeline.run(DecodedImage(film(), pixel_spacing_mm=spacing), options)
+
+
+def two_teeth() -> np.ndarray:
+    labels = np.zeros((40, 60), np.int32)
+    labels[5:35, 10:20] = 1  # tooth 0
+    labels[5:35, 22:32] = 2  # tooth 1
+    return labels
+
+
+def blob_at(ys: slice, xs: slice) -> findings.Blob:
+    return findings.Blob(0.9, xs.start, ys.start, np.ones((ys.stop - ys.start, xs.stop - xs.start), bool))
+
+
+def test_a_lesion_goes_to_the_tooth_it_overlaps_most() -> None:
+    # 2 columns on tooth 0, 6 on tooth 1
+    assert findings.assign(blob_at(slice(10, 14), slice(18, 28)), two_teeth(), margin=5) == 1
+
+
+def test_a_lesion_off_every_tooth_goes_to_the_nearest_within_the_margin() -> None:
+    labels = two_teeth()
+    assert findings.assign(blob_at(slice(15, 18), slice(35, 37)), labels, margin=5) == 1  # 3 px right of 1
+    assert findings.assign(blob_at(slice(15, 18), slice(21, 22)), labels, margin=5) == 1  # gap, nearer 1
+    assert findings.assign(blob_at(slice(36, 39), slice(8, 10)), labels, margin=5) == 0  # below-left of 0
+    assert findings.assign(blob_at(slice(15, 18), slice(50, 52)), labels, margin=5) == -1  # 18 px away
+    assert findings.assign(blob_at(slice(15, 18), slice(35, 37)), np.zeros_like(labels), margin=5) == -1
+
+
+def test_blobs_below_the_minimum_size_are_dropped_and_scored_by_their_peak() -> None:
+    prob = np.zeros((50, 50), np.float32)
+    prob[5:8, 5:8] = 0.9  # 9 px: below MIN_AREA_WORK (10)
+    prob[20:25, 20:24] = 0.6  # 20 px
+    prob[22, 22] = 0.8
+    found = findings.blobs(prob)
+    assert len(found) == 1
+    (blob,) = found
+    assert blob.score == pytest.approx(0.8) and int(blob.mask.sum()) == 20 and (blob.x, blob.y) == (20, 20)
+
+
+def test_lesion_metrics_on_hand_made_masks() -> None:
+    gt = np.zeros((100, 100), bool)
+    gt[10:20, 10:20] = True  # A, 100 px
+    gt[50:60, 50:60] = True  # B, 100 px
+    gt[80:82, 80:82] = True  # C, 4 px
+    pred = np.zeros((100, 100), np.int32)
+    pred[10:20, 15:25] = 1  # on A: IoU 50 / 150 = 0.33 -> match
+    pred[50:52, 50:52] = 2  # inside B: IoU 4 / 100 = 0.04 -> no match
+    pred[30:35, 30:35] = 3  # nowhere
+    counts = compare(pred, 3, gt)
+    assert (counts.tp, counts.fp, counts.fn) == (1, 2, 2)
+    assert counts.precision == pytest.approx(1 / 3) and counts.recall == pytest.approx(1 / 3)
+    # Pixel Dice: 50 + 4 px overlap; 100 + 4 + 25 predicted; 204 true.
+    assert counts.dice == pytest.approx(2 * 54 / (129 + 204))
+    assert components(gt)[0] == 3
+    assert sorted(counts.sizes) == [(4, False), (100, False), (100, True)]
+    by_size = counts.recall_by_size()
+    assert by_size["0-40"] == {"lesions": 1, "recall": 0.0}
+    assert by_size["100-200"] == {"lesions": 2, "recall": 0.5}
+
+
+def test_lesions_touching_diagonally_are_one_lesion() -> None:
+    gt = np.zeros((10, 10), bool)
+    gt[2, 2] = gt[3, 3] = True
+    assert components(gt)[0] == 1
+
+
+def test_one_prediction_matches_at_most_one_lesion() -> None:
+    gt = np.zeros((20, 40), bool)
+    gt[5:10, 5:10] = True
+    gt[5:10, 12:17] = True
+    pred = np.zeros((20, 40), np.int32)
+    pred[5:10, 5:17] = 1  # covers both: IoU 25/60 with each
+    counts = compare(pred, 1, gt)
+    assert (counts.tp, counts.fp, counts.fn) == (1, 0, 1)
+
+
+def test_result_json_shape_universal_numbers_and_mm_areas() -> None:
+    result = run(task_pb2.AnalysisOptions(tooth_numbering=results_pb2.UNIVERSAL, pixel_spacing_mm=0.1))
+    data = MessageToDict(result)
+    assert data["image"]["pixelSpacingMm"] == 0.1 and data["image"]["spacingSource"] == "request"
+    (finding,) = data["findings"]
+    assert set(finding) == {"type", "fdi", "number", "score", "polygon", "bbox", "areaPx", "areaMm2"}
+    assert finding["type"] == "caries" and finding["fdi"] == 36 and finding["number"] == fdi_to_universal(36)
+    assert finding["score"] == pytest.approx(0.9526, abs=1e-3)
+    assert all(len(p) == 2 for p in finding["polygon"]) and len(finding["polygon"]) >= 8
+    x, y, w, h = finding["bbox"]
+    cx, cy, r = SPOT
+    assert abs(x + w / 2 - cx) < 6 and abs(y + h / 2 - cy) < 6 and abs(w - 2 * r) < 8
+    assert finding["areaPx"] == pytest.approx(np.pi * r * r, rel=0.08)
+    assert finding["areaMm2"] == pytest.approx(finding["areaPx"] * 0.01, rel=1e-3)
+    teeth = {t["fdi"]: t for t in data["teeth"]}
+    assert teeth[36]["findings"] == ["caries"]
+    assert all("findings" not in t for f, t in teeth.items() if f != 36)
+
+
+def test_spacing_from_dicom_and_unknown() -> None:
+    result = run(task_pb2.AnalysisOptions(), spacing=0.12)
+    assert result.image.spacing_source == "dicom"
+    assert result.findings[0].area_mm2 == pytest.approx(result.findings[0].area_px * 0.0144, rel=1e-3)
+    result = run(task_pb2.AnalysisOptions())
+    assert result.image.pixel_spacing_mm == 0 and result.image.spacing_source == ""
+    assert result.findings[0].area_mm2 == 0
+
+
+def test_a_type_off_by_default_is_reported_only_when_asked() -> None:
+    engine = FakeFindingsEngine(default=False)
+    assert len(run(task_pb2.AnalysisOptions(), engine).findings) == 0
+    assert len(run(task_pb2.AnalysisOptions(findings=["caries"]), engine).findings) == 1
+
+
+def test_the_findings_model_reads_only_the_dental_crop() -> None:
+    engine = FakeFindingsEngine()
+    run(task_pb2.AnalysisOptions(), engine)
+    (x,) = engine.seen
+    _, _, h, w = x.shape
+    assert h % findings.STRIDE == 0 and w % findings.STRIDE == 0
+    assert w < 0.8 * findings.WORK_WIDTH and h < 0.6 * 1435 / 2
+
+
+def test_a_model_whose_types_differ_from_the_contract_is_refused() -> None:
+    with pytest.raises(ValueError, match="finding types"):
+        findings.FindingsModel(FakeFindingsEngine(types=("caries", "cyst")).manifest)
+
+
+def test_threshold_choice_best_recall_at_precision_half_else_off() -> None:
+    from pipelines.pano.evaluation.eval_findings import choose
+
+    def row(t: float, p: float, r: float) -> dict:
+        return {"threshold": t, "precision": p, "recall": r, "f1": 2 * p * r / max(p + r, 1e-9),
+                "tp": int(100 * r)}
+
+    rows = [row(0.5, 0.3, 0.6), row(0.7, 0.5, 0.4), row(0.8, 0.6, 0.4), row(0.9, 0.8, 0.2)]
+    assert choose(rows) == (rows[2], True)  # recall tie: the more precise
+    rows = [row(0.5, 0.3, 0.6), row(0.7, 0.45, 0.4), row(0.9, 0.49, 0.1)]
+    assert choose(rows) == (rows[1], False)
