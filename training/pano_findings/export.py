@@ -99,7 +99,8 @@ def main() -> None:
         "training": {
             "command": TRAIN_COMMAND,
             "data": "pano/dc1000_caries, split training/pano_findings/split.json (64 train / 16 val films)",
-            "wall_minutes": round(state["elapsed_s"] / 60, 1),
+            # Training time (validation and mining included) when this checkpoint was saved.
+            "minutes_at_checkpoint": round(state["elapsed_s"] / 60, 1),
             "epoch_of_checkpoint": int(state["epoch"]),
             "val_work_frame_at_checkpoint": {k: round(float(v), 4) for k, v in val.items()},
         },
