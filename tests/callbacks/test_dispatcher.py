@@ -30,7 +30,7 @@ async def test_delivers_signed_body_once(settings: Settings, callback_receiver, 
     body = request.json()
     assert body["taskId"] == task_id and body["status"] == "SUCCEEDED" and body["code"] == 0
     assert body["metadata"] == {"clinic": "c1", "n": 3}
-    assert body["data"]["image"] == {"width": 640, "height": 320}
+    assert body["data"]["image"] == {"width": 640, "height": 320, "pixelSpacingMm": 0.0, "spacingSource": ""}
     assert body["model"] == {"name": "pano-teeth", "version": "1.0.0"}
     headers = {k.lower(): v for k, v in request.headers.items()}
     assert headers["content-type"] == "application/json"

@@ -116,8 +116,9 @@ def test_success_body_has_contract_fields_in_proto_json() -> None:
     body = callback_body(_task(False))
     assert set(body) == CALLBACK_FIELDS
     assert body["status"] == "SUCCEEDED" and body["code"] == 0
-    assert body["data"]["image"] == {"width": 3, "height": 4}
+    assert body["data"]["image"] == {"width": 3, "height": 4, "pixelSpacingMm": 0.0, "spacingSource": ""}
     assert body["data"]["teeth"] == [] and body["data"]["missingTeeth"] == []  # defaults printed
+    assert body["data"]["findings"] == []
     assert body["metadata"] == {"clinic": "x", "n": 2}
     assert body["model"] == {"name": "pano-teeth", "version": "1.0.0"}
     assert body["timing"] == {"queuedMs": 5, "processingMs": 10, "totalMs": 15}

@@ -68,7 +68,9 @@ def test_submit_callback_and_get(rest: RestStack) -> None:
         0,
     )
     assert body["metadata"] == metadata
-    assert body["data"]["image"] == {"width": 64, "height": 48}
+    # A pano image without spacing: 0 and "" (printed, as every default-valued field); no findings.
+    assert body["data"]["image"] == {"width": 64, "height": 48, "pixelSpacingMm": 0.0, "spacingSource": ""}
+    assert body["data"]["findings"] == []
     assert body["model"] == {"name": "echo-test", "version": "0"}
     assert set(body["timing"]) == {"queuedMs", "processingMs", "totalMs"}
     assert all(isinstance(v, int) and v >= 0 for v in body["timing"].values())
@@ -76,7 +78,7 @@ def test_submit_callback_and_get(rest: RestStack) -> None:
 
     task = wait_task(rest.http, task_id, delivered)
     assert task["taskId"] == task_id and task["status"] == "SUCCEEDED"
-    assert task["pano"]["image"] == {"width": 64, "height": 48}
+    assert task["pano"]["image"] == body["data"]["image"] and task["pano"]["findings"] == []
     assert task["callback"]["url"] == rest.receiver.url
     assert task["callback"]["attempts"] == 1 and task["callback"]["lastStatusCode"] == 200
     assert task["metadata"] == metadata
