@@ -144,6 +144,16 @@ def check_radiograph(pixels: np.ndarray, limits: InputLimits, kind: str) -> None
     require((hi - lo) / full_range >= limits.min_contrast, code, "image is blank or has almost no contrast")
 
 
+def pixel_spacing(image_spacing_mm: float | None, options: task_pb2.AnalysisOptions) -> tuple[float, str]:
+    """(mm per pixel, source): the request's pixelSpacingMm, else the DICOM header's; (0, "") when
+    neither gives one (each pipeline decides what unknown means: ceph assumes its default)."""
+    if options.HasField("pixel_spacing_mm") and options.pixel_spacing_mm > 0:
+        return float(options.pixel_spacing_mm), "request"
+    if image_spacing_mm:
+        return float(image_spacing_mm), "dicom"
+    return 0.0, ""
+
+
 def require(condition: bool, code: ErrorCode, message: str) -> None:
     """Raise PipelineError(code, message) unless `condition` holds."""
     if not condition:

@@ -107,11 +107,8 @@ class CephPipeline(Pipeline):
         base_pipeline.check_radiograph(pixels, self.config, "cephalogram")
 
     def spacing(self, image: DecodedImage, options: task_pb2.AnalysisOptions) -> tuple[float, str]:
-        if options.HasField("pixel_spacing_mm") and options.pixel_spacing_mm > 0:
-            return float(options.pixel_spacing_mm), "request"
-        if image.pixel_spacing_mm:
-            return float(image.pixel_spacing_mm), "dicom"
-        return self.config.default_spacing_mm, "default"
+        mm, source = base_pipeline.pixel_spacing(image.pixel_spacing_mm, options)
+        return (mm, source) if source else (self.config.default_spacing_mm, "default")
 
     def predict(self, pixels: np.ndarray, timer: StageTimer | None = None) -> CephPrediction:
         """Landmarks in input pixels; stage 1 runs the given and the mirrored image unless orientation

@@ -24,7 +24,7 @@ from dentalai.errors import ErrorCode
 from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
 from engines.manifest import ModelManifest
-from pipelines.base_pipeline import PipelineError
+from pipelines.base_pipeline import PipelineError, pixel_spacing
 from pipelines.pano.preprocess import normalise, to_gray_float
 
 # Width of the whole film in the findings frame (input px per work px = image width / WORK_WIDTH).
@@ -227,16 +227,6 @@ def find(
     return found
 
 
-def spacing_mm(image_spacing: float | None, options: task_pb2.AnalysisOptions) -> tuple[float, str]:
-    """(mm per px, source) for areas: the request's pixelSpacingMm, else DICOM's; (0, "") when unknown
-    (a panoramic's magnification varies across the film, so there is no safe default)."""
-    if options.HasField("pixel_spacing_mm") and options.pixel_spacing_mm > 0:
-        return float(options.pixel_spacing_mm), "request"
-    if image_spacing:
-        return float(image_spacing), "dicom"
-    return 0.0, ""
-
-
 def polygon_array(polygon: struct_pb2.ListValue) -> np.ndarray:
     """(N, 2) array from a ListValue outline [[x, y], ...]."""
     return np.array([[c.number_value for c in v.list_value.values] for v in polygon.values], np.float64)
@@ -282,7 +272,8 @@ class FindingsModel:
                pixels: np.ndarray, options: task_pb2.AnalysisOptions) -> None:
         """Findings of the selected types into `result` (teeth already numbered), the types onto
         their teeth, and the spacing used for mm areas into result.image."""
-        mm, source = spacing_mm(image_spacing, options)
+        # No default when unknown (0, ""): a panoramic's magnification varies across the film.
+        mm, source = pixel_spacing(image_spacing, options)
         result.image.pixel_spacing_mm = mm
         result.image.spacing_source = source
         teeth = list(result.teeth)
