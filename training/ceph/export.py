@@ -7,12 +7,9 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
 import torch
 
 from pipelines.ceph import refine
@@ -20,6 +17,7 @@ from pipelines.ceph.pipeline import REFINE_MODEL
 from pipelines.ceph.preprocess import HEATMAP_STRIDE, INPUT_HEIGHT, INPUT_WIDTH, LANDMARK_IDS, NUM_LANDMARKS
 from training.ceph.model import LandmarkUNet
 from training.ceph.train_refine import WIDTHS as REFINE_WIDTHS
+from training.onnx_export import export_checked, sha256
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "models" / "ceph-landmarks"
@@ -31,34 +29,13 @@ REFINE_COMMAND = ".venv/bin/python -m training.ceph.train_refine --max-minutes 9
 def to_onnx(
     checkpoint: Path, model: torch.nn.Module, input_name: str, shape: tuple[int, ...], out: Path
 ) -> dict:
-    """Load the checkpoint's weights into `model`, write out/model.onnx (dynamic batch) and check it
-    against torch on a batch of 2; -> the checkpoint dict."""
+    """Load the checkpoint's weights into `model`, write out/model.onnx (dynamic batch) checked
+    against torch; -> the checkpoint dict."""
     torch.set_num_threads(1)
     ck = torch.load(checkpoint, weights_only=False, map_location="cpu")
     model.load_state_dict(ck["model"])
-    model.eval()
-    out.mkdir(parents=True, exist_ok=True)
-    onnx_path = out / "model.onnx"
-    torch.onnx.export(
-        model,
-        (torch.zeros(1, *shape),),
-        str(onnx_path),
-        opset_version=17,
-        input_names=[input_name],
-        output_names=["heatmaps"],
-        dynamic_axes={input_name: {0: "batch"}, "heatmaps": {0: "batch"}},
-        dynamo=False,
-    )
-    x = np.random.default_rng(0).standard_normal((2, *shape)).astype(np.float32)
-    ref = model(torch.from_numpy(x)).detach().numpy()
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    got = sess.run(None, {input_name: x})[0]
-    assert np.abs(ref - got).max() < 1e-3, np.abs(ref - got).max()
+    export_checked(model, shape, out / "model.onnx", (input_name, "heatmaps"), {0: "batch"})
     return ck
-
-
-def sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def export(checkpoint: Path, out: Path = OUT, wall_minutes: float | None = None) -> None:

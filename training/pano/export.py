@@ -6,16 +6,14 @@
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
 import torch
 
 from pipelines.pano import preprocess
 from pipelines.pano.numbering import CLASS_FDI
+from training.onnx_export import export_checked, sha256
 from training.pano.model import TeethUNet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,29 +34,15 @@ def main() -> None:
     ckpt = torch.load(args.checkpoint, weights_only=False, map_location="cpu")
     model = TeethUNet(len(CLASS_FDI))
     model.load_state_dict(ckpt["model"])
-    model.eval()
     h, w = preprocess.INPUT_HEIGHT, preprocess.INPUT_WIDTH
-    args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / "model.onnx"
-    example = torch.randn(1, 1, h, w)
-    torch.onnx.export(
-        model, (example,), str(onnx_path), opset_version=17, input_names=["image"], output_names=["logits"],
-        dynamic_axes={"image": {0: "batch"}, "logits": {0: "batch"}}, dynamo=False,
-    )
-    # The exported graph must reproduce PyTorch on a batch of two.
-    batch = torch.randn(2, 1, h, w)
-    with torch.no_grad():
-        expected = model(batch).numpy()
-    got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(
-        ["logits"], {"image": batch.numpy()})[0]
-    err = float(np.abs(got - expected).max())
-    assert err < 1e-3, f"ONNX differs from PyTorch by {err}"
+    err = export_checked(model, (1, h, w), onnx_path, ("image", "logits"), {0: "batch"})
     manifest = {
         "name": "pano-teeth",
         "version": VERSION,
         "task_type": "pano",
         "onnx": "model.onnx",
-        "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+        "sha256": sha256(onnx_path),
         "inputs": [{"name": "image", "dtype": "float32", "shape": ["batch", 1, h, w]}],
         "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", len(CLASS_FDI), h, w]}],
         "batch": {"min": 1, "opt": 1, "max": 4},

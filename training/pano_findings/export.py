@@ -11,16 +11,14 @@ full-resolution results of the real pipeline and writes them here.
 from __future__ import annotations
 
 import argparse
-import hashlib
 import json
 from pathlib import Path
 
-import numpy as np
-import onnxruntime as ort
 import torch
 
 from pipelines.pano import findings
 from pipelines.pano.preprocess import HIGH_PERCENTILE, LOW_PERCENTILE
+from training.onnx_export import export_checked, sha256
 from training.pano_findings.model import FindingsUNet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -40,24 +38,10 @@ def main() -> None:
     ckpt = torch.load(args.checkpoint, weights_only=False, map_location="cpu")
     model = FindingsUNet(len(TYPES))
     model.load_state_dict(ckpt["model"])
-    model.eval()
-    args.out.mkdir(parents=True, exist_ok=True)
     onnx_path = args.out / "model.onnx"
-    example = torch.randn(1, 1, 368, 784)
-    torch.onnx.export(
-        model, (example,), str(onnx_path), opset_version=17, input_names=["image"], output_names=["logits"],
-        dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                      "logits": {0: "batch", 2: "height", 3: "width"}},
-        dynamo=False,
-    )
-    # The graph must reproduce PyTorch at another size than the example.
-    check = torch.randn(2, 1, 336, 760)
-    with torch.no_grad():
-        expected = model(check).numpy()
-    got = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"]).run(
-        ["logits"], {"image": check.numpy()})[0]
-    err = float(np.abs(got - expected).max())
-    assert err < 1e-3, f"ONNX differs from PyTorch by {err}"
+    # Checked at another size than the example: height and width are dynamic.
+    err = export_checked(model, (1, 368, 784), onnx_path, ("image", "logits"),
+                         {0: "batch", 2: "height", 3: "width"}, check_shape=(1, 336, 760))
     val = ckpt.get("val", {})
     state = ckpt["state"]
     manifest = {
@@ -65,7 +49,7 @@ def main() -> None:
         "version": args.version,
         "task_type": "pano",
         "onnx": "model.onnx",
-        "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
+        "sha256": sha256(onnx_path),
         "inputs": [{"name": "image", "dtype": "float32", "shape": ["batch", 1, "height", "width"]}],
         "outputs": [
             {"name": "logits", "dtype": "float32", "shape": ["batch", len(TYPES), "height", "width"]}
