@@ -62,8 +62,9 @@ from engines.base import Engine  # noqa: E402
 from engines.manifest import ModelManifest  # noqa: E402
 from engines.validation import example_inputs  # noqa: E402
 from grpc_server.decode import decode_image  # noqa: E402
+from pipelines import registry  # noqa: E402
 from pipelines.base_pipeline import Pipeline, StageTimer  # noqa: E402
-from pipelines.registry import PIPELINES, load_pipelines  # noqa: E402
+from pipelines.registry import PIPELINES  # noqa: E402
 
 DATA_DIR = ROOT.parent / "shared" / "data"
 STAGES = ("decode", "preprocess", "inference", "postprocess")
@@ -191,16 +192,12 @@ def reference_workload() -> Callable[[], float]:
     return run
 
 
-def load_pipeline(task: str, threads: int, models_dir: Path, max_pixels: int) -> Pipeline | str:
+def load_pipeline(task: str, threads: int, models_dir: Path) -> Pipeline | str:
     """The pipeline as the worker loads it (ONNX Runtime, `threads` intra-op), or why not."""
-    settings = load_config(environ={}).with_overrides(
-        worker={"engine": "onnxruntime", "ort_intra_threads": threads, "models_dir": str(models_dir)},
-        limits={"max_image_pixels": max_pixels},
-    )
-    loaded = load_pipelines(settings, [task])
-    if task not in loaded.pipelines:
-        return loaded.unavailable.get(task, "not loaded")
-    return loaded.pipelines[task]
+    try:
+        return registry.load_pipeline(task, models_dir, threads=threads)
+    except RuntimeError as exc:
+        return str(exc)
 
 
 def bench(
@@ -348,7 +345,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{task}: skipped ({skipped[task]})")
             continue
         for threads in args.threads:
-            pipeline = load_pipeline(task, threads, args.models_dir, max_pixels)
+            pipeline = load_pipeline(task, threads, args.models_dir)
             if isinstance(pipeline, str):
                 skipped[task] = f"model missing or unloadable: {pipeline}"
                 print(f"\n{task}: skipped ({skipped[task]})")

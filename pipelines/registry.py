@@ -115,3 +115,17 @@ def load_pipelines(settings: Settings, task_types: list[str] | None = None) -> L
             reason = loaded.unavailable[task_type]
             log.warning("pipeline unavailable: %s", reason, extra={"taskType": task_type})
     return loaded
+
+
+def load_pipeline(
+    task_type: str, models_dir: Path | str, runtime: str = "onnxruntime", threads: int = 1
+) -> Pipeline:
+    """One task type's pipeline exactly as a worker loads it (every model, warmed), for evaluation,
+    benchmarks and tests; raises RuntimeError saying why when it is unavailable."""
+    from dentalai.config import load_config
+
+    worker = {"engine": runtime, "ort_intra_threads": threads, "models_dir": str(models_dir)}
+    loaded = load_pipelines(load_config(environ={}).with_overrides(worker=worker), [task_type])
+    if task_type not in loaded.pipelines:
+        raise RuntimeError(f"{task_type} pipeline unavailable: {loaded.unavailable.get(task_type)}")
+    return loaded.pipelines[task_type]

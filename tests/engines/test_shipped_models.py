@@ -17,13 +17,12 @@ import numpy as np
 import pytest
 from fake_tensorrt import build_fake_plan
 
-from dentalai.config import load_config
 from dentalai.v1 import task_pb2
 from engines.check_model import check
 from engines.manifest import ModelManifest
 from engines.registry import discover_models
 from pipelines.base_pipeline import DecodedImage
-from pipelines.registry import load_pipelines
+from pipelines.registry import load_pipeline
 
 ROOT = Path(__file__).resolve().parents[2]
 MODELS = ROOT / "models"
@@ -36,17 +35,13 @@ def test_shipped_model_passes_check_model(name: str) -> None:
 
 
 def ceph_landmarks(models_dir: Path, runtime: str, image: np.ndarray) -> tuple[np.ndarray, set[str]]:
-    settings = load_config(environ={}).with_overrides(
-        worker={"engine": runtime, "ort_intra_threads": 1, "models_dir": str(models_dir)}
-    )
-    loaded = load_pipelines(settings, ["ceph"])
-    assert "ceph" in loaded.pipelines, loaded.unavailable
+    pipeline = load_pipeline("ceph", models_dir, runtime=runtime)
     try:
-        pipeline = loaded.pipelines["ceph"]
         result = pipeline.run(DecodedImage(pixels=image), task_pb2.AnalysisOptions(pixel_spacing_mm=0.3))
         return np.array([[lm.x, lm.y] for lm in result.landmarks]), {e.runtime for e in pipeline.engines}
     finally:
-        loaded.close()
+        for engine in pipeline.engines:
+            engine.close()
 
 
 @pytest.mark.skipif(not ISBI_151.is_file(), reason="../shared/data absent")

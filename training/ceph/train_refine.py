@@ -56,21 +56,17 @@ def random_patch(
     return x.astype(np.float32), y
 
 
-def stage1_predictions(val: list[Sample]) -> list[tuple[np.ndarray, int]]:
-    """The shipped stage 1's landmarks (frame pixels) and face direction on each validation image."""
+def stage1_predictions(val: list[Sample]) -> list[np.ndarray]:
+    """The shipped stage 1's landmarks (frame pixels) on each validation image."""
     pipe = CephPipeline(OnnxRuntimeEngine(ModelManifest.load(STAGE1), intra_threads=1))
-    out = []
-    for s in val:
-        pred = pipe.predict(s.image)
-        out.append((pred.points, pred.facing))
-    return out
+    return [pipe.predict(s.image).points for s in val]
 
 
-def evaluate(model: torch.nn.Module, val: list[Sample], stage1: list[tuple[np.ndarray, int]]) -> dict:
+def evaluate(model: torch.nn.Module, val: list[Sample], stage1: list[np.ndarray]) -> dict:
     model.eval()
     e1, e2 = [], []
     with torch.no_grad():
-        for s, (pts, _facing) in zip(val, stage1, strict=True):
+        for s, pts in zip(val, stage1, strict=True):
             batch, mats = refine.patches(s.image, pts)
             heat = model(torch.from_numpy(batch)).numpy()
             got, _ = refine.decode(heat, mats)

@@ -27,14 +27,13 @@ import cv2
 import numpy as np
 from google.protobuf.json_format import MessageToDict
 
-from dentalai.config import load_config
 from dentalai.v1 import task_pb2
 from pipelines.base_pipeline import DecodedImage, PipelineError
 from pipelines.ceph import measurements as meas
 from pipelines.ceph import summary as ceph_summary
 from pipelines.ceph.pipeline import REFINE_MODEL, CephPipeline
 from pipelines.ceph.preprocess import LANDMARK_IDS
-from pipelines.registry import load_pipelines
+from pipelines.registry import load_pipeline
 
 ROOT = Path(__file__).resolve().parents[3]
 RADII_MM = (2.0, 2.5, 3.0, 4.0)
@@ -79,13 +78,10 @@ def stats(err: np.ndarray) -> dict[str, float]:
 
 def load_ceph(models_dir: Path, threads: int) -> CephPipeline:
     """The ceph pipeline exactly as a worker loads it (both stages, ONNX Runtime on the CPU)."""
-    settings = load_config(environ={}).with_overrides(
-        worker={"engine": "onnxruntime", "ort_intra_threads": threads, "models_dir": str(models_dir)}
-    )
-    loaded = load_pipelines(settings, ["ceph"])
-    if "ceph" not in loaded.pipelines:
-        raise SystemExit(f"ceph pipeline unavailable: {loaded.unavailable.get('ceph')}")
-    pipeline = loaded.pipelines["ceph"]
+    try:
+        pipeline = load_pipeline("ceph", models_dir, threads=threads)
+    except RuntimeError as exc:
+        raise SystemExit(str(exc)) from exc
     assert isinstance(pipeline, CephPipeline)
     return pipeline
 
