@@ -113,14 +113,14 @@ def seg_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def init_from_onnx(model: TeethUNet, path: Path, x: torch.Tensor) -> None:
-    """Start from an exported pano-teeth 1.x model (33 channels, same architecture).
+    """Start from an exported pano-teeth model (1.x: 33 channels; 2.x: all 53), same architecture.
 
     Its ONNX graph holds each convolution with the following batch norm folded in (weight, bias),
     in the module's execution order. Each conv gets the folded weight; each batch norm is set, on
     the batch `x`, to its input's batch statistics (gamma = std, beta = folded bias + mean), so that
     in training mode it reproduces the folded conv on that batch and in eval mode exactly. The head
-    keeps the 33 permanent channels; a primary channel starts from its successor's (55 from 15),
-    with a lower bias so that it starts rare.
+    keeps the channels the file has; a primary channel missing there (1.x) starts from its
+    successor's (55 from 15), with a lower bias so that it starts rare.
     """
     import onnx
     from onnx import numpy_helper
@@ -197,7 +197,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261128)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--init-onnx", type=Path, default=None,
-                        help="start from an exported pano-teeth 1.x model.onnx instead of random weights")
+                        help="start from an exported pano-teeth model.onnx (1.x or 2.x), not random weights")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
