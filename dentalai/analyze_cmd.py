@@ -187,7 +187,7 @@ def parse_args(argv: Sequence[str]) -> argparse.Namespace:
         "--numbering", choices=["FDI", "UNIVERSAL"], type=str.upper, help="pano tooth numbers"
     )
     parser.add_argument(
-        "--findings", type=_finding_types, default=(), metavar="caries",
+        "--findings", type=_finding_types, default=(), metavar="caries,periapical",
         help="pano finding types to report (comma list); default: the findings model's default types",
     )
     parser.add_argument("--server", metavar="HOST:PORT", help="run through this gRPC service instead")

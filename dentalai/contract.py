@@ -21,9 +21,9 @@ STATUS_DETAILS_KEY = "grpc-status-details-bin"
 
 FINAL_STATUSES = frozenset({task_pb2.SUCCEEDED, task_pb2.FAILED, task_pb2.CANCELLED})
 FINAL_STATUS_NAMES = frozenset(task_pb2.TaskStatus.Name(s) for s in FINAL_STATUSES)
-# Finding types a pano result can carry and options.findings may name; the findings model's
-# manifest must provide exactly these (pipelines/pano/findings.py checks it at load).
-FINDING_TYPES: tuple[str, ...] = ("caries",)
+# Finding types a pano result can carry and options.findings may name; a findings model's manifest
+# may provide no other (pipelines/pano/findings.py checks it at load).
+FINDING_TYPES: tuple[str, ...] = ("caries", "periapical")
 
 
 def rich_status(trailing_metadata: Iterable[tuple[str, Any]] | None) -> status_pb2.Status | None:

@@ -28,7 +28,10 @@ QUADRANT_COLOURS: dict[int, tuple[int, int, int]] = {
     4: (255, 170, 30),  # lower right
 }
 LANDMARK_COLOUR = (255, 235, 60)
-FINDING_COLOUR = (255, 0, 255)  # magenta: apart from the four quadrant colours
+# Findings apart from the four quadrant colours: caries magenta, periapical lesions white; another
+# type (a newer server than this client) gets the caries colour and its own legend entry.
+FINDING_COLOURS: dict[str, tuple[int, int, int]] = {"caries": (255, 0, 255), "periapical": (255, 255, 255)}
+FINDING_COLOUR = FINDING_COLOURS["caries"]
 LOW_CONFIDENCE_COLOUR = (255, 90, 90)
 # Lines of the main analyses: (label, from, to, colour, extend as a plane).
 CEPH_LINES: tuple[tuple[str, str, str, tuple[int, int, int], bool], ...] = (
@@ -194,13 +197,15 @@ def _draw_pano(
             points = _bbox_polygon(finding.get("bbox"), scale)
         if points is None:
             continue
-        cv2.polylines(canvas, [points], isClosed=True, color=FINDING_COLOUR, thickness=style.thick,
-                      lineType=cv2.LINE_AA)
         kind = str(finding.get("type", ""))
+        cv2.polylines(canvas, [points], isClosed=True, color=FINDING_COLOURS.get(kind, FINDING_COLOUR),
+                      thickness=style.thick, lineType=cv2.LINE_AA)
         if kind not in kinds:
             kinds.append(kind)
     # Lesions are small and many: their type is named once in the legend, not beside each outline.
-    legend = [(f"Q{q}", c) for q, c in QUADRANT_COLOURS.items()] + [(k, FINDING_COLOUR) for k in kinds]
+    legend = [(f"Q{q}", c) for q, c in QUADRANT_COLOURS.items()] + [
+        (k, FINDING_COLOURS.get(k, FINDING_COLOUR)) for k in kinds
+    ]
     _legend(canvas, legend, style)
 
 

@@ -19,7 +19,8 @@ class AnalyzeOptions(BaseModel):
         None, description='"png", "pdf", "dcm": the callback carries the routes of these artifacts'
     )
     findings: list[StrictStr] | None = Field(
-        None, description='pano finding types to report ("caries"); absent: the model\'s default types'
+        None,
+        description='pano finding types ("caries", "periapical"); absent: the models\' default types',
     )
 
 

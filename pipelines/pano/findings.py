@@ -1,11 +1,14 @@
-"""Per-tooth findings (caries, ...) on a panoramic: shared by the pipeline, training and evaluation.
+"""Per-tooth findings (caries, periapical lesions) on a panoramic: shared by the pipeline, training
+and evaluation.
 
-The findings model reads only the dental region: the box around the teeth that the tooth model
-found, widened by a margin, at a fixed anatomical scale (the film resized so that its width is
-WORK_WIDTH; DC1000's 2943-px films are halved, which keeps a median caries lesion about 12 px
-across). The model's per-pixel probabilities become lesions (8-connected blobs of at least
-MIN_AREA_WORK px), each scored by its peak probability, outlined in input pixels and assigned to the
-tooth it overlaps most, or to the nearest tooth within ASSIGN_MARGIN_PX, or to none (FDI 0).
+A findings model reads only the dental region: the box around the teeth that the tooth model
+found, widened by a margin, at a fixed anatomical scale (the film resized so that its width is the
+model's work width: WORK_WIDTH for caries, so that DC1000's 2943-px films are halved and a median
+caries lesion stays about 12 px across; periapical lesions are larger and need more context, so that
+model reads a coarser frame, PERIAPICAL_WORK_WIDTH). A model's per-pixel probabilities become
+lesions (8-connected blobs of at least MIN_AREA_WORK work px), each scored by its peak probability,
+outlined in input pixels and assigned to the tooth it overlaps most, or to the nearest tooth within
+ASSIGN_MARGIN_PX, or to none (FDI 0).
 numpy and OpenCV only (no torch): training imports this module so that it crops and normalises
 exactly as the service does.
 """
@@ -27,8 +30,11 @@ from engines.manifest import ModelManifest
 from pipelines.base_pipeline import PipelineError, pixel_spacing
 from pipelines.pano.preprocess import normalise, to_gray_float
 
-# Width of the whole film in the findings frame (input px per work px = image width / WORK_WIDTH).
+# Width of the whole film in the findings frame (input px per work px = image width / work width);
+# a manifest may set its own (`preprocessing.work_width`).
 WORK_WIDTH = 1472
+# Half of a Tufts film (1615 px): a median periapical lesion (about 47 px across there) is ~23 px.
+PERIAPICAL_WORK_WIDTH = 800
 # The network pools three times: the crop is padded to a multiple of this.
 STRIDE = 8
 # Margin around the union of the tooth boxes, in work px (crowns' surroundings, contacts).
@@ -38,8 +44,10 @@ ROI_MARGIN_WORK = 24
 # the smallest tenth of the labelled lesions is below it.
 PIXEL_THRESHOLD = 0.5
 MIN_AREA_WORK = 10
-# Directory of the findings model under models/ (an extra model of the pano pipeline).
+# Directories of the findings models under models/ (extra models of the pano pipeline).
 FINDINGS_MODEL = "pano-findings"
+PERIAPICAL_MODEL = "pano-periapical"
+FINDINGS_MODELS = (FINDINGS_MODEL, PERIAPICAL_MODEL)
 # A lesion that overlaps no tooth outline goes to the nearest tooth up to this far (input px,
 # about 4 mm at 0.1 mm/px); farther ones are reported with FDI 0.
 ASSIGN_MARGIN_PX = 40.0
@@ -77,9 +85,11 @@ class Lesion:
     tooth: int  # index into the teeth given to `find`, -1 when none
 
 
-def roi_box(boxes: Sequence[Sequence[float]], width: int, height: int) -> tuple[int, int, int, int]:
+def roi_box(
+    boxes: Sequence[Sequence[float]], width: int, height: int, work_width: int = WORK_WIDTH
+) -> tuple[int, int, int, int]:
     """(x0, y0, x1, y1) in input px: the teeth boxes' union plus the margin, inside the image."""
-    scale = width / WORK_WIDTH
+    scale = width / work_width
     margin = ROI_MARGIN_WORK * scale
     if not boxes:
         return 0, 0, width, height
@@ -91,10 +101,10 @@ def roi_box(boxes: Sequence[Sequence[float]], width: int, height: int) -> tuple[
     return x0, y0, x1, y1
 
 
-def prepare_roi(pixels: np.ndarray, box: tuple[int, int, int, int]) -> Roi:
+def prepare_roi(pixels: np.ndarray, box: tuple[int, int, int, int], work_width: int = WORK_WIDTH) -> Roi:
     """Crop, resize to the findings scale (INTER_AREA), normalise like the tooth model, pad."""
     gray = to_gray_float(pixels)
-    scale = gray.shape[1] / WORK_WIDTH
+    scale = gray.shape[1] / work_width
     x0, y0, x1, y1 = box
     crop = gray[y0:y1, x0:x1]
     w = max(int(round((x1 - x0) / scale)), 1)
@@ -233,19 +243,21 @@ def polygon_array(polygon: struct_pb2.ListValue) -> np.ndarray:
 
 
 class FindingsModel:
-    """The findings model's per-type settings (`findings` in its manifest.json) and how to run it. The
-    engine itself stays in the pipeline's `extras` (where the registry closes it and benches wrap it)
-    and is passed to each call."""
+    """One findings model's per-type settings (`findings` in its manifest.json), its frame and how to
+    run it. The engine itself stays in the pipeline's `extras` (where the registry closes it and
+    benches wrap it) and is passed to each call."""
 
     def __init__(self, manifest: ModelManifest) -> None:
+        self.name = manifest.name
         self.types = [
             FindingType(str(t["type"]), int(t["channel"]), float(t["threshold"]), bool(t["default"]),
                         float(t.get("pixel_threshold", PIXEL_THRESHOLD)))
             for t in manifest.raw["findings"]
         ]
-        names = tuple(t.name for t in self.types)
-        if sorted(names) != sorted(FINDING_TYPES):
-            raise ValueError(f"{manifest.name}: finding types {names}, the contract's {FINDING_TYPES}")
+        unknown = sorted({t.name for t in self.types} - set(FINDING_TYPES))
+        if unknown:
+            raise ValueError(f"{manifest.name}: finding types {unknown}, the contract's {FINDING_TYPES}")
+        self.work_width = int(manifest.raw.get("preprocessing", {}).get("work_width", WORK_WIDTH))
         self.input_name = manifest.inputs[0].name
         self.output_name = manifest.outputs[0].name
 
@@ -260,34 +272,44 @@ class FindingsModel:
             return []
         h, w = pixels.shape[:2]
         boxes = [[p[:, 0].min(), p[:, 1].min(), np.ptp(p[:, 0]), np.ptp(p[:, 1])] for p in teeth]
-        roi = prepare_roi(pixels, roi_box(boxes, w, h))
+        roi = prepare_roi(pixels, roi_box(boxes, w, h, self.work_width), self.work_width)
         try:
             logits = engine.infer({self.input_name: roi.tensor[None]})[self.output_name][0]
         except Exception as exc:  # engine failures carry their own message
-            raise PipelineError(ErrorCode.INFERENCE_FAILED, f"findings model failed: {exc}") from exc
+            raise PipelineError(ErrorCode.INFERENCE_FAILED, f"{self.name} model failed: {exc}") from exc
         probs = 1.0 / (1.0 + np.exp(-logits[[t.channel for t in types]]))
         return find(probs, roi, types, teeth)
 
-    def add_to(self, result: results_pb2.PanoResult, engine: Engine, image_spacing: float | None,
-               pixels: np.ndarray, options: task_pb2.AnalysisOptions) -> None:
-        """Findings of the selected types into `result` (teeth already numbered), the types onto
-        their teeth, and the spacing used for mm areas into result.image."""
-        # No default when unknown (0, ""): a panoramic's magnification varies across the film.
-        mm, source = pixel_spacing(image_spacing, options)
-        result.image.pixel_spacing_mm = mm
-        result.image.spacing_source = source
-        teeth = list(result.teeth)
-        outlines = [polygon_array(t.polygon) for t in teeth]
-        found = self.lesions(engine, pixels, outlines, self.selected(options))
-        rows = []
-        for lesion in found:
-            tooth = teeth[lesion.tooth] if lesion.tooth >= 0 else None
-            rows.append((tooth.fdi if tooth else 0, tooth.number if tooth else 0, lesion))
-        for fdi, number, lesion in sorted(rows, key=lambda r: (r[0], r[2].type, r[2].bbox[0], r[2].bbox[1])):
-            finding = result.findings.add(type=lesion.type, fdi=fdi, number=number, score=lesion.score,
-                                          bbox=lesion.bbox, area_px=lesion.area_px,
-                                          area_mm2=round(lesion.area_px * mm * mm, 3))
-            finding.polygon.extend(lesion.polygon)
-        for tooth in teeth:
-            kinds = sorted({f.type for f in result.findings if f.fdi == tooth.fdi and f.fdi})
-            tooth.findings.extend(kinds)
+
+def check_models(models: Sequence[FindingsModel]) -> None:
+    """Each finding type comes from one model only."""
+    names = [t.name for m in models for t in m.types]
+    twice = sorted({n for n in names if names.count(n) > 1})
+    if twice:
+        raise ValueError(f"finding types {twice} come from more than one findings model")
+
+
+def add_findings(result: results_pb2.PanoResult, models: Sequence[tuple[FindingsModel, Engine]],
+                 image_spacing: float | None, pixels: np.ndarray, options: task_pb2.AnalysisOptions) -> None:
+    """Findings of the selected types of every model into `result` (teeth already numbered), the
+    types onto their teeth, and the spacing used for mm areas into result.image."""
+    # No default when unknown (0, ""): a panoramic's magnification varies across the film.
+    mm, source = pixel_spacing(image_spacing, options)
+    result.image.pixel_spacing_mm = mm
+    result.image.spacing_source = source
+    teeth = list(result.teeth)
+    outlines = [polygon_array(t.polygon) for t in teeth]
+    found = [lesion for model, engine in models
+             for lesion in model.lesions(engine, pixels, outlines, model.selected(options))]
+    rows = []
+    for lesion in found:
+        tooth = teeth[lesion.tooth] if lesion.tooth >= 0 else None
+        rows.append((tooth.fdi if tooth else 0, tooth.number if tooth else 0, lesion))
+    for fdi, number, lesion in sorted(rows, key=lambda r: (r[0], r[2].type, r[2].bbox[0], r[2].bbox[1])):
+        finding = result.findings.add(type=lesion.type, fdi=fdi, number=number, score=lesion.score,
+                                      bbox=lesion.bbox, area_px=lesion.area_px,
+                                      area_mm2=round(lesion.area_px * mm * mm, 3))
+        finding.polygon.extend(lesion.polygon)
+    for tooth in teeth:
+        kinds = sorted({f.type for f in result.findings if f.fdi == tooth.fdi and f.fdi})
+        tooth.findings.extend(kinds)

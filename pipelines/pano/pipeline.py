@@ -14,7 +14,7 @@ from engines.base import Engine
 from pipelines import base_pipeline
 from pipelines.base_pipeline import DecodedImage, Pipeline, PipelineError, StageTimer, require
 from pipelines.pano import instances, postrules
-from pipelines.pano.findings import FINDINGS_MODEL, FindingsModel
+from pipelines.pano.findings import FINDINGS_MODELS, FindingsModel, add_findings, check_models
 from pipelines.pano.numbering import (
     CLASS_FDI,
     fdi_to_universal,
@@ -61,16 +61,17 @@ class PanoConfig:
 
 class PanoPipeline(Pipeline):
     model_name: ClassVar[str] = "pano-teeth"
-    extra_models: ClassVar[tuple[str, ...]] = (FINDINGS_MODEL,)
+    extra_models: ClassVar[tuple[str, ...]] = FINDINGS_MODELS
 
     def __init__(
         self, engine: Engine, config: PanoConfig | None = None, extras: Mapping[str, Engine] | None = None
     ) -> None:
         super().__init__(engine, extras)
         self.config = config or PanoConfig()
-        # Without the findings engine (tooth-only evaluation, tests) results carry no findings.
-        extra = self.extras.get(FINDINGS_MODEL)
-        self.findings = FindingsModel(extra.manifest) if extra is not None else None
+        # The findings models given (none for tooth-only evaluation and tests: no findings).
+        self.findings = {name: FindingsModel(self.extras[name].manifest)
+                         for name in FINDINGS_MODELS if name in self.extras}
+        check_models(list(self.findings.values()))
         spec = engine.manifest.inputs[0]
         self.input_name = spec.name
         self.output_name = engine.manifest.outputs[0].name
@@ -108,10 +109,10 @@ class PanoPipeline(Pipeline):
         require(bool(teeth), ErrorCode.NO_USABLE_RESULT, "no teeth found on the image")
         universal = options.tooth_numbering == results_pb2.UNIVERSAL
         result = build_result(teeth, image.width, image.height, universal)
-        if self.findings is not None:
+        if self.findings:
             with timer.stage("findings"):
-                engine = self.extras[FINDINGS_MODEL]
-                self.findings.add_to(result, engine, image.pixel_spacing_mm, pixels, options)
+                models = [(model, self.extras[name]) for name, model in self.findings.items()]
+                add_findings(result, models, image.pixel_spacing_mm, pixels, options)
         return result
 
     def _infer(self, tensor: np.ndarray) -> np.ndarray:

@@ -25,11 +25,14 @@ class FakeFindingsEngine:
 
     runtime = "fake"
 
-    def __init__(self, default: bool = True, types: tuple[str, ...] = ("caries",)) -> None:
-        raw = {"findings": [{"type": t, "channel": k, "threshold": 0.6, "default": default}
-                            for k, t in enumerate(types)]}
+    def __init__(self, default: bool = True, types: tuple[str, ...] = ("caries",),
+                 name: str = findings.FINDINGS_MODEL, work_width: int | None = None) -> None:
+        raw: dict = {"findings": [{"type": t, "channel": k, "threshold": 0.6, "default": default}
+                                  for k, t in enumerate(types)]}
+        if work_width is not None:
+            raw["preprocessing"] = {"work_width": work_width}
         self.manifest = ModelManifest(
-            name="pano-findings", version="test", task_type="pano", directory=Path("."), onnx="none.onnx",
+            name=name, version="test", task_type="pano", directory=Path("."), onnx="none.onnx",
             sha256="", inputs=(TensorSpec("image", "float32", ("batch", 1, "height", "width")),),
             outputs=(TensorSpec("logits", "float32", ("batch", len(types), "height", "width")),), raw=raw,
         )
@@ -56,10 +59,10 @@ def film(spot: bool = True) -> np.ndarray:
     return pixels
 
 
-def run(options: task_pb2.AnalysisOptions, engine: FakeFindingsEngine | None = None,
+def run(options: task_pb2.AnalysisOptions, *engines: FakeFindingsEngine,
         spacing: float | None = None) -> results_pb2.PanoResult:
-    pipeline = PanoPipeline(FakeEngine(synthetic_logits(TEETH)),
-                            extras={findings.FINDINGS_MODEL: engine or FakeFindingsEngine()})
+    extras = {e.manifest.name: e for e in engines or (FakeFindingsEngine(),)}
+    pipeline = PanoPipeline(FakeEngine(synthetic_logits(TEETH)), extras=extras)
     return pipeline.run(DecodedImage(film(), pixel_spacing_mm=spacing), options)
 
 
@@ -182,6 +185,33 @@ def test_the_findings_model_reads_only_the_dental_crop() -> None:
 def test_a_model_whose_types_differ_from_the_contract_is_refused() -> None:
     with pytest.raises(ValueError, match="finding types"):
         findings.FindingsModel(FakeFindingsEngine(types=("caries", "cyst")).manifest)
+
+
+def periapical_engine(default: bool = True) -> FakeFindingsEngine:
+    return FakeFindingsEngine(default, ("periapical",), findings.PERIAPICAL_MODEL,
+                              findings.PERIAPICAL_WORK_WIDTH)
+
+
+def test_each_findings_model_reads_its_own_frame_and_both_reach_the_result() -> None:
+    caries, periapical = FakeFindingsEngine(), periapical_engine()
+    result = run(task_pb2.AnalysisOptions(), caries, periapical)
+    (small,), (large,) = periapical.seen, caries.seen
+    # The periapical frame is the film at 800 px wide, the caries frame at 1472: about 800 / 1472
+    # (a little more: the 24-work-px margin is wider in input px in the coarser frame).
+    ratio = findings.PERIAPICAL_WORK_WIDTH / findings.WORK_WIDTH
+    assert ratio < small.shape[3] / large.shape[3] < ratio + 0.04
+    assert [f.type for f in result.findings] == ["caries", "periapical"]
+    a, b = (np.array(f.bbox) for f in result.findings)
+    assert np.abs(a - b).max() < 8  # the same spot, outlined in input px from either frame
+    assert list(next(t for t in result.teeth if t.fdi == 36).findings) == ["caries", "periapical"]
+    only = run(task_pb2.AnalysisOptions(findings=["periapical"]), FakeFindingsEngine(), periapical_engine())
+    assert [f.type for f in only.findings] == ["periapical"]
+
+
+def test_a_type_from_two_models_is_refused() -> None:
+    twice = FakeFindingsEngine(types=("caries",), name=findings.PERIAPICAL_MODEL)
+    with pytest.raises(ValueError, match="more than one findings model"):
+        run(task_pb2.AnalysisOptions(), FakeFindingsEngine(), twice)
 
 
 def test_threshold_choice_best_recall_at_precision_half_else_off() -> None:

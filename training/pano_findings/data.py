@@ -1,8 +1,11 @@
-"""DC1000 caries data for the findings model: fixed split, tooth outlines from the shipped tooth model,
-and each film cropped to its dental region exactly as the service crops it (pipelines/pano/findings.py).
-
-The tooth outlines come from running the real pano pipeline (models/pano-teeth, ONNX Runtime, one
-thread) on every film once; they are cached in runs/teeth_dc1000.json (about 1 min for 80 films).
+"""Data of the findings models, each film cropped to its dental region exactly as the service crops it
+(pipelines/pano/findings.py):
+- caries: DC1000 films and masks, split.json here; the tooth outlines (DC1000 has none) come from
+  running the real pano pipeline (models/pano-teeth, ONNX Runtime, one thread) on every film once,
+  cached in runs/teeth_dc1000.json (about 1 min for 80 films);
+- periapical: Tufts films with the expert's `periapical` polygons (abnormalities.json) and the
+  annotated tooth polygons (annotations.json), split by image as the tooth model's
+  (training/pano/split_tufts.json), so that no tooth-model training film is a findings val film.
 """
 
 from __future__ import annotations
@@ -15,35 +18,26 @@ import cv2
 import numpy as np
 
 from pipelines.pano import findings
+from pipelines.pano.evaluation.findings_data import DC1000_DIR, Dc1000, Tufts
 
 ROOT = Path(__file__).resolve().parents[2]
-DC1000 = ROOT.parent / "shared" / "data" / "pano" / "dc1000_caries"
+TUFTS_SPLIT_PATH = ROOT / "training" / "pano" / "split_tufts.json"
 HERE = Path(__file__).resolve().parent
 SPLIT_PATH = HERE / "split.json"
 RUNS = HERE / "runs"
 TEETH_CACHE = RUNS / "teeth_dc1000.json"
 SPLIT_SEED = 1000
-# Negatives are drawn from the teeth grown by this many work px (crowns, contacts, restorations).
+# Negatives are drawn from the teeth grown by this many work px (crowns, contacts, restorations;
+# for periapical lesions the bone around the apices).
 TOOTH_ZONE_GROW = 12
 
 
-def image_ids(data_dir: Path = DC1000) -> list[str]:
-    return sorted(p.stem for p in (data_dir / "caries_masks").glob("*.png"))
-
-
-def read_mask(image_id: str, data_dir: Path = DC1000) -> np.ndarray:
-    return cv2.imread(str(data_dir / "caries_masks" / f"{image_id}.png"), cv2.IMREAD_GRAYSCALE) > 127
-
-
-def read_image(image_id: str, data_dir: Path = DC1000) -> np.ndarray:
-    return cv2.imread(str(data_dir / "images" / f"{image_id}.jpg"), cv2.IMREAD_GRAYSCALE)
-
-
-def make_split(data_dir: Path = DC1000, n_val: int = 16, seed: int = SPLIT_SEED) -> dict:
+def make_split(data_dir: Path = DC1000_DIR, n_val: int = 16, seed: int = SPLIT_SEED) -> dict:
     """Films sorted by lesion count, cut into runs of len/n_val; one seeded pick per run goes to val,
     so val spans films with few and many lesions."""
-    ids = image_ids(data_dir)
-    counts = {i: cv2.connectedComponents(read_mask(i, data_dir).astype(np.uint8), connectivity=8)[0] - 1
+    films = Dc1000(data_dir)
+    ids = films.ids()
+    counts = {i: cv2.connectedComponents(films.mask(i).astype(np.uint8), connectivity=8)[0] - 1
               for i in ids}
     ordered = sorted(ids, key=lambda i: (counts[i], i))
     rng = np.random.default_rng(seed)
@@ -63,7 +57,7 @@ def read_split(path: Path = SPLIT_PATH) -> dict:
     return json.loads(path.read_text())
 
 
-def teeth_outlines(ids: list[str], data_dir: Path = DC1000, cache: Path = TEETH_CACHE) -> dict[str, list]:
+def teeth_outlines(ids: list[str], data_dir: Path = DC1000_DIR, cache: Path = TEETH_CACHE) -> dict[str, list]:
     """{image id: [[fdi, [[x, y], ...]], ...]} from the shipped tooth model, cached."""
     known = json.loads(cache.read_text()) if cache.is_file() else {}
     todo = [i for i in ids if i not in known]
@@ -77,7 +71,7 @@ def teeth_outlines(ids: list[str], data_dir: Path = DC1000, cache: Path = TEETH_
         engine = OnnxRuntimeEngine(ModelManifest.load(ROOT / "models" / "pano-teeth"), intra_threads=1)
         pipeline = PanoPipeline(engine)
         for image_id in todo:
-            result = pipeline.run(DecodedImage(read_image(image_id, data_dir)), task_pb2.AnalysisOptions())
+            result = pipeline.run(DecodedImage(Dc1000(data_dir).pixels(image_id)), task_pb2.AnalysisOptions())
             known[image_id] = [
                 [t.fdi, [[c.number_value for c in v.list_value.values] for v in t.polygon.values]]
                 for t in result.teeth
@@ -106,13 +100,12 @@ def polygon_box(poly: np.ndarray) -> list[float]:
     return [float(x.min()), float(y.min()), float(np.ptp(x)), float(np.ptp(y))]
 
 
-def load_film(image_id: str, outlines: list, data_dir: Path = DC1000) -> Film:
-    pixels = read_image(image_id, data_dir)
-    mask = read_mask(image_id, data_dir)
+def make_film(image_id: str, pixels: np.ndarray, mask: np.ndarray, teeth: list[np.ndarray],
+              work_width: int, zone_grow: int = TOOTH_ZONE_GROW) -> Film:
+    """A film in the findings frame of a model whose work width is `work_width`."""
     h, w = pixels.shape
-    teeth = [np.asarray(p, np.float64) for _, p in outlines]
-    box = findings.roi_box([polygon_box(p) for p in teeth], w, h)
-    roi = findings.prepare_roi(pixels, box)
+    box = findings.roi_box([polygon_box(p) for p in teeth], w, h, work_width)
+    roi = findings.prepare_roi(pixels, box, work_width)
     x0, y0, x1, y1 = box
     crop = mask[y0:y1, x0:x1].astype(np.float32)
     soft = cv2.resize(crop, (roi.width, roi.height), interpolation=cv2.INTER_AREA)
@@ -120,11 +113,26 @@ def load_film(image_id: str, outlines: list, data_dir: Path = DC1000) -> Film:
     y = np.zeros((ph, pw), np.float32)
     y[:roi.height, :roi.width] = soft
     labels = findings.tooth_labels(roi, teeth)
-    k = 2 * TOOTH_ZONE_GROW + 1
+    k = 2 * zone_grow + 1
     zone = np.zeros((ph, pw), bool)
     zone[:roi.height, :roi.width] = cv2.dilate((labels > 0).astype(np.uint8), np.ones((k, k), np.uint8)) > 0
+    if not zone.any():  # a film without teeth (edentulous): negatives anywhere in it
+        zone[:roi.height, :roi.width] = True
     n, _, _, centres = cv2.connectedComponentsWithStats((y > 0.25).astype(np.uint8), connectivity=8)
     return Film(image_id, roi.tensor[0], y, zone, centres[1:n].astype(np.float32), roi, teeth, mask)
+
+
+def load_film(image_id: str, outlines: list, data_dir: Path = DC1000_DIR) -> Film:
+    """A DC1000 caries film (tooth outlines from `teeth_outlines`)."""
+    films = Dc1000(data_dir)
+    teeth = [np.asarray(p, np.float64) for _, p in outlines]
+    return make_film(image_id, films.pixels(image_id), films.mask(image_id), teeth, findings.WORK_WIDTH)
+
+
+def tufts_film(tufts: Tufts, image_id: int, work_width: int, zone_grow: int) -> Film:
+    """A Tufts film in the findings frame, cropped to its annotated teeth."""
+    return make_film(str(image_id), tufts.pixels(image_id), tufts.mask(image_id),
+                     tufts.tooth_polygons(image_id), work_width, zone_grow)
 
 
 def coverage(films: list[Film]) -> float:

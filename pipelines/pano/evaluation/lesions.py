@@ -64,6 +64,16 @@ class Counts:
         return 1.0 if total == 0 else 2 * self.inter / total
 
 
+def coco_mask(anns: list[dict], height: int, width: int) -> np.ndarray:
+    """bool (height, width): the COCO polygons of `anns` filled at full resolution (1/8 px vertices)."""
+    mask = np.zeros((height, width), np.uint8)
+    for ann in anns:
+        for poly in ann["segmentation"]:
+            pts = np.round(np.asarray(poly, np.float64).reshape(-1, 2) * 8).astype(np.int32)
+            cv2.fillPoly(mask, [pts], 1, shift=3)
+    return mask > 0
+
+
 def components(mask: np.ndarray) -> tuple[int, np.ndarray]:
     """(number of lesions, int32 label map) of a bool mask, 8-connected."""
     n, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
