@@ -208,6 +208,7 @@ def bench(
     warmup: int,
     max_pixels: int,
     ref: Callable[[], float],
+    findings: list[str] | None = None,
 ) -> Row:
     calls: list[tuple[float, float]] = []
     inner, extras = pipeline.engine, pipeline.extras
@@ -216,7 +217,8 @@ def bench(
     pipeline.extras = {name: TimedEngine(e, calls) for name, e in extras.items()}
     manifest: ModelManifest = engine.manifest
     bare_inputs = example_inputs(manifest, batch=1, fill="random")
-    options = task_pb2.AnalysisOptions()
+    # Pano finding types to report (default: those the findings models enable by default).
+    options = task_pb2.AnalysisOptions(findings=findings or [])
     row = Row(item.task, threads, reps, item.source, item.width, item.height, len(item.png))
     for rep in range(warmup + reps):
         ref_ms = ref()
@@ -323,6 +325,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", type=Path, help="write every sample and the summary here")
     parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
+    parser.add_argument("--findings", nargs="+", metavar="TYPE",
+                        help="pano finding types to report (default: the models' default types)")
     args = parser.parse_args(argv)
     if args.reps < 1 or args.warmup < 0 or min(args.threads) < 1:
         parser.error("--reps >= 1, --warmup >= 0 and --threads >= 1")
@@ -351,7 +355,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"\n{task}: skipped ({skipped[task]})")
                 break
             try:
-                row = bench(pipeline, item, threads, args.reps, args.warmup, max_pixels, ref)
+                row = bench(pipeline, item, threads, args.reps, args.warmup, max_pixels, ref, args.findings)
             finally:
                 for engine in pipeline.engines:
                     engine.close()
