@@ -101,6 +101,14 @@ def roi_box(
     return x0, y0, x1, y1
 
 
+def teeth_box(
+    teeth: Sequence[np.ndarray], width: int, height: int, work_width: int = WORK_WIDTH
+) -> tuple[int, int, int, int]:
+    """`roi_box` of tooth outlines (input px, (N, 2) each)."""
+    boxes = [[p[:, 0].min(), p[:, 1].min(), np.ptp(p[:, 0]), np.ptp(p[:, 1])] for p in teeth]
+    return roi_box(boxes, width, height, work_width)
+
+
 def prepare_roi(pixels: np.ndarray, box: tuple[int, int, int, int], work_width: int = WORK_WIDTH) -> Roi:
     """Crop, resize to the findings scale (INTER_AREA), normalise like the tooth model, pad."""
     gray = to_gray_float(pixels)
@@ -271,8 +279,7 @@ class FindingsModel:
         if not types or not teeth:
             return []
         h, w = pixels.shape[:2]
-        boxes = [[p[:, 0].min(), p[:, 1].min(), np.ptp(p[:, 0]), np.ptp(p[:, 1])] for p in teeth]
-        roi = prepare_roi(pixels, roi_box(boxes, w, h, self.work_width), self.work_width)
+        roi = prepare_roi(pixels, teeth_box(teeth, w, h, self.work_width), self.work_width)
         try:
             logits = engine.infer({self.input_name: roi.tensor[None]})[self.output_name][0]
         except Exception as exc:  # engine failures carry their own message

@@ -21,7 +21,6 @@ from pipelines.pano import findings
 from pipelines.pano.evaluation.findings_data import DC1000_DIR, Dc1000, Tufts
 
 ROOT = Path(__file__).resolve().parents[2]
-TUFTS_SPLIT_PATH = ROOT / "training" / "pano" / "split_tufts.json"
 HERE = Path(__file__).resolve().parent
 SPLIT_PATH = HERE / "split.json"
 RUNS = HERE / "runs"
@@ -70,8 +69,9 @@ def teeth_outlines(ids: list[str], data_dir: Path = DC1000_DIR, cache: Path = TE
 
         engine = OnnxRuntimeEngine(ModelManifest.load(ROOT / "models" / "pano-teeth"), intra_threads=1)
         pipeline = PanoPipeline(engine)
+        films = Dc1000(data_dir)
         for image_id in todo:
-            result = pipeline.run(DecodedImage(Dc1000(data_dir).pixels(image_id)), task_pb2.AnalysisOptions())
+            result = pipeline.run(DecodedImage(films.pixels(image_id)), task_pb2.AnalysisOptions())
             known[image_id] = [
                 [t.fdi, [[c.number_value for c in v.list_value.values] for v in t.polygon.values]]
                 for t in result.teeth
@@ -95,16 +95,11 @@ class Film:
     mask: np.ndarray  # bool full-resolution ground truth (for evaluation)
 
 
-def polygon_box(poly: np.ndarray) -> list[float]:
-    x, y = poly[:, 0], poly[:, 1]
-    return [float(x.min()), float(y.min()), float(np.ptp(x)), float(np.ptp(y))]
-
-
 def make_film(image_id: str, pixels: np.ndarray, mask: np.ndarray, teeth: list[np.ndarray],
               work_width: int, zone_grow: int = TOOTH_ZONE_GROW) -> Film:
     """A film in the findings frame of a model whose work width is `work_width`."""
     h, w = pixels.shape
-    box = findings.roi_box([polygon_box(p) for p in teeth], w, h, work_width)
+    box = findings.teeth_box(teeth, w, h, work_width)
     roi = findings.prepare_roi(pixels, box, work_width)
     x0, y0, x1, y1 = box
     crop = mask[y0:y1, x0:x1].astype(np.float32)

@@ -1,7 +1,7 @@
 """Train a findings model (caries or periapical) on CPU (one thread), budgeted by wall time.
 
     .venv/bin/python -m training.pano_findings.train --finding caries --max-minutes 118
-    .venv/bin/python -m training.pano_findings.train --finding periapical --max-minutes 95
+    .venv/bin/python -m training.pano_findings.train --finding periapical --max-minutes 92
 
 Resumable: the same command continues from runs/<run>/last.pt (saved every epoch); the learning rate
 follows a cosine over the time budget. Data (training/pano_findings/data.py): caries, the DC1000
@@ -12,8 +12,9 @@ Patches (128 x 128 work px: 256 x 256 film px of DC1000 for caries, of Tufts for
 drawn 40 % around a true lesion, 35 % at a random place in the tooth zone (teeth grown by the
 recipe's margin, where look-alikes are: enamel overlaps, restorations, cervical burn-out; for
 periapical lesions the bone around the apices, sinus and canal), and 25 % at hard negatives: blobs
-the model itself predicted on training films where there is no lesion, mined again every few
-epochs. Loss: BCE on the soft (area-resized) mask + soft Dice over the batch.
+the model itself predicted on training films where there is no lesion (for periapical also where
+its blobs spill past a true lesion, `mine`), mined again every second epoch. Loss: BCE on the soft
+(area-resized) mask + soft Dice over the batch.
 Each epoch ends with validation on the whole dental crops of the val films (lesion F1 at the best
 score threshold with precision >= 0.5, else the best F1); best.pt keeps the best epoch.
 """
@@ -34,9 +35,9 @@ import torch.nn.functional as F
 from pipelines.pano import findings
 from pipelines.pano.evaluation import lesions
 from pipelines.pano.evaluation.findings_data import Tufts
+from training.pano.data import TUFTS_SPLIT_PATH
 from training.pano_findings.data import (
     RUNS,
-    TUFTS_SPLIT_PATH,
     Film,
     load_film,
     read_split,
@@ -102,8 +103,9 @@ def load_films(finding: str) -> tuple[list[Film], list[Film]]:
     recipe = RECIPES[finding]
     tufts = Tufts(finding)
     split = read_split(TUFTS_SPLIT_PATH)
-    return tuple([tufts_film(tufts, i, recipe.work_width, recipe.zone_grow) for i in split[k]]  # type: ignore[return-value]
-                 for k in ("train", "val"))
+    train, val = ([tufts_film(tufts, i, recipe.work_width, recipe.zone_grow) for i in split[k]]
+                  for k in ("train", "val"))
+    return train, val
 
 
 def predict(model: FindingsUNet, film: Film) -> np.ndarray:
