@@ -12,7 +12,6 @@ made with highdicom.
 
 from __future__ import annotations
 
-import io
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -34,6 +33,7 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 
 from artifacts import dicom_codes as dc
+from artifacts import dicom_write
 from artifacts.dicom_study import MANUFACTURER, Study
 from dentalai.task_json import model_label
 from pipelines.pano.numbering import universal_to_fdi
@@ -112,9 +112,7 @@ def structured_report(kind: str, data: Mapping[str, Any], study: Study, model: M
         sr.SeriesDescription = "dentalai report on a capture of a non-DICOM upload"
     sr.ContentQualification = "PRODUCT"
     sr.ContentSequence = report[0].ContentSequence
-    buf = io.BytesIO()
-    sr.save_as(buf, enforce_file_format=True)
-    return buf.getvalue()
+    return dicom_write.save(sr, "ContentSequence")
 
 
 def _ceph(

@@ -9,6 +9,7 @@ tooth chart 18-48, with 55-85 when primary teeth are present, and findings).
 from __future__ import annotations
 
 import io
+import tempfile
 from collections.abc import Mapping
 from datetime import UTC, datetime
 from pathlib import Path
@@ -118,7 +119,13 @@ def build_pdf(
     w, h = overlay_size
     box_w, box_h = 180 * mm, 175 * mm  # what is left of the first page
     scale = min(box_w / w, box_h / h)
-    story.append(Image(io.BytesIO(overlay_jpeg), width=w * scale, height=h * scale))
+    # From a file, not from bytes: reportlab names an in-memory image by decoding it and hashing its
+    # pixels (about 20 ms for a 1600-px overlay), a file by its path; either way the JPEG is
+    # embedded as it is.
+    jpeg_file = tempfile.NamedTemporaryFile(suffix=".jpg")  # noqa: SIM115 (closed after build)
+    jpeg_file.write(overlay_jpeg)
+    jpeg_file.flush()
+    story.append(Image(jpeg_file.name, width=w * scale, height=h * scale))
     story.append(PageBreak())
     if kind == "ceph":
         story += _ceph_tables(data, body, heading, regular)
@@ -143,7 +150,8 @@ def build_pdf(
         canvas.setFont(regular, 7)
         canvas.drawString(15 * mm, 7 * mm, f"dentalai report · task {task_id} · page {doc.page}")
 
-    doc.build(story, onFirstPage=footer, onLaterPages=footer)
+    with jpeg_file:
+        doc.build(story, onFirstPage=footer, onLaterPages=footer)
     return buf.getvalue()
 
 

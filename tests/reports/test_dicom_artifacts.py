@@ -133,3 +133,36 @@ def test_dciodvfy_finds_no_error(case, name, request, tmp_path: Path):
     errors = [line for line in lines if line.startswith("Error")]
     assert not errors, "\n".join(errors)
     assert lines, "dciodvfy printed nothing"
+
+
+@pytest.mark.parametrize("kind", ["ceph", "pano"])
+def test_the_fast_sr_writer_writes_what_pydicom_writes(kind: str, monkeypatch: pytest.MonkeyPatch):
+    """artifacts.dicom_write encodes the content tree itself; the file must be pydicom's, byte for
+    byte, including an element it leaves to pydicom (a name outside ASCII)."""
+    import copy
+
+    from artifacts import dicom_sr, dicom_study, dicom_write
+    from dentalai.task_json import message_dict
+    from tests.reports import samples
+
+    if kind == "ceph":
+        data = message_dict(samples.ceph_result())
+        data["measurements"][0]["name"] = "Winkel SNA (Grad, °)"
+        pixels = samples.ceph_image()
+    else:
+        data, pixels = samples.pano_result(), samples.pano_image()
+    study = dicom_study.study_for(b"", pixels, "png", "t-1", 0.1, ("A", "F"))
+    seen: list[tuple[bytes, bytes]] = []
+    fast = dicom_write.save
+
+    def both(ds: pydicom.Dataset, keyword: str) -> bytes:
+        expected = io.BytesIO()
+        copy.deepcopy(ds).save_as(expected, enforce_file_format=True)
+        got = fast(ds, keyword)
+        seen.append((got, expected.getvalue()))
+        return got
+
+    monkeypatch.setattr(dicom_write, "save", both)
+    dicom_sr.structured_report(kind, data, study, MODEL_CEPH)
+    ((got, expected),) = seen
+    assert got == expected

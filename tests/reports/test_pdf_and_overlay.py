@@ -151,3 +151,18 @@ def test_pano_pdf_names_the_tooth_of_a_finding_in_universal_numbers(tmp_path: Pa
     files = make_artifacts(Source("pano", data, samples.pano_image(), b"", "png", "uni-1"), MAX_SIDE)
     text = text_of(write(tmp_path, "report.pdf", files["report.pdf"]))
     assert "tooth (Universal, FDI)" in text and "caries #19 (36) 0.81 16.0 mm²" in text
+
+
+def test_overlay_png_decodes_to_the_same_pixels():
+    """The PNG writer is the project's own (filter + libdeflate): lossless in two decoders, any size."""
+    import cv2
+
+    from artifacts import overlay_image
+
+    rng = np.random.default_rng(7)
+    for shape in ((1, 1, 3), (1, 37, 3), (29, 1, 3), (301, 517, 3)):
+        rgb = rng.integers(0, 256, shape, dtype=np.uint8)
+        data = overlay_image.png(rgb)
+        assert np.array_equal(np.asarray(Image.open(io.BytesIO(data))), rgb)
+        bgr = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_COLOR)
+        assert np.array_equal(bgr[..., ::-1], rgb)
