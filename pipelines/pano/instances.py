@@ -14,6 +14,8 @@ MIN_AREA_PX = 20
 # A component below this share of the median that touches a bigger one is a piece of that tooth
 # with a wrong label (a tooth split between two numbers), so it is merged, not kept.
 FRAGMENT_SHARE = 0.5
+# A tooth's own classes: see own_classes.
+OWN_CLASS_SHARE = 0.1
 
 
 @dataclass
@@ -41,6 +43,14 @@ class Instance:
     def box(self) -> tuple[int, int, int, int]:
         x0, y0, x1, y1 = self.bounds
         return x0, y0, x1 - x0, y1 - y0
+
+
+def own_classes(mean_probs: np.ndarray, channels: int) -> np.ndarray:
+    """Channel indices that are a tooth's own, from its mean softmax over its pixels: those with at
+    least OWN_CLASS_SHARE of its mean tooth probability (its label, and numbers the model hesitated
+    between for the same tooth), among the first `channels`."""
+    foreground = 1.0 - float(mean_probs[0])
+    return np.flatnonzero(mean_probs[1:channels] >= OWN_CLASS_SHARE * foreground) + 1
 
 
 def softmax(logits: np.ndarray) -> np.ndarray:

@@ -72,7 +72,17 @@ def outline(
     keep = (fg_up > 0.5) & (terr_up > 0.5)
     if own is not None:
         keep &= cv2.resize(own.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5 * fg_up
-    keep = keep.astype(np.uint8)
+    # Up-sampled crop pixel -> model frame -> input frame (model_to_input), as one affine map.
+    to_input = np.array([[scale_x / fx, 0.0, (x0 + 0.5 / fx) * scale_x - 0.5],
+                         [0.0, scale_y / fy, (y0 + 0.5 / fy) * scale_y - 0.5]])
+    return affine_outline(keep.astype(np.uint8), to_input, image_size, 0.5 * min(fx, fy))
+
+
+def affine_outline(
+    keep: np.ndarray, to_input: np.ndarray, image_size: tuple[int, int], epsilon: float
+) -> Outline | None:
+    """Outline of the largest 8-connected component of `keep` (uint8, a crop grid) in input pixels;
+    `to_input` maps crop px to input px (2 x 3, axis-aligned), `epsilon` (crop px) simplifies it."""
     # connectedComponentsWithStats costs 14x connectedComponents in this OpenCV: sizes by bincount.
     n, comp = cv2.connectedComponents(keep, connectivity=8)
     if n < 2:
@@ -81,17 +91,14 @@ def outline(
     keep = (comp == biggest).astype(np.uint8)
     contours, _ = cv2.findContours(keep, cv2.RETR_EXTERNAL, cv2.CHAIN_APPROX_NONE)
     contour = max(contours, key=cv2.contourArea)
-    contour = cv2.approxPolyDP(contour, 0.5 * min(fx, fy), True)[:, 0, :].astype(np.float64)
+    contour = cv2.approxPolyDP(contour, epsilon, True)[:, 0, :].astype(np.float64)
     if len(contour) < 3:
         return None
-    # Up-sampled crop pixel -> model frame -> input frame.
-    mx = x0 + (contour[:, 0] + 0.5) / fx - 0.5
-    my = y0 + (contour[:, 1] + 0.5) / fy - 0.5
     width, height = image_size
-    px = np.clip(model_to_input(mx, scale_x), 0, width - 1)
-    py = np.clip(model_to_input(my, scale_y), 0, height - 1)
+    px = np.clip(to_input[0, 0] * contour[:, 0] + to_input[0, 2], 0, width - 1)
+    py = np.clip(to_input[1, 1] * contour[:, 1] + to_input[1, 2], 0, height - 1)
     polygon = [[round(float(a), 1), round(float(b), 1)] for a, b in zip(px, py, strict=True)]
-    area = float(keep.sum()) / (fx * fy) * scale_x * scale_y
+    area = float(keep.sum()) * to_input[0, 0] * to_input[1, 1]
     bx, by = float(px.min()), float(py.min())
     bbox = [round(bx, 1), round(by, 1), round(float(px.max()) - bx, 1), round(float(py.max()) - by, 1)]
     return Outline(polygon=polygon, bbox=bbox, area_px=round(area, 1))

@@ -25,12 +25,10 @@ from pipelines.pano.numbering import (
 )
 from pipelines.pano.outline import Outline, crop_box, outline
 from pipelines.pano.preprocess import prepare
+from pipelines.pano.refine import REFINE_MODEL, ToothRefiner
 
 # Channel of the same tooth on the other side (11 <-> 21 ...), for the mirrored pass.
 MIRROR_CHANNELS = [0] + [CLASS_FDI.index(mirror_fdi(f)) for f in CLASS_FDI[1:]]
-# A tooth's own classes for its outline: those with at least this share of its mean tooth probability
-# (its label, and numbers the model hesitated between for the same tooth).
-OWN_CLASS_SHARE = 0.1
 # (FDI number, score, outline) of one reported tooth.
 Tooth = tuple[int, float, Outline]
 
@@ -61,7 +59,7 @@ class PanoConfig:
 
 class PanoPipeline(Pipeline):
     model_name: ClassVar[str] = "pano-teeth"
-    extra_models: ClassVar[tuple[str, ...]] = FINDINGS_MODELS
+    extra_models: ClassVar[tuple[str, ...]] = (REFINE_MODEL, *FINDINGS_MODELS)
 
     def __init__(
         self, engine: Engine, config: PanoConfig | None = None, extras: Mapping[str, Engine] | None = None
@@ -72,6 +70,9 @@ class PanoPipeline(Pipeline):
         self.findings = {name: FindingsModel(self.extras[name].manifest)
                          for name in FINDINGS_MODELS if name in self.extras}
         check_models(list(self.findings.values()))
+        # Outlines refined per tooth when the model is given (none: the whole-film outlines).
+        refiner = self.extras.get(REFINE_MODEL)
+        self.refiner = ToothRefiner(refiner.manifest) if refiner is not None else None
         spec = engine.manifest.inputs[0]
         self.input_name = spec.name
         self.output_name = engine.manifest.outputs[0].name
@@ -139,18 +140,23 @@ class PanoPipeline(Pipeline):
         for k, (c, _) in enumerate(kept):
             owner[c.mask] = k
         foreground = 1.0 - probs[0]
-        teeth = []
+        found = []
         for k, (c, fdi) in enumerate(kept):
+            mine = instances.own_classes(c.probs, len(probs))
             own = None
             if self.config.sharp_borders:
                 x0, x1, y0, y1 = crop_box(c.mask)
-                mine = np.flatnonzero(c.probs[1 : len(probs)] >= OWN_CLASS_SHARE * c.foreground) + 1
                 own = probs[mine, y0:y1, x0:x1].sum(axis=0)
             shape = outline(c.mask, (owner >= 0) & (owner != k), foreground, scale_x, scale_y,
                             (image.width, image.height), own)
             if shape is not None:
-                teeth.append((fdi, round(c.foreground, 4), shape))
-        return teeth
+                found.append((fdi, round(c.foreground, 4), mine, shape))
+        shapes = [f[3] for f in found]
+        if self.refiner is not None:
+            own_and_outline = [(mine, shape) for _, _, mine, shape in found]
+            shapes = self.refiner.refine(self.extras[REFINE_MODEL], image.pixels, probs, own_and_outline,
+                                         (scale_x, scale_y))
+        return [(fdi, score, shape) for (fdi, score, _, _), shape in zip(found, shapes, strict=True)]
 
 
 def tooth_number(fdi: int, universal: bool) -> int:

@@ -41,11 +41,20 @@ def to_gray_float(pixels: np.ndarray) -> np.ndarray:
     return pixels.astype(np.float32)
 
 
+def window(gray: np.ndarray) -> np.ndarray:
+    """The [1, 99] percentile window scaled to [0, 1] (float32)."""
+    lo, hi = np.percentile(gray, [LOW_PERCENTILE, HIGH_PERCENTILE])
+    return np.clip((gray - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0).astype(np.float32)
+
+
+def standardise(x: np.ndarray) -> np.ndarray:
+    """Zero mean and unit variance (float32)."""
+    return ((x - x.mean()) / max(float(x.std()), 1e-6)).astype(np.float32)
+
+
 def normalise(gray: np.ndarray) -> np.ndarray:
     """Clip to the [1, 99] percentile window, then zero mean and unit variance per image."""
-    lo, hi = np.percentile(gray, [LOW_PERCENTILE, HIGH_PERCENTILE])
-    x = np.clip((gray - lo) / max(float(hi - lo), 1e-6), 0.0, 1.0)
-    return ((x - x.mean()) / max(float(x.std()), 1e-6)).astype(np.float32)
+    return standardise(window(gray))
 
 
 def prepare(pixels: np.ndarray, height: int = INPUT_HEIGHT, width: int = INPUT_WIDTH) -> Resized:

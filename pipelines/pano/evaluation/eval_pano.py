@@ -31,6 +31,7 @@ from engines.onnxruntime_engine import OnnxRuntimeEngine
 from pipelines.base_pipeline import DecodedImage, PipelineError
 from pipelines.pano.numbering import is_primary
 from pipelines.pano.pipeline import PanoConfig, PanoPipeline
+from pipelines.pano.refine import REFINE_MODEL
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -191,6 +192,9 @@ def main() -> None:
     parser.add_argument("--split", type=Path, help="JSON file with image-id lists, or a JSON list of ids")
     parser.add_argument("--split-key", default="val")
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "pano-teeth")
+    parser.add_argument("--refine-model", type=Path, default=ROOT / "models" / REFINE_MODEL,
+                        help="per-tooth outline refinement (as the service runs it)")
+    parser.add_argument("--no-refine", action="store_true", help="ablation: the whole-film outlines")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-renumber", action="store_true", help="ablation: keep the model's own numbers")
     parser.add_argument("--no-flip-tta", action="store_true", help="ablation: one pass, no mirrored pass")
@@ -208,7 +212,11 @@ def main() -> None:
     engine = OnnxRuntimeEngine(ModelManifest.load(args.model), intra_threads=args.threads)
     config = PanoConfig(renumber=not args.no_renumber, flip_tta=not args.no_flip_tta,
                         sharp_borders=not args.no_sharp_borders)
-    pipeline = PanoPipeline(engine, config)
+    extras = {}
+    if not args.no_refine:
+        refiner = ModelManifest.load(args.refine_model)
+        extras[REFINE_MODEL] = OnnxRuntimeEngine(refiner, intra_threads=args.threads)
+    pipeline = PanoPipeline(engine, config, extras)
     report = evaluate(pipeline, json.loads(args.coco.read_text()), args.images, ids)
     print_table(report)
     if args.out:
