@@ -274,12 +274,14 @@ class FindingsModel:
         return [t for t in self.types if (t.name in wanted if wanted else t.default)]
 
     def lesions(self, engine: Engine, pixels: np.ndarray, teeth: Sequence[np.ndarray],
-                types: Sequence[FindingType]) -> list[Lesion]:
-        """Lesions of `types` on the film around `teeth` (outlines in input px)."""
+                types: Sequence[FindingType], crop_teeth: Sequence[np.ndarray] | None = None) -> list[Lesion]:
+        """Lesions of `types` on the film around `crop_teeth` (default `teeth`), each assigned to one
+        of `teeth` (outlines in input px)."""
         if not types or not teeth:
             return []
         h, w = pixels.shape[:2]
-        roi = prepare_roi(pixels, teeth_box(teeth, w, h, self.work_width), self.work_width)
+        box = teeth_box(crop_teeth or teeth, w, h, self.work_width)
+        roi = prepare_roi(pixels, box, self.work_width)
         try:
             logits = engine.infer({self.input_name: roi.tensor[None]})[self.output_name][0]
         except Exception as exc:  # engine failures carry their own message
@@ -297,9 +299,11 @@ def check_models(models: Sequence[FindingsModel]) -> None:
 
 
 def add_findings(result: results_pb2.PanoResult, models: Sequence[tuple[FindingsModel, Engine]],
-                 image_spacing: float | None, pixels: np.ndarray, options: task_pb2.AnalysisOptions) -> None:
+                 image_spacing: float | None, pixels: np.ndarray, options: task_pb2.AnalysisOptions,
+                 crop_teeth: Sequence[np.ndarray] | None = None) -> None:
     """Findings of the selected types of every model into `result` (teeth already numbered), the
-    types onto their teeth, and the spacing used for mm areas into result.image."""
+    types onto their teeth, and the spacing used for mm areas into result.image. The findings crop
+    is around `crop_teeth` when given (outlines in input px), else around the result's teeth."""
     # No default when unknown (0, ""): a panoramic's magnification varies across the film.
     mm, source = pixel_spacing(image_spacing, options)
     result.image.pixel_spacing_mm = mm
@@ -307,7 +311,7 @@ def add_findings(result: results_pb2.PanoResult, models: Sequence[tuple[Findings
     teeth = list(result.teeth)
     outlines = [polygon_array(t.polygon) for t in teeth]
     found = [lesion for model, engine in models
-             for lesion in model.lesions(engine, pixels, outlines, model.selected(options))]
+             for lesion in model.lesions(engine, pixels, outlines, model.selected(options), crop_teeth)]
     rows = []
     for lesion in found:
         tooth = teeth[lesion.tooth] if lesion.tooth >= 0 else None

@@ -31,6 +31,8 @@ from pipelines.pano.refine import REFINE_MODEL, ToothRefiner
 MIRROR_CHANNELS = [0] + [CLASS_FDI.index(mirror_fdi(f)) for f in CLASS_FDI[1:]]
 # (FDI number, score, outline) of one reported tooth.
 Tooth = tuple[int, float, Outline]
+# (FDI number, score, its own classes, whole-film outline) of one tooth the whole-film model found.
+Found = tuple[int, float, np.ndarray, Outline]
 
 
 @dataclass(frozen=True)
@@ -106,14 +108,25 @@ class PanoPipeline(Pipeline):
             except Exception as exc:  # engine failures carry their own message
                 raise PipelineError(ErrorCode.INFERENCE_FAILED, f"pano model failed: {exc}") from exc
         with timer.stage("postprocess"):
-            teeth = self._teeth(logits.astype(np.float32), prepared.scale_x, prepared.scale_y, image)
-        require(bool(teeth), ErrorCode.NO_USABLE_RESULT, "no teeth found on the image")
+            found, probs = self._teeth(logits.astype(np.float32), prepared.scale_x, prepared.scale_y,
+                                       (image.width, image.height))
+        require(bool(found), ErrorCode.NO_USABLE_RESULT, "no teeth found on the image")
+        teeth = [(fdi, score, shape) for fdi, score, _, shape in found]
+        if self.refiner is not None:
+            with timer.stage("refine"):
+                own_and_outline = [(mine, shape) for _, _, mine, shape in found]
+                shapes = self.refiner.refine(self.extras[REFINE_MODEL], pixels, probs, own_and_outline,
+                                             (prepared.scale_x, prepared.scale_y))
+            teeth = [(fdi, score, shape) for (fdi, score, _), shape in zip(teeth, shapes, strict=True)]
         universal = options.tooth_numbering == results_pb2.UNIVERSAL
         result = build_result(teeth, image.width, image.height, universal)
         if self.findings:
             with timer.stage("findings"):
                 models = [(model, self.extras[name]) for name, model in self.findings.items()]
-                add_findings(result, models, image.pixel_spacing_mm, pixels, options)
+                # The findings crop is set by the whole-film outlines, as the findings models were
+                # validated (and the caries model trained) with; findings go to the reported teeth.
+                crop_teeth = [np.asarray(shape.polygon) for _, _, _, shape in found]
+                add_findings(result, models, image.pixel_spacing_mm, pixels, options, crop_teeth)
         return result
 
     def _infer(self, tensor: np.ndarray) -> np.ndarray:
@@ -124,8 +137,10 @@ class PanoPipeline(Pipeline):
         return 0.5 * (out[0] + out[1][self.mirror, :, ::-1])
 
     def _teeth(
-        self, logits: np.ndarray, scale_x: float, scale_y: float, image: DecodedImage
-    ) -> list[Tooth]:
+        self, logits: np.ndarray, scale_x: float, scale_y: float, size: tuple[int, int]
+    ) -> tuple[list[Found], np.ndarray]:
+        """The numbered teeth with their whole-film outlines (`size`: the input's width, height),
+        and the softmax they came from."""
         probs = instances.softmax(logits)
         cands = instances.extract(probs)
         for c in cands:  # the rules read every channel of CLASS_FDI; absent ones have probability 0
@@ -147,16 +162,10 @@ class PanoPipeline(Pipeline):
             if self.config.sharp_borders:
                 x0, x1, y0, y1 = crop_box(c.mask)
                 own = probs[mine, y0:y1, x0:x1].sum(axis=0)
-            shape = outline(c.mask, (owner >= 0) & (owner != k), foreground, scale_x, scale_y,
-                            (image.width, image.height), own)
+            shape = outline(c.mask, (owner >= 0) & (owner != k), foreground, scale_x, scale_y, size, own)
             if shape is not None:
                 found.append((fdi, round(c.foreground, 4), mine, shape))
-        shapes = [f[3] for f in found]
-        if self.refiner is not None:
-            own_and_outline = [(mine, shape) for _, _, mine, shape in found]
-            shapes = self.refiner.refine(self.extras[REFINE_MODEL], image.pixels, probs, own_and_outline,
-                                         (scale_x, scale_y))
-        return [(fdi, score, shape) for (fdi, score, _, _), shape in zip(found, shapes, strict=True)]
+        return found, probs
 
 
 def tooth_number(fdi: int, universal: bool) -> int:

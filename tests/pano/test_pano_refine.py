@@ -102,6 +102,22 @@ def test_a_refinement_that_finds_nothing_keeps_the_whole_film_outline() -> None:
         np.testing.assert_array_equal(outlines[fdi], coarse[fdi])
 
 
+def test_the_findings_crop_follows_the_whole_film_outlines() -> None:
+    """The findings models were validated on crops around the whole-film outlines: refining the
+    outlines must not move their crop (findings are still assigned to the refined teeth)."""
+    from test_pano_findings import FakeFindingsEngine
+
+    pixels, _ = film_with_narrow_teeth()
+    crops = []
+    for extras in ({}, {refine.REFINE_MODEL: FakeRefineEngine()}):
+        caries = FakeFindingsEngine()
+        extras = {**extras, caries.manifest.name: caries}
+        pipeline = PanoPipeline(FakeEngine(synthetic_logits(TEETH)), extras=extras)
+        pipeline.run(DecodedImage(pixels), task_pb2.AnalysisOptions())
+        crops.append(caries.seen[0])
+    np.testing.assert_array_equal(crops[0], crops[1])
+
+
 def test_a_failing_refinement_model_is_an_inference_error() -> None:
     with pytest.raises(PipelineError) as err:
         run(FakeRefineEngine(fail=True))

@@ -183,6 +183,20 @@ def print_table(report: dict) -> None:
               f"{row['numbering_accuracy']:7.3f} {row['dice']:6.3f}")
 
 
+def add_refine_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--refine-model", type=Path, default=ROOT / "models" / REFINE_MODEL,
+                        help="per-tooth outline refinement (as the service runs it)")
+    parser.add_argument("--no-refine", action="store_true", help="ablation: the whole-film outlines")
+
+
+def refine_extras(args: argparse.Namespace) -> dict[str, OnnxRuntimeEngine]:
+    """The refinement engine as the pipeline's extra model, unless --no-refine."""
+    if args.no_refine:
+        return {}
+    manifest = ModelManifest.load(args.refine_model)
+    return {REFINE_MODEL: OnnxRuntimeEngine(manifest, intra_threads=args.threads)}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--dataset", choices=["ufba425", "tufts"], default="ufba425",
@@ -192,9 +206,7 @@ def main() -> None:
     parser.add_argument("--split", type=Path, help="JSON file with image-id lists, or a JSON list of ids")
     parser.add_argument("--split-key", default="val")
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "pano-teeth")
-    parser.add_argument("--refine-model", type=Path, default=ROOT / "models" / REFINE_MODEL,
-                        help="per-tooth outline refinement (as the service runs it)")
-    parser.add_argument("--no-refine", action="store_true", help="ablation: the whole-film outlines")
+    add_refine_arguments(parser)
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--no-renumber", action="store_true", help="ablation: keep the model's own numbers")
     parser.add_argument("--no-flip-tta", action="store_true", help="ablation: one pass, no mirrored pass")
@@ -212,11 +224,7 @@ def main() -> None:
     engine = OnnxRuntimeEngine(ModelManifest.load(args.model), intra_threads=args.threads)
     config = PanoConfig(renumber=not args.no_renumber, flip_tta=not args.no_flip_tta,
                         sharp_borders=not args.no_sharp_borders)
-    extras = {}
-    if not args.no_refine:
-        refiner = ModelManifest.load(args.refine_model)
-        extras[REFINE_MODEL] = OnnxRuntimeEngine(refiner, intra_threads=args.threads)
-    pipeline = PanoPipeline(engine, config, extras)
+    pipeline = PanoPipeline(engine, config, refine_extras(args))
     report = evaluate(pipeline, json.loads(args.coco.read_text()), args.images, ids)
     print_table(report)
     if args.out:
