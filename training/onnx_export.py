@@ -3,6 +3,7 @@ what the module does, on a batch of two at `check_shape`: the one export path of
 
 from __future__ import annotations
 
+import argparse
 import hashlib
 from pathlib import Path
 
@@ -46,3 +47,13 @@ def export_checked(
 
 def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def load_checkpoint(default_checkpoint: Path, default_out: Path) -> tuple[argparse.Namespace, dict]:
+    """An exporter's command line (`--checkpoint`, `--out`) and the checkpoint it names, on CPU."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--checkpoint", type=Path, default=default_checkpoint)
+    parser.add_argument("--out", type=Path, default=default_out)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+    return args, torch.load(args.checkpoint, weights_only=False, map_location="cpu")

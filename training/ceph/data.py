@@ -15,6 +15,8 @@ import numpy as np
 
 from pipelines.ceph.preprocess import HEATMAP_STRIDE, INPUT_HEIGHT, INPUT_WIDTH, normalise, to_gray_u8
 
+# Checkpoints and logs of the ceph trainers (git-ignored).
+RUNS = Path(__file__).resolve().parent / "runs"
 DATA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "ceph"
 CACHE_W, CACHE_H = 384, 480
 

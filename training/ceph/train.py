@@ -17,9 +17,18 @@ import torch
 
 from pipelines.ceph.decode import decode_heatmaps
 from pipelines.ceph.preprocess import HEATMAP_STRIDE
-from training.ceph.data import CACHE_H, CACHE_W, Sample, heatmap_targets, load_hamedan, load_isbi, make_sample
+from training.ceph.data import (
+    CACHE_H,
+    CACHE_W,
+    RUNS,
+    Sample,
+    heatmap_targets,
+    load_hamedan,
+    load_isbi,
+    make_sample,
+)
 from training.ceph.model import LandmarkUNet
-from training.ceph.run import Run, lr_at
+from training.run import Run, lr_at
 
 # ISBI 640x800 spacing; cache pixels are 640/CACHE_W larger.
 MM_X, MM_Y = 0.3023 * 640 / CACHE_W, 0.3 * 800 / CACHE_H
@@ -63,7 +72,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(1)  # shares the 2-core machine with another training
     torch.manual_seed(args.seed)
-    run = Run(args.name)
+    run = Run(args.name, RUNS)
     say = run.say
     train, val = load_isbi("train"), load_isbi("val")
     hamedan = load_hamedan() if args.hamedan_per_epoch > 0 else []

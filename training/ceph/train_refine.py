@@ -29,9 +29,9 @@ from engines.onnxruntime_engine import OnnxRuntimeEngine
 from pipelines.ceph import refine
 from pipelines.ceph.pipeline import CephPipeline
 from pipelines.ceph.preprocess import NUM_LANDMARKS, normalise
-from training.ceph.data import Sample, heatmap_targets, intensity, load_hamedan, load_isbi
+from training.ceph.data import RUNS, Sample, heatmap_targets, intensity, load_hamedan, load_isbi
 from training.ceph.model import LandmarkUNet
-from training.ceph.run import Run, lr_at
+from training.run import Run, lr_at
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -96,7 +96,7 @@ def main() -> None:
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    run = Run(args.name)
+    run = Run(args.name, RUNS)
     say = run.say
     size = (refine.REF_WIDTH, refine.REF_HEIGHT)
     train = load_isbi("train", size) + load_hamedan(True, size)

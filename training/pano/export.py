@@ -5,15 +5,12 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from pipelines.pano import preprocess
 from pipelines.pano.numbering import CLASS_FDI
-from training.onnx_export import export_checked, sha256
+from training.onnx_export import export_checked, load_checkpoint, sha256
 from training.pano.model import TeethUNet
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -29,12 +26,7 @@ TRAIN_COMMAND = (".venv/bin/python -m training.pano.train --max-minutes 100 --lr
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--checkpoint", type=Path, default=ROOT / CHECKPOINT)
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    ckpt = torch.load(args.checkpoint, weights_only=False, map_location="cpu")
+    args, ckpt = load_checkpoint(ROOT / CHECKPOINT, OUT)
     model = TeethUNet(len(CLASS_FDI))
     model.load_state_dict(ckpt["model"])
     h, w = preprocess.INPUT_HEIGHT, preprocess.INPUT_WIDTH

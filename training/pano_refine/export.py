@@ -6,14 +6,11 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 from pathlib import Path
 
-import torch
-
 from pipelines.pano import refine
-from training.onnx_export import export_checked, sha256
+from training.onnx_export import export_checked, load_checkpoint, sha256
 from training.pano_refine.model import RefineUNet
 from training.pano_refine.train import HEIGHT, WIDTH
 
@@ -24,17 +21,13 @@ CHECKPOINT = "training/pano_refine/runs/refine-160x96/last.pt"
 TRAIN_COMMAND = (
     ".venv/bin/python -m training.pano_refine.data --dataset ufba425; "
     ".venv/bin/python -m training.pano_refine.data --dataset tufts; "
-    ".venv/bin/python -m training.pano_refine.train --max-minutes 120 --steps-per-epoch 150"
+    ".venv/bin/python -m training.pano_refine.train --max-minutes 120 --steps-per-epoch 150; "
+    "resumed at epoch 16 (43.9 min) with --max-minutes 105 to end within the session"
 )
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--checkpoint", type=Path, default=ROOT / CHECKPOINT)
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    torch.set_num_threads(1)
-    ckpt = torch.load(args.checkpoint, weights_only=False, map_location="cpu")
+    args, ckpt = load_checkpoint(ROOT / CHECKPOINT, OUT)
     model = RefineUNet()
     model.load_state_dict(ckpt["model"])
     onnx_path = args.out / "model.onnx"
@@ -65,9 +58,9 @@ def main() -> None:
             "data": "ground-truth teeth of pano/ufba425 (split training/pano/split.json, 300 train "
             "films) and pano/tufts (training/pano/split_tufts.json, 600 train films), half of each "
             "per batch; the second channel from the shipped pano-teeth 2.1.0",
-            "wall_minutes": round(ckpt["state"]["elapsed_s"] / 60, 1),
-            "epoch": ckpt["state"]["epoch"],
-            "best_val_crop_dice": round(ckpt["state"]["best"], 4),
+            "wall_minutes": round(ckpt["elapsed_s"] / 60, 1),
+            "epoch": ckpt["epoch"],
+            "val_crop_dice": round(ckpt["val"], 4),
         },
         "licence": "trained on Tufts per-tooth polygons (AKUDENTAL, CC BY-NC-SA 4.0): the weights carry "
         "these terms (non-commercial, share alike); UFBA-425 Apache-2.0; see MODEL_CARD.md",

@@ -22,7 +22,6 @@ from __future__ import annotations
 import argparse
 import json
 import time
-from pathlib import Path
 
 import cv2
 import numpy as np
@@ -30,9 +29,9 @@ import torch
 import torch.nn.functional as F
 
 from pipelines.pano import refine
-from training.ceph.run import lr_at
 from training.pano_refine.data import RUNS, Part, ToothSample, load
 from training.pano_refine.model import RefineUNet
+from training.run import Run, lr_at
 
 HEIGHT, WIDTH = 160, 96  # crop (rows, columns): teeth are tall
 # Box error of the whole-film outlines (share of the tooth's width, height): std and limit.
@@ -136,16 +135,7 @@ def main() -> None:
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
     torch.manual_seed(args.seed)
-    run_dir = RUNS / args.run
-    run_dir.mkdir(parents=True, exist_ok=True)
-    log = (run_dir / "train.log").open("a")
-
-    def say(msg: str) -> None:
-        line = f"{time.strftime('%H:%M:%S')} {msg}"
-        print(line, flush=True)
-        log.write(line + "\n")
-        log.flush()
-
+    run = Run(args.run, RUNS, higher_is_better=True)
     t0 = time.time()
     names = ("ufba425", "tufts")
     train = [load(n, "train") for n in names]
@@ -154,31 +144,19 @@ def main() -> None:
         part.films = [f.astype(np.float32) / 255.0 for f in part.films]
     val_picks = [list(range(0, len(v.teeth), max(1, len(v.teeth) // args.val_teeth)))[: args.val_teeth]
                  for v in val]
-    say(f"loaded train {[len(p.teeth) for p in train]} teeth, val {[len(p.teeth) for p in val]} "
-        f"in {time.time() - t0:.0f}s")
+    run.say(f"loaded train {[len(p.teeth) for p in train]} teeth, val {[len(p.teeth) for p in val]} "
+            f"in {time.time() - t0:.0f}s")
 
     model = RefineUNet()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    state = {"epoch": 0, "elapsed_s": 0.0, "best": -1.0}
-    last = run_dir / "last.pt"
-    if last.exists():
-        ckpt = torch.load(last, weights_only=False)
-        model.load_state_dict(ckpt["model"])
-        opt.load_state_dict(ckpt["opt"])
-        state = ckpt["state"]
-        say(f"resumed at epoch {state['epoch']} elapsed {state['elapsed_s'] / 60:.1f} min")
+    epoch, spent, best = run.resume(model, opt)
     budget = args.max_minutes * 60
-
-    def save(path: Path) -> None:
-        torch.save({"model": model.state_dict(), "opt": opt.state_dict(), "state": state,
-                    "args": vars(args)}, path)
-
     model.train()
-    while state["elapsed_s"] < budget:
-        rng = np.random.default_rng(args.seed * 1000 + state["epoch"])
+    while spent < budget:
+        rng = np.random.default_rng(args.seed * 1000 + epoch)
         start, losses = time.time(), []
         for _ in range(args.steps_per_epoch):
-            elapsed = state["elapsed_s"] + time.time() - start
+            elapsed = spent + time.time() - start
             if elapsed >= budget:
                 break
             for g in opt.param_groups:
@@ -192,25 +170,22 @@ def main() -> None:
             loss.backward()
             opt.step()
             losses.append(loss.item())
-        state["elapsed_s"] += time.time() - start
-        state["epoch"] += 1
+        spent += time.time() - start
+        epoch += 1
         metrics = {}
         for name, part, picks in zip(names, val, val_picks, strict=True):
             metrics |= {f"{name}_{k}": v for k, v in validate(model, part, picks).items()}
+        # Model choice (best.pt) on the mean of the two sites' crop Dice.
         score = 0.5 * (metrics["ufba425_dice"] + metrics["tufts_dice"])
-        improved = score > state["best"]
-        if improved:
-            state["best"] = score
-        save(last)
-        if improved:
-            save(run_dir / "best.pt")
-        row = {"epoch": state["epoch"], "elapsed_min": round(state["elapsed_s"] / 60, 2),
+        improved = score > best
+        best = run.save(model, opt, epoch, spent, score, best, vars(args))
+        row = {"epoch": epoch, "elapsed_min": round(spent / 60, 2),
                "loss": round(float(np.mean(losses)) if losses else float("nan"), 4)} | {
                k: round(v, 4) for k, v in metrics.items()}
-        with (run_dir / "metrics.jsonl").open("a") as f:
+        with (run.dir / "metrics.jsonl").open("a") as f:
             f.write(json.dumps(row) + "\n")
-        say(json.dumps(row) + (" *best" if improved else ""))
-    say(f"finished: epochs {state['epoch']}, {state['elapsed_s'] / 60:.1f} min, best {state['best']:.4f}")
+        run.say(json.dumps(row) + (" *best" if improved else ""))
+    run.say(f"finished: epochs {epoch}, {spent / 60:.1f} min, best {best:.4f}")
 
 
 if __name__ == "__main__":

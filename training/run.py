@@ -1,4 +1,4 @@
-"""What both ceph trainers share: the run folder with its log, resuming, checkpoints and the
+"""What the trainers share: the run folder with its log, resuming, checkpoints and the
 learning-rate schedule over a wall-clock budget."""
 
 from __future__ import annotations
@@ -9,8 +9,6 @@ from pathlib import Path
 
 import torch
 
-RUNS = Path(__file__).resolve().parent / "runs"
-
 
 def lr_at(base: float, frac: float) -> float:
     """Warm-up over the first 3 % of the budget, then a cosine to zero at its end."""
@@ -18,11 +16,13 @@ def lr_at(base: float, frac: float) -> float:
 
 
 class Run:
-    """runs/<name>/: log.txt, last.pt (everything to resume) and best.pt (weights of the best epoch)."""
+    """<runs>/<name>/: log.txt, last.pt (everything to resume) and best.pt (weights of the best
+    epoch by the validation figure, lower or higher is better as `higher_is_better` says)."""
 
-    def __init__(self, name: str) -> None:
-        self.dir = RUNS / name
+    def __init__(self, name: str, runs: Path, higher_is_better: bool = False) -> None:
+        self.dir = runs / name
         self.dir.mkdir(parents=True, exist_ok=True)
+        self.higher_is_better = higher_is_better
         self._log = (self.dir / "log.txt").open("a")
 
     def say(self, msg: str) -> None:
@@ -32,14 +32,15 @@ class Run:
         self._log.flush()
 
     def resume(self, model: torch.nn.Module, opt: torch.optim.Optimizer) -> tuple[int, float, float]:
-        """-> epoch, seconds spent and best validation MRE so far (0, 0, inf for a new run)."""
+        """-> epoch, seconds spent and the best validation figure so far (0, 0 and the worst
+        possible figure for a new run)."""
         if not (self.dir / "last.pt").exists():
-            return 0, 0.0, math.inf
+            return 0, 0.0, -math.inf if self.higher_is_better else math.inf
         ck = torch.load(self.dir / "last.pt", weights_only=False)
         model.load_state_dict(ck["model"])
         opt.load_state_dict(ck["opt"])
         self.say(f"resumed at epoch {ck['epoch']}, {ck['elapsed_s'] / 60:.1f} min spent")
-        return ck["epoch"], ck["elapsed_s"], ck["best_mre"]
+        return ck["epoch"], ck["elapsed_s"], ck["best"]
 
     def save(
         self,
@@ -47,15 +48,14 @@ class Run:
         opt: torch.optim.Optimizer,
         epoch: int,
         elapsed: float,
-        val_mre: float,
+        val: float,
         best: float,
         args: dict,
     ) -> float:
-        """Write last.pt (and best.pt when `val_mre` beats `best`); -> the new best."""
-        if val_mre < best:
-            best = val_mre
-            weights = {"model": model.state_dict(), "epoch": epoch, "val_mre": val_mre}
-            torch.save(weights, self.dir / "best.pt")
+        """Write last.pt (and best.pt when `val` beats `best`); -> the new best."""
+        if (val > best) if self.higher_is_better else (val < best):
+            best = val
+            torch.save({"model": model.state_dict(), "epoch": epoch, "val": val}, self.dir / "best.pt")
         state = {"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch, "elapsed_s": elapsed}
-        torch.save(state | {"best_mre": best, "val_mre": val_mre, "args": args}, self.dir / "last.pt")
+        torch.save(state | {"best": best, "val": val, "args": args}, self.dir / "last.pt")
         return best
