@@ -150,7 +150,13 @@ def test_heartbeat_is_the_worker_info_message(stack: Stack) -> None:
     assert len(keys) == 1
     beat = pb.WorkerInfo.FromString(stack.redis.get(keys[0]))
     status = stack.client.GetServiceStatus(pb.GetServiceStatusRequest())
-    assert list(status.workers) == [beat] and beat.models and beat.last_seen.seconds > 0
+    assert beat.models and beat.last_seen.seconds > 0
+    # A heartbeat may land between the two reads (a loaded machine): all but its time must agree.
+    (worker,) = status.workers
+    assert abs(worker.last_seen.seconds - beat.last_seen.seconds) <= 30
+    worker.ClearField("last_seen")
+    beat.ClearField("last_seen")
+    assert worker == beat
 
 
 def test_get_unknown_task_is_10009(stack: Stack) -> None:
