@@ -154,6 +154,16 @@ def pixel_spacing(image_spacing_mm: float | None, options: task_pb2.AnalysisOpti
     return 0.0, ""
 
 
+def infer(engine: Engine, feeds: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """`engine.infer`, any failure as 12001 naming the model (the engine's own message kept): the one
+    place every pipeline's model calls map engine failures to the contract's code."""
+    try:
+        return engine.infer(feeds)
+    except Exception as exc:  # engine failures carry their own message
+        message = f"{engine.manifest.name} model failed: {exc}"
+        raise PipelineError(ErrorCode.INFERENCE_FAILED, message) from exc
+
+
 def require(condition: bool, code: ErrorCode, message: str) -> None:
     """Raise PipelineError(code, message) unless `condition` holds."""
     if not condition:

@@ -25,7 +25,7 @@ from dentalai.errors import ErrorCode
 from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
 from pipelines import base_pipeline
-from pipelines.base_pipeline import DecodedImage, Pipeline, PipelineError, StageTimer, require
+from pipelines.base_pipeline import DecodedImage, Pipeline, StageTimer, infer, require
 from pipelines.ceph import measurements as meas
 from pipelines.ceph import refine
 from pipelines.ceph import summary as ceph_summary
@@ -122,7 +122,7 @@ class CephPipeline(Pipeline):
             orient = self.config.orientation
             views = {"right": [1], "left": [-1]}.get(orient, [1, -1])
             batch = np.stack([normalise(small if f > 0 else small[:, ::-1])[None] for f in views])
-            heat = self._infer(self.engine, {self.input_name: batch})[self.output_name]
+            heat = infer(self.engine, {self.input_name: batch})[self.output_name]
             decoded = [decode_heatmaps(np.asarray(hm, np.float32)) for hm in heat]
             best = int(np.argmax([float(np.mean(np.clip(peaks, 0, 1))) for _, peaks in decoded]))
             coords, peaks = decoded[best]
@@ -138,7 +138,7 @@ class CephPipeline(Pipeline):
                 view = frame if facing > 0 else np.ascontiguousarray(frame[:, ::-1])
                 patches, mats = refine.patches(view, pts)
                 spec = self.refine_engine.manifest
-                heat2 = self._infer(self.refine_engine, {spec.inputs[0].name: patches})[spec.outputs[0].name]
+                heat2 = infer(self.refine_engine, {spec.inputs[0].name: patches})[spec.outputs[0].name]
                 pts2, peaks2 = refine.decode(np.asarray(heat2, np.float32), mats)
                 conf = np.clip(peaks2, 0.0, 1.0)
                 pts = refine.blend(pts, pts2, conf)
@@ -146,14 +146,6 @@ class CephPipeline(Pipeline):
             pts[:, 0] = (refine.REF_WIDTH - 1) - pts[:, 0]
         pts = (pts + 0.5) * [w / refine.REF_WIDTH, h / refine.REF_HEIGHT] - 0.5
         return CephPrediction(pts, conf, facing, conf1)
-
-    @staticmethod
-    def _infer(engine: Engine, feeds: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-        try:
-            return engine.infer(feeds)
-        except Exception as exc:  # engine failures carry their own message
-            name = engine.manifest.name
-            raise PipelineError(ErrorCode.INFERENCE_FAILED, f"{name} model failed: {exc}") from exc
 
     def run(
         self,

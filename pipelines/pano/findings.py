@@ -23,11 +23,10 @@ import numpy as np
 from google.protobuf import struct_pb2
 
 from dentalai.contract import FINDING_TYPES
-from dentalai.errors import ErrorCode
 from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
 from engines.manifest import ModelManifest
-from pipelines.base_pipeline import PipelineError, pixel_spacing
+from pipelines.base_pipeline import infer, pixel_spacing
 from pipelines.pano.preprocess import normalise, to_gray_float
 
 # Width of the whole film in the findings frame (input px per work px = image width / work width);
@@ -282,10 +281,7 @@ class FindingsModel:
         h, w = pixels.shape[:2]
         box = teeth_box(crop_teeth or teeth, w, h, self.work_width)
         roi = prepare_roi(pixels, box, self.work_width)
-        try:
-            logits = engine.infer({self.input_name: roi.tensor[None]})[self.output_name][0]
-        except Exception as exc:  # engine failures carry their own message
-            raise PipelineError(ErrorCode.INFERENCE_FAILED, f"{self.name} model failed: {exc}") from exc
+        logits = infer(engine, {self.input_name: roi.tensor[None]})[self.output_name][0]
         probs = 1.0 / (1.0 + np.exp(-logits[[t.channel for t in types]]))
         return find(probs, roi, types, teeth)
 

@@ -12,7 +12,7 @@ from dentalai.errors import ErrorCode
 from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
 from pipelines import base_pipeline
-from pipelines.base_pipeline import DecodedImage, Pipeline, PipelineError, StageTimer, require
+from pipelines.base_pipeline import DecodedImage, Pipeline, StageTimer, infer, require
 from pipelines.pano import instances, postrules
 from pipelines.pano.findings import FINDINGS_MODELS, FindingsModel, add_findings, check_models
 from pipelines.pano.numbering import (
@@ -103,10 +103,7 @@ class PanoPipeline(Pipeline):
         with timer.stage("preprocess"):
             prepared = prepare(pixels, self.height, self.width)
         with timer.stage("inference"):
-            try:
-                logits = self._infer(prepared.tensor)
-            except Exception as exc:  # engine failures carry their own message
-                raise PipelineError(ErrorCode.INFERENCE_FAILED, f"pano model failed: {exc}") from exc
+            logits = self._infer(prepared.tensor)
         with timer.stage("postprocess"):
             found, probs = self._teeth(logits.astype(np.float32), prepared.scale_x, prepared.scale_y,
                                        (image.width, image.height))
@@ -131,9 +128,9 @@ class PanoPipeline(Pipeline):
 
     def _infer(self, tensor: np.ndarray) -> np.ndarray:
         if not self.config.flip_tta:
-            return self.engine.infer({self.input_name: tensor[None]})[self.output_name][0]
+            return infer(self.engine, {self.input_name: tensor[None]})[self.output_name][0]
         batch = np.stack([tensor, tensor[:, :, ::-1]])
-        out = self.engine.infer({self.input_name: batch})[self.output_name]
+        out = infer(self.engine, {self.input_name: batch})[self.output_name]
         return 0.5 * (out[0] + out[1][self.mirror, :, ::-1])
 
     def _teeth(

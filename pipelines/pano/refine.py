@@ -16,10 +16,9 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from dentalai.errors import ErrorCode
 from engines.base import Engine
 from engines.manifest import ModelManifest
-from pipelines.base_pipeline import PipelineError
+from pipelines.base_pipeline import infer
 from pipelines.pano.outline import Outline, affine_outline
 from pipelines.pano.preprocess import standardise, to_gray_float, window
 
@@ -180,13 +179,10 @@ class ToothRefiner:
             batch.append(crop_inputs(frame, matrix, own, (x0, y0), per_model, self.width, self.height))
             matrices.append(matrix)
         stacked = np.stack(batch)
-        try:
-            logits = np.concatenate([
-                engine.infer({self.input_name: stacked[i : i + self.max_batch]})[self.output_name]
-                for i in range(0, len(stacked), self.max_batch)
-            ])
-        except Exception as exc:  # engine failures carry their own message
-            raise PipelineError(ErrorCode.INFERENCE_FAILED, f"{REFINE_MODEL} model failed: {exc}") from exc
+        logits = np.concatenate([
+            infer(engine, {self.input_name: stacked[i : i + self.max_batch]})[self.output_name]
+            for i in range(0, len(stacked), self.max_batch)
+        ])
         size = (pixels.shape[1], pixels.shape[0])
         out = []
         for k, (_, shape) in enumerate(teeth):
