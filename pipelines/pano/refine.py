@@ -35,6 +35,10 @@ GROW_Y = 0.15
 # A refined mask that overlaps the whole-film outline less than this (IoU) is a refiner failure
 # (a crop of the wrong tooth, an empty mask); the whole-film outline is kept.
 MIN_AGREEMENT = 0.3
+# The mask is outlined on the crop grid up-sampled this many times (bilinear logits): a contour
+# through the boundary pixels' centres lies half a pixel inside the mask, at the crop grid 0.7-1 film
+# px all round a Tufts tooth (Tufts val Dice 0.8788 at 1, 0.8803 at 2, 0.8808 at 4).
+OUTLINE_UPSAMPLE = 4
 
 
 @dataclass(frozen=True)
@@ -126,6 +130,14 @@ def crop_to_input(matrix: np.ndarray, frame: Frame) -> np.ndarray:
     ])
 
 
+def upsampled(matrix: np.ndarray, factor: int) -> np.ndarray:
+    """The crop matrix of the same crop on a grid `factor` times finer (pixel-centre mapping)."""
+    sx, sy = matrix[0, 0], matrix[1, 1]
+    shift = 0.5 / factor - 0.5
+    return np.array([[sx / factor, 0.0, matrix[0, 2] + sx * shift],
+                     [0.0, sy / factor, matrix[1, 2] + sy * shift]])
+
+
 def frame_box(bbox: Sequence[float], frame: Frame) -> list[float]:
     """An input-pixel box [x, y, w, h] in frame pixels."""
     x, y, w, h = (float(v) for v in bbox)
@@ -190,6 +202,9 @@ class ToothRefiner:
             to_input = crop_to_input(matrices[k], frame)
             refined = None
             if mask.any() and agreement(mask, shape.polygon, to_input) >= MIN_AGREEMENT:
-                refined = affine_outline(mask.astype(np.uint8), to_input, size, 0.5)
+                fine_size = (self.width * OUTLINE_UPSAMPLE, self.height * OUTLINE_UPSAMPLE)
+                fine = cv2.resize(logits[k, 0], fine_size, interpolation=cv2.INTER_LINEAR) > 0.0
+                fine_to_input = crop_to_input(upsampled(matrices[k], OUTLINE_UPSAMPLE), frame)
+                refined = affine_outline(fine.astype(np.uint8), fine_to_input, size, 0.5)
             out.append(refined or shape)
         return out

@@ -178,3 +178,33 @@ def test_the_shipped_refinement_improves_tufts_validation_films() -> None:
     assert len(refined) == len(whole_film) >= 80
     # About +0.01 on these films (pano-teeth-refine's card has the whole validation split).
     assert np.mean(refined) > np.mean(whole_film) + 0.005
+
+
+def test_the_outline_grid_is_the_crop_grid_made_finer() -> None:
+    """Pixel k of the up-sampled grid is centred where cv2.resize puts it: at crop coordinate
+    (k + 0.5) / factor - 0.5, so a mask outlined there is not shifted against the crop."""
+    frame = refine.make_frame(np.zeros(FILM, np.uint8))
+    matrix = refine.crop_matrix(refine.frame_box([1000.0, 400.0, 92.0, 224.0], frame), 96, 160)
+    factor = refine.OUTLINE_UPSAMPLE
+    fine = refine.upsampled(matrix, factor)
+    for k in (0, 7, 300):
+        crop = (k + 0.5) / factor - 0.5
+        assert fine[0, 0] * k + fine[0, 2] == pytest.approx(matrix[0, 0] * crop + matrix[0, 2])
+        assert fine[1, 1] * k + fine[1, 2] == pytest.approx(matrix[1, 1] * crop + matrix[1, 2])
+    # The fine grid's outermost pixel edges are the crop's: the same extent of the frame.
+    assert fine[0, 0] * (96 * factor - 0.5) + fine[0, 2] == pytest.approx(matrix[0, 0] * 95.5 + matrix[0, 2])
+
+
+def test_a_refined_outline_is_not_drawn_inside_its_mask() -> None:
+    """The fake refiner's mask is the bright rectangle. An outline through the centres of the crop
+    mask's boundary pixels would lie half a crop pixel (1.8 film px here) inside it on every side,
+    on top of the crop's own blur at the edges (measured: 1.5 px inside on average); read on the
+    up-sampled grid it is 0.9 px inside."""
+    shapes, rects = run(FakeRefineEngine())
+    insets = []
+    for fdi, (x0, y0, x1, y1) in rects.items():
+        xs, ys = shapes[fdi][:, 0], shapes[fdi][:, 1]
+        # Pixel edges of the drawn rectangle (rows and columns x0 .. x1 - 1).
+        insets += [xs.min() - (x0 - 0.5), (x1 - 0.5) - xs.max(), ys.min() - (y0 - 0.5), (y1 - 0.5) - ys.max()]
+    assert min(insets) > -0.5  # never outside the rectangle
+    assert np.mean(insets) < 1.2

@@ -212,6 +212,8 @@ def main() -> None:
     parser.add_argument("--no-flip-tta", action="store_true", help="ablation: one pass, no mirrored pass")
     parser.add_argument("--no-sharp-borders", action="store_true",
                         help="ablation: borders between teeth at the model-pixel edge (1.0.0's outlines)")
+    parser.add_argument("--min-score", type=float, default=PanoConfig.min_score,
+                        help="teeth reported from this mean tooth probability (the pipeline's default)")
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
     data = ROOT.parent / "shared" / "data" / "pano" / args.dataset
@@ -223,7 +225,7 @@ def main() -> None:
         ids = raw if isinstance(raw, list) else raw[args.split_key]
     engine = OnnxRuntimeEngine(ModelManifest.load(args.model), intra_threads=args.threads)
     config = PanoConfig(renumber=not args.no_renumber, flip_tta=not args.no_flip_tta,
-                        sharp_borders=not args.no_sharp_borders)
+                        sharp_borders=not args.no_sharp_borders, min_score=args.min_score)
     pipeline = PanoPipeline(engine, config, refine_extras(args))
     report = evaluate(pipeline, json.loads(args.coco.read_text()), args.images, ids)
     print_table(report)
