@@ -130,12 +130,25 @@ def crop_to_input(matrix: np.ndarray, frame: Frame) -> np.ndarray:
     ])
 
 
-def upsampled(matrix: np.ndarray, factor: int) -> np.ndarray:
-    """The crop matrix of the same crop on a grid `factor` times finer (pixel-centre mapping)."""
+def upsampled(matrix: np.ndarray, factor: int, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
+    """The crop matrix of a window of the crop starting at crop pixel `origin` (x, y), on a grid
+    `factor` times finer (pixel-centre mapping, as cv2.resize)."""
     sx, sy = matrix[0, 0], matrix[1, 1]
     shift = 0.5 / factor - 0.5
-    return np.array([[sx / factor, 0.0, matrix[0, 2] + sx * shift],
-                     [0.0, sy / factor, matrix[1, 2] + sy * shift]])
+    return np.array([[sx / factor, 0.0, matrix[0, 2] + sx * (origin[0] + shift)],
+                     [0.0, sy / factor, matrix[1, 2] + sy * (origin[1] + shift)]])
+
+
+def fine_mask(logits: np.ndarray, mask: np.ndarray, factor: int) -> tuple[np.ndarray, tuple[int, int]]:
+    """The mask read on the grid `factor` times finer (bilinear logits above 0), over the window of
+    `mask` grown by one pixel (the rest of the crop is outside it; a third of the cost of the whole
+    crop), and the window's origin on the crop grid."""
+    x, y, w, h = cv2.boundingRect(mask.view(np.uint8))
+    x0, y0 = max(x - 1, 0), max(y - 1, 0)
+    x1, y1 = min(x + w + 1, mask.shape[1]), min(y + h + 1, mask.shape[0])
+    window = logits[y0:y1, x0:x1]
+    fine = cv2.resize(window, ((x1 - x0) * factor, (y1 - y0) * factor), interpolation=cv2.INTER_LINEAR)
+    return (fine > 0.0).view(np.uint8), (x0, y0)
 
 
 def frame_box(bbox: Sequence[float], frame: Frame) -> list[float]:
@@ -202,9 +215,8 @@ class ToothRefiner:
             to_input = crop_to_input(matrices[k], frame)
             refined = None
             if mask.any() and agreement(mask, shape.polygon, to_input) >= MIN_AGREEMENT:
-                fine_size = (self.width * OUTLINE_UPSAMPLE, self.height * OUTLINE_UPSAMPLE)
-                fine = cv2.resize(logits[k, 0], fine_size, interpolation=cv2.INTER_LINEAR) > 0.0
-                fine_to_input = crop_to_input(upsampled(matrices[k], OUTLINE_UPSAMPLE), frame)
-                refined = affine_outline(fine.astype(np.uint8), fine_to_input, size, 0.5)
+                fine, origin = fine_mask(logits[k, 0], mask, OUTLINE_UPSAMPLE)
+                fine_to_input = crop_to_input(upsampled(matrices[k], OUTLINE_UPSAMPLE, origin), frame)
+                refined = affine_outline(fine, fine_to_input, size, 0.5)
             out.append(refined or shape)
         return out

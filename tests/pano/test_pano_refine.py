@@ -208,3 +208,21 @@ def test_a_refined_outline_is_not_drawn_inside_its_mask() -> None:
         insets += [xs.min() - (x0 - 0.5), (x1 - 0.5) - xs.max(), ys.min() - (y0 - 0.5), (y1 - 0.5) - ys.max()]
     assert min(insets) > -0.5  # never outside the rectangle
     assert np.mean(insets) < 1.2
+
+
+def test_the_fine_mask_of_a_window_is_the_fine_mask_of_the_crop() -> None:
+    """Up-sampling only the mask's window (grown by a pixel) gives the pixels that up-sampling the
+    whole crop gives, at the window's place."""
+    rng = np.random.default_rng(3)
+    ys, xs = np.mgrid[0:160, 0:96].astype(np.float32)
+    tooth = 3.0 - ((xs - 55) / 18) ** 2 - ((ys - 70) / 45) ** 2  # a tooth-shaped blob, not centred
+    logits = tooth + cv2.GaussianBlur(rng.normal(0.0, 4.0, (160, 96)).astype(np.float32), (0, 0), 2)
+    mask = logits > 0.0
+    assert 0.1 < mask.mean() < 0.6
+    factor = refine.OUTLINE_UPSAMPLE
+    fine, (x0, y0) = refine.fine_mask(logits, mask, factor)
+    whole = cv2.resize(logits, (96 * factor, 160 * factor), interpolation=cv2.INTER_LINEAR) > 0.0
+    h, w = fine.shape
+    window = whole[y0 * factor : y0 * factor + h, x0 * factor : x0 * factor + w]
+    assert np.array_equal(fine.astype(bool), window)
+    assert whole.sum() == fine.sum()  # nothing of the mask lies outside the window
