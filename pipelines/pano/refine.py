@@ -39,6 +39,10 @@ MIN_AGREEMENT = 0.3
 # through the boundary pixels' centres lies half a pixel inside the mask, at the crop grid 0.7-1 film
 # px all round a Tufts tooth (Tufts val Dice 0.8788 at 1, 0.8803 at 2, 0.8808 at 4).
 OUTLINE_UPSAMPLE = 4
+# The polygon leaves the mask's outline by at most this many input pixels (approxPolyDP): finer
+# than any expert's outline, and a tenth of the vertices of a polygon through every step of the
+# up-sampled grid (about 270 per tooth on a DC1000 film).
+OUTLINE_TOLERANCE_PX = 0.5
 
 
 @dataclass(frozen=True)
@@ -217,6 +221,7 @@ class ToothRefiner:
             if mask.any() and agreement(mask, shape.polygon, to_input) >= MIN_AGREEMENT:
                 fine, origin = fine_mask(logits[k, 0], mask, OUTLINE_UPSAMPLE)
                 fine_to_input = crop_to_input(upsampled(matrices[k], OUTLINE_UPSAMPLE, origin), frame)
-                refined = affine_outline(fine, fine_to_input, size, 0.5)
+                tolerance = OUTLINE_TOLERANCE_PX / min(fine_to_input[0, 0], fine_to_input[1, 1])
+                refined = affine_outline(fine, fine_to_input, size, tolerance)
             out.append(refined or shape)
         return out
