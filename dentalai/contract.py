@@ -24,6 +24,9 @@ FINAL_STATUS_NAMES = frozenset(task_pb2.TaskStatus.Name(s) for s in FINAL_STATUS
 # Finding types a pano result can carry and options.findings may name; a findings model's manifest
 # may provide no other (pipelines/pano/findings.py checks it at load).
 FINDING_TYPES: tuple[str, ...] = ("caries", "periapical")
+# Types that are lesions of a tooth by definition: one found near no tooth is not reported (its
+# `fdi` is never 0). Another type (a lesion of the bone, the sinus) may keep `fdi` 0.
+TOOTH_LESIONS: frozenset[str] = frozenset({"caries", "periapical"})
 
 
 def rich_status(trailing_metadata: Iterable[tuple[str, Any]] | None) -> status_pb2.Status | None:

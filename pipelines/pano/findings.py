@@ -8,7 +8,8 @@ caries lesion stays about 12 px across; periapical lesions are larger and need m
 model reads a coarser frame, PERIAPICAL_WORK_WIDTH). A model's per-pixel probabilities become
 lesions (8-connected blobs of at least MIN_AREA_WORK work px), each scored by its peak probability,
 outlined in input pixels and assigned to the tooth it overlaps most, or to the nearest tooth within
-ASSIGN_MARGIN_PX, or to none (FDI 0).
+ASSIGN_MARGIN_PX, or to none (FDI 0); a lesion of a tooth (`TOOTH_LESIONS`: caries, periapical)
+assigned to none is not reported.
 numpy and OpenCV only (no torch): training imports this module so that it crops and normalises
 exactly as the service does.
 """
@@ -22,7 +23,7 @@ import cv2
 import numpy as np
 from google.protobuf import struct_pb2
 
-from dentalai.contract import FINDING_TYPES
+from dentalai.contract import FINDING_TYPES, TOOTH_LESIONS
 from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
 from engines.manifest import ModelManifest
@@ -34,8 +35,8 @@ from pipelines.pano.preprocess import normalise, to_gray_float
 WORK_WIDTH = 1472
 # Half of a Tufts film (1615 px): a median periapical lesion (about 47 px across there) is ~23 px.
 PERIAPICAL_WORK_WIDTH = 800
-# The network pools three times: the crop is padded to a multiple of this.
-STRIDE = 8
+# The networks pool up to four times: the crop is padded to a multiple of this.
+STRIDE = 16
 # Margin around the union of the tooth boxes, in work px (crowns' surroundings, contacts).
 ROI_MARGIN_WORK = 24
 # A pixel belongs to a lesion above this probability (unless the manifest sets a type's own);
@@ -48,7 +49,7 @@ FINDINGS_MODEL = "pano-findings"
 PERIAPICAL_MODEL = "pano-periapical"
 FINDINGS_MODELS = (FINDINGS_MODEL, PERIAPICAL_MODEL)
 # A lesion that overlaps no tooth outline goes to the nearest tooth up to this far (input px,
-# about 4 mm at 0.1 mm/px); farther ones are reported with FDI 0.
+# about 4 mm at 0.1 mm/px); farther ones have FDI 0 (and are dropped if they are TOOTH_LESIONS).
 ASSIGN_MARGIN_PX = 40.0
 
 
@@ -240,6 +241,8 @@ def find(
                 continue
             polygon, bbox, area = outline(blob, roi)
             tooth = assign(blob, labels, margin)
+            if tooth < 0 and kind.name in TOOTH_LESIONS:
+                continue  # caries away from every tooth: on the val films, always a false positive
             found.append(Lesion(kind.name, round(blob.score, 4), polygon, bbox, area, tooth))
     return found
 

@@ -9,6 +9,7 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 from pano_helpers import FakeEngine, synthetic_logits
 
+from dentalai.contract import TOOTH_LESIONS
 from dentalai.v1 import results_pb2, task_pb2
 from engines.manifest import ModelManifest, TensorSpec
 from pipelines.base_pipeline import DecodedImage
@@ -89,6 +90,21 @@ def test_a_lesion_off_every_tooth_goes_to_the_nearest_within_the_margin() -> Non
     assert findings.assign(blob_at(slice(36, 39), slice(8, 10)), labels, margin=5) == 0  # below-left of 0
     assert findings.assign(blob_at(slice(15, 18), slice(50, 52)), labels, margin=5) == -1  # 18 px away
     assert findings.assign(blob_at(slice(15, 18), slice(35, 37)), np.zeros_like(labels), margin=5) == -1
+
+
+def test_a_tooth_lesion_near_no_tooth_is_not_reported() -> None:
+    """Caries (a lesion of a tooth) 460 px from the only tooth is dropped; a type that is not a
+    tooth lesion would keep it with no tooth (index -1, FDI 0)."""
+    roi = findings.prepare_roi(np.full((400, 800), 120, np.uint8), (0, 0, 800, 400), 800)  # 1 px = 1 px
+    tooth = np.array([[100.0, 100.0], [140.0, 100.0], [140.0, 300.0], [100.0, 300.0]])
+    probs = np.zeros((1, *roi.tensor.shape[1:]), np.float32)
+    probs[0, 150:170, 110:130] = 0.9  # on the tooth
+    probs[0, 150:170, 600:620] = 0.9  # far from it
+    assert "caries" in TOOTH_LESIONS
+    caries = findings.FindingType("caries", 0, 0.5, True)
+    assert [lesion.tooth for lesion in findings.find(probs, roi, [caries], [tooth])] == [0]
+    bone = findings.FindingType("bone", 0, 0.5, True)
+    assert sorted(lesion.tooth for lesion in findings.find(probs, roi, [bone], [tooth])) == [-1, 0]
 
 
 def test_blobs_below_the_minimum_size_are_dropped_and_scored_by_their_peak() -> None:
