@@ -32,13 +32,14 @@ class Resized:
 
 
 def to_gray_float(pixels: np.ndarray) -> np.ndarray:
-    """Any 2-D uint8/uint16/float array (or HxWx3) as float32 gray."""
+    """Any 2-D uint8/uint16/float array (or HxWx3) as float32 gray; a 2-D float32 array is returned
+    as it is (not copied: the callers never write into it), so a pipeline converts a film once."""
     if pixels.ndim == 3:
         if pixels.shape[2] == 3:
             pixels = cv2.cvtColor(pixels.astype(np.uint8), cv2.COLOR_RGB2GRAY)
         else:
             pixels = pixels[..., 0]
-    return pixels.astype(np.float32)
+    return pixels.astype(np.float32, copy=False)
 
 
 def window(gray: np.ndarray) -> np.ndarray:
