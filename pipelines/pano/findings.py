@@ -240,10 +240,10 @@ def find(
         for blob in blobs(prob[:roi.height, :roi.width], pixel_threshold=kind.pixel_threshold):
             if blob.score < kind.threshold:
                 continue
-            polygon, bbox, area = outline(blob, roi)
             tooth = assign(blob, labels, margin)
             if tooth < 0 and kind.name in TOOTH_LESIONS:
-                continue  # caries away from every tooth: on the val films, always a false positive
+                continue  # a tooth lesion away from every tooth: on the val films, always a false positive
+            polygon, bbox, area = outline(blob, roi)
             found.append(Lesion(kind.name, round(blob.score, 4), polygon, bbox, area, tooth))
     return found
 
