@@ -11,9 +11,11 @@ Two phases per target:
   measured from the scheduled send time, so a client that falls behind counts (no coordinated
   omission); p50/p99 and the achieved rate;
 - closed loop: --concurrency clients sending back to back for --seconds; throughput.
-Prints both targets and the ratios bridge/bare. Targets (issue 2): p99 under 50 ms at 200
-requests/s offered, and at least 40 % of the bare endpoint's throughput. The load generator runs on
-the same 2 cores as the servers, so absolute numbers are pessimistic; the ratio is the measure.
+Prints both targets and the ratios bridge/bare, and the CPU each server process spent per request
+in the closed loop (from /proc: it says which process a change moved, though it too rises when
+other work shares the cores). Targets (issue 2): p99 under 50 ms at 200 requests/s offered, and
+at least 40 % of the bare endpoint's throughput. The load generator runs on the same 2 cores
+as the servers, so absolute numbers are pessimistic; the ratio is the measure.
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ import os
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -37,11 +39,18 @@ from bench.soak import percentile  # noqa: E402
 from tests.conftest import Processes, free_port, make_settings, start_redis  # noqa: E402
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far (Linux /proc)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 @dataclass
 class Phase:
     latencies_ms: list[float]
     errors: int
     seconds: float
+    cpu_ms: dict[str, float] = field(default_factory=dict)  # per request, by server process
 
     @property
     def rate(self) -> float:
@@ -153,12 +162,14 @@ async def warm_up(port: int, body: bytes) -> None:
     connection.close()
 
 
-def measure(port: int, body: bytes, args: argparse.Namespace) -> dict[str, Phase]:
+def measure(port: int, body: bytes, args: argparse.Namespace, pids: dict[str, int]) -> dict[str, Phase]:
     asyncio.run(warm_up(port, body))
-    return {
-        "open": asyncio.run(open_loop(port, body, args.rate, args.seconds, args.concurrency)),
-        "closed": asyncio.run(closed_loop(port, body, args.seconds, args.concurrency)),
-    }
+    opened = asyncio.run(open_loop(port, body, args.rate, args.seconds, args.concurrency))
+    before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    closed = asyncio.run(closed_loop(port, body, args.seconds, args.concurrency))
+    n = max(1, len(closed.latencies_ms) + closed.errors)
+    closed.cpu_ms = {name: 1000 * (cpu_seconds(pid) - before[name]) / n for name, pid in pids.items()}
+    return {"open": opened, "closed": closed}
 
 
 def main() -> int:
@@ -184,9 +195,9 @@ def main() -> int:
     bare_port = free_port()
     results: dict[str, dict[str, Phase]] = {}
     try:
-        procs.start(["grpc"], settings, wait_port=settings.grpc.port)
-        procs.start(["api"], settings, wait_port=settings.api.port)
-        procs.start(
+        grpc_proc = procs.start(["grpc"], settings, wait_port=settings.grpc.port)
+        api_proc = procs.start(["api"], settings, wait_port=settings.api.port)
+        bare_proc = procs.start(
             [
                 "bench.bare_endpoint:app",
                 "--port",
@@ -205,10 +216,19 @@ def main() -> int:
             f"closed loop {args.concurrency} clients",
             flush=True,
         )
-        for name, port in (("bare", bare_port), ("bridge", settings.api.port)):
-            results[name] = measure(port, body, args)
+        assert redis_server.proc is not None
+        targets = (
+            ("bare", bare_port, {"bare": bare_proc.pid}),
+            ("bridge", settings.api.port,
+             {"api": api_proc.pid, "grpc": grpc_proc.pid, "redis": redis_server.proc.pid}),
+        )
+        for name, port, pids in targets:
+            results[name] = measure(port, body, args, pids)
             print(results[name]["open"].line(f"{name} open loop"), flush=True)
             print(results[name]["closed"].line(f"{name} closed loop"), flush=True)
+            cpu = results[name]["closed"].cpu_ms
+            print(f"{'':<28} CPU per request: " + ", ".join(f"{k} {v:.3f} ms" for k, v in cpu.items())
+                  + f" (total {sum(cpu.values()):.3f} ms)", flush=True)
     finally:
         procs.stop_all()
         redis_server.stop()
@@ -220,6 +240,8 @@ def main() -> int:
         f"bridge p99 at {args.rate:.0f} req/s offered: {p99:.2f} ms (target < 50 ms: {p99 / 50:.2f}x of it)"
     )
     print(f"bridge / bare throughput: {share:.2f} (target >= 0.40)")
+    cpu_ratio = sum(bare["closed"].cpu_ms.values()) / max(1e-9, sum(bridge["closed"].cpu_ms.values()))
+    print(f"bare / bridge server CPU per request: {cpu_ratio:.2f}")
     print(
         f"bridge / bare p99 at {args.rate:.0f} req/s: {p99 / percentile(bare['open'].latencies_ms, 99):.2f}x"
     )
@@ -232,6 +254,7 @@ def main() -> int:
                     "rate": p.rate,
                     "p50_ms": percentile(p.latencies_ms, 50),
                     "p99_ms": percentile(p.latencies_ms, 99),
+                    "cpu_ms_per_request": p.cpu_ms,
                 }
                 for phase, p in phases.items()
             }

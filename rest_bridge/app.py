@@ -8,7 +8,6 @@ server: the client's Authorization header travels as gRPC metadata.
 from __future__ import annotations
 
 import asyncio
-import base64
 import binascii
 import re
 from collections.abc import AsyncIterator
@@ -17,11 +16,14 @@ from pathlib import Path
 from typing import Any
 
 import grpc
+import pybase64
 import uvicorn
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from google.protobuf import json_format, struct_pb2
+from pydantic import ValidationError
+from pydantic.json_schema import models_json_schema
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from artifacts.kinds import KINDS
@@ -36,6 +38,7 @@ from rest_bridge.metrics import Metrics
 from rest_bridge.middleware import LatencyMetrics, RequestGuard, valid_authorization
 from rest_bridge.models import AnalyzeBody, Envelope
 
+REF_TEMPLATE = "#/components/schemas/{model}"
 _DATA_URL = re.compile(r"^data:[^,;]*(;[^,;]*)*;base64,", re.IGNORECASE)
 STATUS_TIMEOUT_S = 2.0
 
@@ -105,15 +108,21 @@ def _invalid(field: str, reason: str) -> DentalAIError:
 def decode_image(text: str, max_bytes: int) -> bytes:
     """Standard base64, a data-URL prefix and line breaks allowed; 10001 when it is not base64 or
     clearly too large to decode. Empty and exact-size checks are the gRPC service's (one place)."""
-    # split/join drops line breaks at C speed (a \s+ regex costs 1.5 ms per 64 KiB of base64).
-    text = "".join(_DATA_URL.sub("", text, count=1).split())
+    if text[:5].lower() == "data:":
+        text = _DATA_URL.sub("", text, count=1)
     if len(text) // 4 * 3 > max_bytes + 3:  # refuse before decoding a huge string
         raise _invalid("imageBase64", f"image larger than {max_bytes} bytes")
+    # pybase64 decodes with SIMD: the standard library's decoder took 0.2 ms per 64 KiB image,
+    # the largest single cost of a submission in the bridge.
     try:
-        data = base64.b64decode(text, validate=True)
+        return pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    # Line breaks (allowed) fail validation: only then are they dropped and the text tried again.
+    try:
+        return pybase64.b64decode("".join(text.split()), validate=True)
     except (binascii.Error, ValueError):
         raise _invalid("imageBase64", "not valid base64") from None
-    return data
 
 
 def submit_request(body: AnalyzeBody, settings: Settings) -> pb.SubmitAnalysisRequest:
@@ -147,6 +156,25 @@ def submit_request(body: AnalyzeBody, settings: Settings) -> pb.SubmitAnalysisRe
     return request
 
 
+def parse_body(raw: bytes) -> AnalyzeBody:
+    """The POST body, parsed and validated in one pass by pydantic-core: FastAPI's own path (json.loads,
+    then validation of the dict) cost about 10 % of the bridge's CPU per submission. Errors are
+    FastAPI's, located under "body", so that 10001's details read the same."""
+    if not raw:
+        raise RequestValidationError([{"type": "missing", "loc": ("body",), "msg": "Field required"}])
+    try:
+        return AnalyzeBody.model_validate_json(raw)
+    except ValidationError as exc:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in exc.errors()]) from None
+
+
+def body_schemas() -> dict[str, Any]:
+    """AnalyzeBody and the models inside it as OpenAPI components: the analyze route reads its raw
+    body, so FastAPI does not collect them itself."""
+    _, schemas = models_json_schema([(AnalyzeBody, "validation")], ref_template=REF_TEMPLATE)
+    return schemas["$defs"]
+
+
 def _validation_details(exc: RequestValidationError) -> list[tuple[str, str]]:
     reasons = {
         "missing": "required",
@@ -156,6 +184,7 @@ def _validation_details(exc: RequestValidationError) -> list[tuple[str, str]]:
         "float_type": "must be a number",
         "dict_type": "must be an object",
         "model_attributes_type": "must be a JSON object",
+        "model_type": "must be a JSON object",
     }
     details: list[tuple[str, str]] = []
     for err in exc.errors():
@@ -187,8 +216,11 @@ def build_router(settings: Settings, link: GrpcLink, metrics: Metrics) -> APIRou
         response_model=Envelope,
         responses=ERROR_RESPONSES,
         summary="Submit an analysis (answers at once; the result goes to callbackUrl)",
+        openapi_extra={"requestBody": {"required": True, "content": {"application/json": {
+            "schema": {"$ref": REF_TEMPLATE.format(model=AnalyzeBody.__name__)}}}}},
     )
-    async def analyze(body: AnalyzeBody, request: Request) -> JSONResponse:
+    async def analyze(request: Request) -> JSONResponse:
+        body = parse_body(await request.body())
         reply = await link.call("SubmitAnalysis", submit_request(body, settings), request)
         data = {"taskId": reply.task_id, "status": task_pb2.TaskStatus.Name(reply.status)}
         return envelope("accepted", data, 202)
@@ -293,6 +325,13 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.link = link
     app.state.metrics = metrics
     app.include_router(build_router(settings, link, metrics))
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            FastAPI.openapi(app)["components"]["schemas"].update(body_schemas())
+        return app.openapi_schema  # type: ignore[return-value]
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
     @app.exception_handler(DentalAIError)
     async def contract_error(request: Request, exc: DentalAIError) -> JSONResponse:

@@ -77,14 +77,24 @@ def test_invalid_parameter(rest: RestStack, case: str, change: dict[str, object]
         assert_error(rest.http.get(f"/api/v1/tasks/{task_id}"), 404, 10009)  # nothing was stored
 
 
+NOT_AN_OBJECT = "must be a JSON object"
+
+
 @pytest.mark.parametrize(
-    "raw",
-    [b'{"taskType": "pano",', b"[1, 2]", b"null", b'"pano"', b"\xff\xfe\x00", b""],
+    ("raw", "reason"),
+    [
+        (b'{"taskType": "pano",', "invalid JSON"),
+        (b"[1, 2]", NOT_AN_OBJECT),
+        (b"null", NOT_AN_OBJECT),
+        (b'"pano"', NOT_AN_OBJECT),
+        (b"\xff\xfe\x00", "invalid JSON"),
+        (b"", "required"),
+    ],
     ids=["truncated", "array", "null", "string", "not utf-8", "empty"],
 )
-def test_body_that_is_not_a_json_object(rest: RestStack, raw: bytes) -> None:
+def test_body_that_is_not_a_json_object(rest: RestStack, raw: bytes, reason: str) -> None:
     response = rest.http.post("/api/v1/analyze", content=raw, headers={"content-type": "application/json"})
-    assert_error(response, 400, 10001)
+    assert assert_error(response, 400, 10001) == [{"field": "body", "reason": reason}]
 
 
 @pytest.mark.parametrize("value", ["NaN", "Infinity", "-Infinity"])
