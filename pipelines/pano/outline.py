@@ -33,6 +33,17 @@ def model_to_input(u: np.ndarray, scale: float) -> np.ndarray:
     return (u + 0.5) * scale - 0.5
 
 
+def finer_grid(
+    matrix: np.ndarray, fx: float, fy: float, origin: tuple[float, float] = (0.0, 0.0)
+) -> np.ndarray:
+    """The affine map (2 x 3, axis-aligned) of a grid fx by fy times finer than the grid of
+    `matrix` (which maps that grid's pixels to input pixels), starting at its pixel `origin`
+    (x, y): pixel-centre mapping, as cv2.resize up-samples a window of the grid."""
+    sx, sy = matrix[0, 0], matrix[1, 1]
+    return np.array([[sx / fx, 0.0, matrix[0, 2] + sx * (origin[0] + 0.5 / fx - 0.5)],
+                     [0.0, sy / fy, matrix[1, 2] + sy * (origin[1] + 0.5 / fy - 0.5)]])
+
+
 def crop_box(mask: np.ndarray) -> tuple[int, int, int, int]:
     """x0, x1, y0, y1 of the mask's bounding box grown by MARGIN, inside the frame."""
     h, w = mask.shape
@@ -73,8 +84,8 @@ def outline(
     if own is not None:
         keep &= cv2.resize(own.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5 * fg_up
     # Up-sampled crop pixel -> model frame -> input frame (model_to_input), as one affine map.
-    to_input = np.array([[scale_x / fx, 0.0, (x0 + 0.5 / fx) * scale_x - 0.5],
-                         [0.0, scale_y / fy, (y0 + 0.5 / fy) * scale_y - 0.5]])
+    model_frame = np.array([[scale_x, 0.0, 0.5 * scale_x - 0.5], [0.0, scale_y, 0.5 * scale_y - 0.5]])
+    to_input = finer_grid(model_frame, fx, fy, (x0, y0))
     return affine_outline(keep.astype(np.uint8), to_input, image_size, 0.5 * min(fx, fy))
 
 

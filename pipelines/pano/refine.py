@@ -19,7 +19,7 @@ import numpy as np
 from engines.base import Engine
 from engines.manifest import ModelManifest
 from pipelines.base_pipeline import infer
-from pipelines.pano.outline import Outline, affine_outline
+from pipelines.pano.outline import Outline, affine_outline, finer_grid
 from pipelines.pano.preprocess import standardise, to_gray_float, window
 
 REFINE_MODEL = "pano-teeth-refine"
@@ -134,15 +134,6 @@ def crop_to_input(matrix: np.ndarray, frame: Frame) -> np.ndarray:
     ])
 
 
-def upsampled(matrix: np.ndarray, factor: int, origin: tuple[int, int] = (0, 0)) -> np.ndarray:
-    """The crop matrix of a window of the crop starting at crop pixel `origin` (x, y), on a grid
-    `factor` times finer (pixel-centre mapping, as cv2.resize)."""
-    sx, sy = matrix[0, 0], matrix[1, 1]
-    shift = 0.5 / factor - 0.5
-    return np.array([[sx / factor, 0.0, matrix[0, 2] + sx * (origin[0] + shift)],
-                     [0.0, sy / factor, matrix[1, 2] + sy * (origin[1] + shift)]])
-
-
 def fine_mask(logits: np.ndarray, mask: np.ndarray, factor: int) -> tuple[np.ndarray, tuple[int, int]]:
     """The mask read on the grid `factor` times finer (bilinear logits above 0), over the window of
     `mask` grown by one pixel (the rest of the crop is outside it; a third of the cost of the whole
@@ -220,7 +211,8 @@ class ToothRefiner:
             refined = None
             if mask.any() and agreement(mask, shape.polygon, to_input) >= MIN_AGREEMENT:
                 fine, origin = fine_mask(logits[k, 0], mask, OUTLINE_UPSAMPLE)
-                fine_to_input = crop_to_input(upsampled(matrices[k], OUTLINE_UPSAMPLE, origin), frame)
+                fine_matrix = finer_grid(matrices[k], OUTLINE_UPSAMPLE, OUTLINE_UPSAMPLE, origin)
+                fine_to_input = crop_to_input(fine_matrix, frame)
                 tolerance = OUTLINE_TOLERANCE_PX / min(fine_to_input[0, 0], fine_to_input[1, 1])
                 refined = affine_outline(fine, fine_to_input, size, tolerance)
             out.append(refined or shape)

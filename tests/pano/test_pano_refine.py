@@ -19,6 +19,7 @@ from engines.manifest import ModelManifest, TensorSpec
 from pipelines.base_pipeline import DecodedImage, PipelineError
 from pipelines.pano import PanoPipeline, preprocess, refine
 from pipelines.pano.evaluation.eval_pano import polygon_mask, polygon_points
+from pipelines.pano.outline import finer_grid
 
 TEETH = [11, 21, 36, 46]
 FILM = (1435, 2943)  # a DC1000 film: the frame halves it
@@ -193,7 +194,7 @@ def test_the_outline_grid_is_the_crop_grid_made_finer() -> None:
     frame = refine.make_frame(np.zeros(FILM, np.uint8))
     matrix = refine.crop_matrix(refine.frame_box([1000.0, 400.0, 92.0, 224.0], frame), 96, 160)
     factor = refine.OUTLINE_UPSAMPLE
-    fine = refine.upsampled(matrix, factor)
+    fine = finer_grid(matrix, factor, factor)
     for k in (0, 7, 300):
         crop = (k + 0.5) / factor - 0.5
         assert fine[0, 0] * k + fine[0, 2] == pytest.approx(matrix[0, 0] * crop + matrix[0, 2])
