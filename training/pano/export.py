@@ -1,6 +1,6 @@
 """Export a training checkpoint to models/pano-teeth/ (ONNX opset 17, dynamic batch) with its manifest.
 
-    .venv/bin/python -m training.pano.export --checkpoint training/pano/runs/unet53-v21/last.pt
+    .venv/bin/python -m training.pano.export --checkpoint training/pano/runs/unet53-v22b/last.pt
 """
 
 from __future__ import annotations
@@ -15,14 +15,17 @@ from training.pano.model import TeethUNet
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "models" / "pano-teeth"
-VERSION = "2.1.0"
-CHECKPOINT = "training/pano/runs/unet53-v21/last.pt"
-# Two runs: 2.0.0 from pano-teeth 1.0.0 (git show 8a76ca3:models/pano-teeth/model.onnx), then 2.1.0
-# from 2.0.0 (git show fa611a1:models/pano-teeth/model.onnx).
+VERSION = "2.2.0"
+CHECKPOINT = "training/pano/runs/unet53-v22b/last.pt"
+# Three runs: 2.0.0 from pano-teeth 1.0.0 (git show 8a76ca3:models/pano-teeth/model.onnx), 2.1.0
+# from 2.0.0 (git show fa611a1:models/pano-teeth/model.onnx), 2.2.0 from 2.1.0 (git show
+# 59aec73:models/pano-teeth/model.onnx) with the seams between touching teeth weighted.
 TRAIN_COMMAND = (".venv/bin/python -m training.pano.train --max-minutes 100 --lr 2e-3 "
                  "--init-onnx training/pano/runs/pano-teeth-1.0.0.onnx; "
                  ".venv/bin/python -m training.pano.train --max-minutes 105 --lr 1e-3 "
-                 "--init-onnx training/pano/runs/pano-teeth-2.0.0.onnx --run unet53-v21")
+                 "--init-onnx training/pano/runs/pano-teeth-2.0.0.onnx --run unet53-v21; "
+                 ".venv/bin/python -m training.pano.train --max-minutes 80 --lr 2e-4 --border-weight 4 "
+                 "--init-onnx training/pano/runs/pano-teeth-2.1.0.onnx --run unet53-v22b")
 
 
 def main() -> None:
