@@ -18,6 +18,7 @@ from pydicom.dataelem import DataElement, RawDataElement
 from pydicom.dataset import Dataset
 from pydicom.filebase import DicomBytesIO
 from pydicom.filewriter import write_data_element
+from pydicom.tag import Tag
 
 # VRs whose explicit-VR header has two reserved bytes and a 4-byte length (PS3.5 7.1.2).
 LONG_HEADER = frozenset({"OB", "OD", "OF", "OL", "OV", "OW", "SQ", "SV", "UC", "UN", "UR", "UT", "UV"})
@@ -57,8 +58,7 @@ def _value(elem: DataElement) -> bytes | None:
         return b""
     vr = elem.VR
     if vr == "SQ":
-        items = map(encode_dataset, elem.value)
-        return b"".join(ITEM + struct.pack("<I", len(item)) + item for item in items)
+        return b"".join(map(encode_item, elem.value))
     if vr in BINARY:
         values = _values(elem.value)
         return struct.pack(f"<{len(values)}{BINARY[vr]}", *values)
@@ -79,10 +79,34 @@ def _element(elem: DataElement) -> bytes:
     return tag + vr + struct.pack("<H", len(value)) + value
 
 
+def _stored(ds: Dataset, tag: Any) -> bytes:
+    """One element of `ds` as stored: a sequence already encoded here (`raw_sequence`) as it is,
+    anything else encoded (pydicom converts other raw elements when they are read)."""
+    elem = ds.get_item(tag)
+    if isinstance(elem, RawDataElement) and elem.VR == "SQ" and not elem.is_implicit_VR:
+        head = struct.pack("<HH", elem.tag.group, elem.tag.element) + b"SQ\0\0"
+        return head + struct.pack("<I", len(elem.value)) + elem.value
+    return _element(ds[tag])
+
+
 def encode_dataset(ds: Dataset) -> bytes:
     """A dataset's elements in tag order, Explicit VR Little Endian."""
     # Group lengths (gggg,0000) beyond the file meta are retired and not written (PS3.5 7.2).
-    return b"".join(_element(ds[tag]) for tag in sorted(ds.keys()) if tag.element or tag.group <= 6)
+    return b"".join(_stored(ds, tag) for tag in sorted(ds.keys()) if tag.element or tag.group <= 6)
+
+
+def encode_item(ds: Dataset) -> bytes:
+    """A dataset as one item of a sequence (defined length)."""
+    body = encode_dataset(ds)
+    return ITEM + struct.pack("<I", len(body)) + body
+
+
+def raw_sequence(keyword: str, items: Iterable[bytes]) -> RawDataElement:
+    """A sequence element whose items (`encode_item`) are already encoded, for a dataset that
+    `save` writes: it is written as it is."""
+    value = b"".join(items)
+    tag = Tag(keyword)
+    return RawDataElement(tag, "SQ", len(value), value, 0, False, True)
 
 
 def save(ds: Dataset, sequence_keyword: str) -> bytes:
@@ -92,7 +116,7 @@ def save(ds: Dataset, sequence_keyword: str) -> bytes:
     raw = _value(elem)
     if elem.VR != "SQ" or raw is None:
         raise ValueError(f"{sequence_keyword}: not a sequence")
-    ds[elem.tag] = RawDataElement(elem.tag, "SQ", len(raw), raw, 0, False, True)
+    ds[elem.tag] = raw_sequence(sequence_keyword, (raw,))
     # Declared as already Explicit VR Little Endian in its own character set, so that pydicom
     # writes the raw element as it is instead of parsing it back to check its VRs.
     charset = ds.get("SpecificCharacterSet")

@@ -166,3 +166,72 @@ def test_the_fast_sr_writer_writes_what_pydicom_writes(kind: str, monkeypatch: p
     dicom_sr.structured_report(kind, data, study, MODEL_CEPH)
     ((got, expected),) = seen
     assert got == expected
+
+
+def _findings_of_every_shape(data: dict) -> dict:
+    """The sample pano result with findings with and without a tooth and an area in mm2 (each shape
+    of group is restamped from its own first group)."""
+    base = data["findings"][0]
+    extra = []
+    for k, (fdi, area) in enumerate([(0, 0.0), (36, 0.0), (0, 9.5), (47, 4.25), (36, 16.0)]):
+        kind = ("caries", "periapical")[k % 2]
+        finding = {**base, "fdi": fdi, "score": round(0.6 + 0.05 * k, 3), "type": kind}
+        finding.pop("areaMm2", None)
+        if area:
+            finding["areaMm2"] = area
+        finding["polygon"] = [[x + 3 * k, y - k] for x, y in base["polygon"]]
+        extra.append(finding)
+    return {**data, "findings": data["findings"] + extra}
+
+
+@pytest.mark.parametrize("kind", ["ceph", "pano"])
+def test_restamped_groups_are_the_groups_highdicom_builds(kind: str, monkeypatch: pytest.MonkeyPatch):
+    """dicom_sr builds the first group of each shape with highdicom and gives the next ones their
+    values in place (and the ceph measurements likewise); the file must be the one that building
+    every group with highdicom gives. UIDs are drawn from a counter, so both files have the same;
+    the creation times (highdicom's clock) are the only other difference and are set equal."""
+    import itertools
+
+    from artifacts import dicom_sr, dicom_study
+    from dentalai.task_json import message_dict
+    from tests.reports import samples
+
+    if kind == "ceph":
+        data = message_dict(samples.ceph_result())
+        data["measurements"][1].pop("norm", None)  # a measurement without a norm: its own shape
+        data["landmarks"][2]["confidence"] = 0.123456789
+        pixels = samples.ceph_image()
+    else:
+        data, pixels = _findings_of_every_shape(samples.pano_result()), samples.pano_image()
+    study = dicom_study.study_for(b"", pixels, "png", "t-1", 0.1, ("A", "F"))
+    files = []
+    for restamp in (True, False):
+        counter = itertools.count(1)
+        monkeypatch.setattr(hd, "UID", lambda c=counter: f"1.2.826.0.1.3680043.10.511.9.{next(c)}")
+        ds = pydicom.dcmread(io.BytesIO(dicom_sr.structured_report(kind, data, study, MODEL_CEPH, restamp)))
+        for keyword in ("InstanceCreationTime", "ContentTime"):
+            setattr(ds, keyword, "120000")
+        for item in ds.ContributingEquipmentSequence:
+            if "ContributionDateTime" in item:
+                item.ContributionDateTime = "20260101120000"
+        out = io.BytesIO()
+        ds.save_as(out, enforce_file_format=True)
+        files.append(out.getvalue())
+    restamped, built = files
+    assert restamped == built
+    content = hd.sr.MeasurementReport.from_sequence(
+        hd.sr.ComprehensiveSR.from_dataset(pydicom.dcmread(io.BytesIO(restamped))).content
+    )
+    groups = content.get_planar_roi_measurement_groups()
+    expected = len(data["landmarks"]) if kind == "ceph" else len(data["teeth"]) + len(data["findings"])
+    assert len(groups) == expected
+
+
+def test_an_empty_result_says_so_in_its_one_group():
+    from artifacts import dicom_sr, dicom_study
+    from tests.reports import samples
+
+    study = dicom_study.study_for(b"", samples.pano_image(), "png", "t-1", 0.1, ("L", "F"))
+    _, content = report(dicom_sr.structured_report("pano", {"teeth": []}, study, MODEL_CEPH))
+    (group,) = content.get_image_measurement_groups()
+    assert [e.value.meaning for e in group.get_qualitative_evaluations()] == ["No landmarks or teeth found"]
