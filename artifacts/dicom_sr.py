@@ -170,16 +170,16 @@ def encode_groups(
     `restamp` the next ones are that group given their own values in place (a few attribute writes)
     and encoded at once. tests/reports/test_dicom_artifacts.py checks that the file is the one
     highdicom's groups give, byte for byte."""
-    stamps: dict[Builder, Stamp] = {}
+    built: dict[Builder, Dataset] = {}  # the first container of each builder
+    stamps: dict[Builder, Stamp] = {}  # made when a builder's second group comes
     items = []
     for group in groups:
-        stamp = stamps.get(group.build) if restamp else None
-        if stamp is None:
-            container = group.build(group.values, source, algorithm, restamp)[0]
-            if restamp:
-                stamps[group.build] = Stamp(container)
+        if not restamp or group.build not in built:
+            container = built[group.build] = group.build(group.values, source, algorithm, restamp)[0]
         else:
-            container = stamp.apply(group.values)
+            if group.build not in stamps:
+                stamps[group.build] = Stamp(built[group.build])
+            container = stamps[group.build].apply(group.values)
         items.append(dicom_write.encode_item(container))
     return items
 
