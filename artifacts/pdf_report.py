@@ -32,7 +32,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
-from dentalai.task_json import model_label, tooth_designation
+from dentalai.task_json import findings_status, model_label, tooth_designation
 
 # Binary streams: ASCII85 (reportlab's default, for 7-bit mail) is encoded in pure Python here and
 # cost 80 % of the report's time for the embedded JPEG; the PDF is served as application/pdf.
@@ -294,8 +294,11 @@ def _pano_tables(data: Mapping[str, Any], body: ParagraphStyle, heading: Paragra
                 tooth = f"#{tooth_designation(teeth.get(fdi, f), numbering)} ({fdi})"
             rows.append([str(f.get("type", "")), tooth, f"{f.get('score', 0):.2f}", area])
         story.append(_table(rows, [60 * mm, 30 * mm, 30 * mm, 40 * mm], font))
-    else:
+    statuses = findings_status(data)
+    if not findings and not statuses:  # a result from before findingsAssessed
         story.append(Paragraph("No findings reported by this model.", body))
+    for status in statuses:
+        story.append(Paragraph(f"<b>{_esc(status.type)}:</b> {_esc(status.text)}", body))
     story.append(Paragraph("Teeth", heading))
     rows = [["FDI", "number", "score", "area (px)", "box x, y, w, h (px)"]]
     for f in sorted(teeth):

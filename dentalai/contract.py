@@ -27,6 +27,10 @@ FINDING_TYPES: tuple[str, ...] = ("caries", "periapical")
 # Types that are lesions of a tooth by definition: one found near no tooth is not reported (its
 # `fdi` is never 0). Another type (a lesion of the bone, the sinus) may keep `fdi` 0.
 TOOTH_LESIONS: frozenset[str] = frozenset({"caries", "periapical"})
+# Lesions of a tooth's hard tissue (enamel, dentine): most of one lies inside its tooth's outline, so
+# a blob mostly outside every tooth (bone, soft tissue, brackets) is not reported as one. A periapical
+# lesion lies in the bone around the apex, outside the outline.
+WITHIN_TOOTH: frozenset[str] = frozenset({"caries"})
 
 
 def rich_status(trailing_metadata: Iterable[tuple[str, Any]] | None) -> status_pb2.Status | None:

@@ -18,7 +18,7 @@ import numpy as np
 from google.protobuf.message import Message
 from PIL import Image
 
-from dentalai.task_json import message_dict, tooth_designation
+from dentalai.task_json import findings_status, message_dict, tooth_designation
 
 # BGR-free: every colour here is RGB because the canvas is RGB.
 QUADRANT_COLOURS: dict[int, tuple[int, int, int]] = {
@@ -32,6 +32,7 @@ LANDMARK_COLOUR = (255, 235, 60)
 # type (a newer server than this client) gets the caries colour and its own legend entry.
 FINDING_COLOURS: dict[str, tuple[int, int, int]] = {"caries": (255, 0, 255), "periapical": (255, 255, 255)}
 FINDING_COLOUR = FINDING_COLOURS["caries"]
+NOT_ASSESSED = (128, 128, 128)  # legend entry of a finding type not looked for on the film
 LOW_CONFIDENCE_COLOUR = (255, 90, 90)
 # Lines of the main analyses: (label, from, to, colour, extend as a plane).
 CEPH_LINES: tuple[tuple[str, str, str, tuple[int, int, int], bool], ...] = (
@@ -203,9 +204,10 @@ def _draw_pano(
         if kind not in kinds:
             kinds.append(kind)
     # Lesions are small and many: their type is named once in the legend, not beside each outline.
+    # A type not looked for is said so: no outline of it must not read as "none found".
     legend = [(f"Q{q}", c) for q, c in QUADRANT_COLOURS.items()] + [
         (k, FINDING_COLOURS.get(k, FINDING_COLOUR)) for k in kinds
-    ]
+    ] + [(f"{t.type}: not assessed", NOT_ASSESSED) for t in findings_status(data) if not t.assessed]
     _legend(canvas, legend, style)
 
 

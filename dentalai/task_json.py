@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Mapping
-from typing import Any
+from typing import Any, NamedTuple
 
 from google.protobuf import json_format
 from google.protobuf.message import Message
@@ -29,6 +29,25 @@ def tooth_designation(tooth: Mapping[str, Any], numbering: str) -> str:
     if numbering == "UNIVERSAL":
         return str(tooth.get("universalLabel") or tooth.get("number") or "")
     return str(tooth.get("fdi") or tooth.get("number") or "")
+
+
+class TypeStatus(NamedTuple):
+    type: str
+    text: str  # "2 found", "none found", "not assessed: <reason>"
+    assessed: bool
+
+
+def findings_status(data: Mapping[str, Any]) -> list[TypeStatus]:
+    """What a pano result (PanoResult as JSON) says of each finding type it was to report. An empty
+    finding list means "none" only for the types assessed; the overlay, the PDF and the UI say which."""
+    counts: dict[str, int] = {}
+    for f in data.get("findings") or []:
+        counts[str(f.get("type", ""))] = counts.get(str(f.get("type", "")), 0) + 1
+    rows = [TypeStatus(kind, f"{counts[kind]} found" if counts.get(kind) else "none found", True)
+            for kind in data.get("findingsAssessed") or []]
+    rows += [TypeStatus(str(n.get("type", "")), f"not assessed: {n.get('reason', '')}", False)
+             for n in data.get("findingsNotAssessed") or []]
+    return rows
 
 
 def model_label(model: Mapping[str, Any]) -> str:

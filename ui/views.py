@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from dentalai.overlay import result_dict
-from dentalai.task_json import model_label, tooth_designation
+from dentalai.task_json import findings_status, model_label, tooth_designation
 
 MEASUREMENT_COLUMNS = ["id", "name", "value", "unit", "norm", "interpretation"]
 CLASS_COLUMNS = ["id", "name", "value", "unit", "class", "label"]
@@ -69,7 +69,8 @@ def measurement_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
 
 
 def finding_rows(data: dict[str, Any]) -> list[list[Any]]:
-    """pano: per finding type, how many and on which teeth (in the result's numbering)."""
+    """pano: per finding type, how many and on which teeth (in the result's numbering), "none found"
+    for a type looked for without a finding, and why a type was not looked for."""
     by_type: dict[str, list[str]] = {}
     numbering = str(data.get("numbering", ""))
     teeth = {t.get("fdi"): t for t in data.get("teeth") or []}
@@ -78,10 +79,10 @@ def finding_rows(data: dict[str, Any]) -> list[list[Any]]:
         tooth = teeth.get(f.get("fdi"), f)
         where = tooth_designation(tooth, numbering) if f.get("fdi") else "no tooth"
         by_type.setdefault(str(f.get("type", "")), []).append(where)
-    if not by_type:
-        return [["findings", "none"]]
-    return [[f"findings: {kind}", f"{len(where)} on {', '.join(sorted(set(where)))}"]
+    rows = [[f"findings: {kind}", f"{len(where)} on {', '.join(sorted(set(where)))}"]
             for kind, where in sorted(by_type.items())]
+    rows += [[f"findings: {t.type}", t.text] for t in findings_status(data) if t.type not in by_type]
+    return rows or [["findings", "none"]]
 
 
 def class_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:

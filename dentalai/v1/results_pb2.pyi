@@ -197,6 +197,14 @@ class Finding(_message.Message):
     area_mm2: float
     def __init__(self, type: _Optional[str] = ..., fdi: _Optional[int] = ..., number: _Optional[int] = ..., score: _Optional[float] = ..., polygon: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ..., bbox: _Optional[_Iterable[float]] = ..., area_px: _Optional[float] = ..., area_mm2: _Optional[float] = ...) -> None: ...
 
+class FindingNotAssessed(_message.Message):
+    __slots__ = ("type", "reason")
+    TYPE_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    type: str
+    reason: str
+    def __init__(self, type: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
 class PanoSummary(_message.Message):
     __slots__ = ("tooth_count",)
     TOOTH_COUNT_FIELD_NUMBER: _ClassVar[int]
@@ -204,17 +212,21 @@ class PanoSummary(_message.Message):
     def __init__(self, tooth_count: _Optional[int] = ...) -> None: ...
 
 class PanoResult(_message.Message):
-    __slots__ = ("image", "numbering", "teeth", "missing_teeth", "summary", "findings")
+    __slots__ = ("image", "numbering", "teeth", "missing_teeth", "summary", "findings", "findings_assessed", "findings_not_assessed")
     IMAGE_FIELD_NUMBER: _ClassVar[int]
     NUMBERING_FIELD_NUMBER: _ClassVar[int]
     TEETH_FIELD_NUMBER: _ClassVar[int]
     MISSING_TEETH_FIELD_NUMBER: _ClassVar[int]
     SUMMARY_FIELD_NUMBER: _ClassVar[int]
     FINDINGS_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_ASSESSED_FIELD_NUMBER: _ClassVar[int]
+    FINDINGS_NOT_ASSESSED_FIELD_NUMBER: _ClassVar[int]
     image: PanoImage
     numbering: ToothNumbering
     teeth: _containers.RepeatedCompositeFieldContainer[Tooth]
     missing_teeth: _containers.RepeatedScalarFieldContainer[int]
     summary: PanoSummary
     findings: _containers.RepeatedCompositeFieldContainer[Finding]
-    def __init__(self, image: _Optional[_Union[PanoImage, _Mapping]] = ..., numbering: _Optional[_Union[ToothNumbering, str]] = ..., teeth: _Optional[_Iterable[_Union[Tooth, _Mapping]]] = ..., missing_teeth: _Optional[_Iterable[int]] = ..., summary: _Optional[_Union[PanoSummary, _Mapping]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ...) -> None: ...
+    findings_assessed: _containers.RepeatedScalarFieldContainer[str]
+    findings_not_assessed: _containers.RepeatedCompositeFieldContainer[FindingNotAssessed]
+    def __init__(self, image: _Optional[_Union[PanoImage, _Mapping]] = ..., numbering: _Optional[_Union[ToothNumbering, str]] = ..., teeth: _Optional[_Iterable[_Union[Tooth, _Mapping]]] = ..., missing_teeth: _Optional[_Iterable[int]] = ..., summary: _Optional[_Union[PanoSummary, _Mapping]] = ..., findings: _Optional[_Iterable[_Union[Finding, _Mapping]]] = ..., findings_assessed: _Optional[_Iterable[str]] = ..., findings_not_assessed: _Optional[_Iterable[_Union[FindingNotAssessed, _Mapping]]] = ...) -> None: ...

@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 from google.protobuf import struct_pb2
 
-from dentalai.contract import FINDING_TYPES, TOOTH_LESIONS
+from dentalai.contract import FINDING_TYPES, TOOTH_LESIONS, WITHIN_TOOTH
 from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
 from engines.manifest import ModelManifest
@@ -52,6 +52,11 @@ FINDINGS_MODELS = (FINDINGS_MODEL, PERIAPICAL_MODEL)
 # A lesion that overlaps no tooth outline goes to the nearest tooth up to this far (input px,
 # about 4 mm at 0.1 mm/px); farther ones have FDI 0 (and are dropped if they are TOOTH_LESIONS).
 ASSIGN_MARGIN_PX = 40.0
+# A lesion of a tooth's hard tissue (`WITHIN_TOOTH`) needs at least this share of its area inside a
+# tooth outline. On the DC1000 val films every caries finding that touched a true lesion had 0.8 or
+# more; 3 of the 19 that touched none lay wholly outside (bone), and on Tufts val films 21 % of the
+# caries blobs did (2026-12-03).
+MIN_INSIDE_TOOTH = 0.5
 
 
 @dataclass(frozen=True)
@@ -226,6 +231,16 @@ class FindingType:
     default: bool  # reported without options.findings (reached precision >= 0.5 on validation)
     # A pixel belongs to a lesion above this probability (the manifest may choose it on validation).
     pixel_threshold: float = PIXEL_THRESHOLD
+    # Films narrower than this (input px) are not assessed for the type: on narrower films its
+    # precision on validation fell below 0.5 (the model's frame upsamples them, inventing texture).
+    min_film_width: int = 0
+
+    def too_narrow(self, width: int) -> str:
+        """Why a film `width` px wide is not assessed for this type, or "" when it is."""
+        if width >= self.min_film_width:
+            return ""
+        return (f"film {width} px wide: {self.name} is looked for on films at least {self.min_film_width} px "
+                "wide (on narrower ones its precision on validation fell below 0.5)")
 
 
 def find(
@@ -239,6 +254,8 @@ def find(
     for prob, kind in zip(probs, types, strict=True):
         for blob in blobs(prob[:roi.height, :roi.width], pixel_threshold=kind.pixel_threshold):
             if blob.score < kind.threshold:
+                continue
+            if kind.name in WITHIN_TOOTH and (labels[blob.window][blob.mask] > 0).mean() < MIN_INSIDE_TOOTH:
                 continue
             tooth = assign(blob, labels, margin)
             if tooth < 0 and kind.name in TOOTH_LESIONS:
@@ -262,7 +279,7 @@ class FindingsModel:
         self.name = manifest.name
         self.types = [
             FindingType(str(t["type"]), int(t["channel"]), float(t["threshold"]), bool(t["default"]),
-                        float(t.get("pixel_threshold", PIXEL_THRESHOLD)))
+                        float(t.get("pixel_threshold", PIXEL_THRESHOLD)), int(t.get("min_film_width", 0)))
             for t in manifest.raw["findings"]
         ]
         unknown = sorted({t.name for t in self.types} - set(FINDING_TYPES))
@@ -310,8 +327,18 @@ def add_findings(result: results_pb2.PanoResult, models: Sequence[tuple[Findings
     result.image.spacing_source = source
     teeth = list(result.teeth)
     outlines = [polygon_array(t.polygon) for t in teeth]
-    found = [lesion for model, engine in models
-             for lesion in model.lesions(engine, pixels, outlines, model.selected(options), crop_teeth)]
+    width = pixels.shape[1]
+    found = []
+    for model, engine in models:
+        assessed = []
+        for kind in model.selected(options):
+            reason = kind.too_narrow(width)
+            if reason:
+                result.findings_not_assessed.add(type=kind.name, reason=reason)
+            else:
+                assessed.append(kind)
+        result.findings_assessed.extend(kind.name for kind in assessed)
+        found += model.lesions(engine, pixels, outlines, assessed, crop_teeth)
     rows = []
     for lesion in found:
         tooth = teeth[lesion.tooth] if lesion.tooth >= 0 else None

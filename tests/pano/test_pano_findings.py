@@ -9,7 +9,8 @@ import pytest
 from google.protobuf.json_format import MessageToDict
 from pano_helpers import FakeEngine, synthetic_logits
 
-from dentalai.contract import TOOTH_LESIONS
+from dentalai.contract import TOOTH_LESIONS, WITHIN_TOOTH
+from dentalai.task_json import findings_status
 from dentalai.v1 import results_pb2, task_pb2
 from engines.manifest import ModelManifest, TensorSpec
 from pipelines.base_pipeline import DecodedImage
@@ -27,9 +28,10 @@ class FakeFindingsEngine:
     runtime = "fake"
 
     def __init__(self, default: bool = True, types: tuple[str, ...] = ("caries",),
-                 name: str = findings.FINDINGS_MODEL, work_width: int | None = None) -> None:
-        raw: dict = {"findings": [{"type": t, "channel": k, "threshold": 0.6, "default": default}
-                                  for k, t in enumerate(types)]}
+                 name: str = findings.FINDINGS_MODEL, work_width: int | None = None,
+                 min_film_width: int = 0) -> None:
+        raw: dict = {"findings": [{"type": t, "channel": k, "threshold": 0.6, "default": default,
+                                   "min_film_width": min_film_width} for k, t in enumerate(types)]}
         if work_width is not None:
             raw["preprocessing"] = {"work_width": work_width}
         self.manifest = ModelManifest(
@@ -105,6 +107,40 @@ def test_a_tooth_lesion_near_no_tooth_is_not_reported() -> None:
     assert [lesion.tooth for lesion in findings.find(probs, roi, [caries], [tooth])] == [0]
     bone = findings.FindingType("bone", 0, 0.5, True)
     assert sorted(lesion.tooth for lesion in findings.find(probs, roi, [bone], [tooth])) == [-1, 0]
+
+
+def test_caries_mostly_outside_every_tooth_is_not_reported() -> None:
+    """Caries is a lesion of the tooth's hard tissue: a blob with less than half its area inside a
+    tooth outline (bone beside the root, within the assignment margin) is dropped; a periapical
+    lesion, in the bone around the apex, is kept there."""
+    roi = findings.prepare_roi(np.full((400, 800), 120, np.uint8), (0, 0, 800, 400), 800)
+    tooth = np.array([[100.0, 100.0], [140.0, 100.0], [140.0, 300.0], [100.0, 300.0]])
+    probs = np.zeros((1, *roi.tensor.shape[1:]), np.float32)
+    probs[0, 150:170, 130:150] = 0.9  # half on the tooth (x 130-140 of 130-150)
+    probs[0, 250:270, 137:157] = 0.9  # 3 of 20 columns on it: mostly in the bone, 17 px from it
+    assert "caries" in WITHIN_TOOTH and "periapical" not in WITHIN_TOOTH
+    caries = findings.FindingType("caries", 0, 0.5, True)
+    (kept,) = findings.find(probs, roi, [caries], [tooth])
+    assert kept.bbox[1] < 200
+    periapical = findings.FindingType("periapical", 0, 0.5, True)
+    assert len(findings.find(probs, roi, [periapical], [tooth])) == 2
+
+
+def test_a_film_narrower_than_a_types_min_width_is_not_assessed_for_it() -> None:
+    """The result says which types were looked for (an empty list then means none found) and why
+    the others were not; a film at least as wide as the minimum is assessed."""
+    narrow = run(task_pb2.AnalysisOptions(), FakeFindingsEngine(min_film_width=3000), periapical_engine())
+    assert [f.type for f in narrow.findings] == ["periapical"]
+    assert list(narrow.findings_assessed) == ["periapical"]
+    (skipped,) = narrow.findings_not_assessed
+    assert skipped.type == "caries" and "2943 px wide" in skipped.reason and "3000" in skipped.reason
+    wide = run(task_pb2.AnalysisOptions(), FakeFindingsEngine(min_film_width=2943))
+    assert list(wide.findings_assessed) == ["caries"] and not wide.findings_not_assessed
+    assert [f.type for f in wide.findings] == ["caries"]
+    status = findings_status(MessageToDict(narrow))
+    assert [(t.type, t.text.split(":")[0], t.assessed) for t in status] == [
+        ("periapical", "1 found", True), ("caries", "not assessed", False)]
+    assert "none found" in findings_status({"findingsAssessed": ["caries"]})[0].text
 
 
 def test_blobs_below_the_minimum_size_are_dropped_and_scored_by_their_peak() -> None:

@@ -82,7 +82,7 @@ def main() -> None:
         },
         "findings": [
             {"type": t, "channel": k, "threshold": float(val.get("threshold", 0.5)),
-             "default": float(val.get("p", 0.0)) >= 0.5,
+             "default": float(val.get("p", 0.0)) >= 0.5, "min_film_width": recipe.min_film_width,
              "chosen_on": "training validation (work frame); rechosen by eval_findings --write-manifest"}
             for k, t in enumerate(types)
         ],

@@ -74,6 +74,10 @@ class Recipe:
     # film (the work width, padded; as tall as the pano check's narrowest aspect, 0.9, allows).
     opt_size: tuple[int, int]
     max_size: tuple[int, int]
+    # Narrowest film (input px) the type is looked for on (FindingType.min_film_width). Caries: the
+    # narrowest width where its precision at the shipped thresholds stayed >= 0.5 (eval_findings
+    # --film-width); periapical, which never reaches 0.5: its work width (narrower films are upsampled).
+    min_film_width: int
 
 
 RECIPES = {
@@ -81,14 +85,14 @@ RECIPES = {
     "caries": Recipe(
         findings.FINDINGS_MODEL, "caries-unet", (8, 16, 32, 64), findings.WORK_WIDTH, 12, 2, False, 118,
         "pano/dc1000_caries, split training/pano_findings/split.json (64 train / 16 val films)",
-        (368, 784), (1664, 1536),
+        (368, 784), (1664, 1536), 1000,
     ),
     # Larger lesions read at half a Tufts film (crops about 230 x 400): a wider net for their context,
     # a wider zone for the bone around the apices.
     "periapical": Recipe(
         findings.PERIAPICAL_MODEL, "periapical-unet", (16, 32, 64, 96), findings.PERIAPICAL_WORK_WIDTH,
         20, 2, True, 92, "pano/tufts periapical polygons, split training/pano/split_tufts.json "
-        "(600 train / 100 val films)", (232, 400), (896, 800),
+        "(600 train / 100 val films)", (232, 400), (896, 800), 800,
     ),
 }
 

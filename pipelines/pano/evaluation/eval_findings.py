@@ -21,6 +21,11 @@ better precision); a type that never reaches 0.5 gets its best-F1 pair and stays
 `--write-manifest` writes them into the model's manifest.json. Chosen on the same films they are
 reported on, these figures are optimistic; `held_out` gives the honest ones: the films in two folds
 (alternate ids), each fold's pair chosen on the other fold, the counts of both folds added.
+
+`--film-width W` shrinks every film (and its mask) to W px wide first, as a film from a
+lower-resolution device, and runs the model there even below its `min_film_width`; the line "at
+the manifest's thresholds" then says how the shipped setting fares at that width, which is how
+each type's `min_film_width` was chosen (the narrowest width where its precision stays >= 0.5).
 """
 
 from __future__ import annotations
@@ -88,16 +93,28 @@ def curve_row(per_film: list[Counts], pixel: float, threshold: float, assigned: 
             "assigned_to_a_tooth": assigned / max(c.tp + c.fp, 1), "recall_by_lesion_px": c.recall_by_size()}
 
 
-def run_films(pipeline: PanoPipeline, films: Dc1000 | Tufts, ids: list) -> tuple[dict, list[int], float]:
+def shrink(pixels: np.ndarray, truth: np.ndarray, width: int | None) -> tuple[np.ndarray, np.ndarray]:
+    """A film and its mask at `width` px wide (INTER_AREA; the mask nearest), never enlarged."""
+    h, w = pixels.shape[:2]
+    if width is None or width >= w:
+        return pixels, truth
+    size = (width, max(1, round(h * width / w)))
+    small = cv2.resize(truth.astype(np.uint8), size, interpolation=cv2.INTER_NEAREST) > 0
+    return cv2.resize(pixels, size, interpolation=cv2.INTER_AREA), small
+
+
+def run_films(
+    pipeline: PanoPipeline, films: Dc1000 | Tufts, ids: list, width: int | None = None
+) -> tuple[dict, list[int], float]:
     """Per score threshold of GRID, the per-film Counts of the pipeline's findings of `films.finding`
-    (findings model as it is set); the findings assigned to a tooth; mean seconds per film."""
+    (findings model as it is set) on the films shrunk to `width` (`shrink`); the findings assigned to
+    a tooth; mean seconds per film."""
     options = task_pb2.AnalysisOptions(findings=[films.finding])
     per_film: dict[float, list[Counts]] = {t: [] for t in GRID}
     assigned = {t: 0 for t in GRID}
     seconds = []
     for image_id in ids:
-        pixels = films.pixels(image_id)
-        truth = films.mask(image_id)
+        pixels, truth = shrink(films.pixels(image_id), films.mask(image_id), width)
         start = time.perf_counter()
         try:
             found = list(pipeline.run(DecodedImage(pixels), options).findings)
@@ -139,10 +156,14 @@ def main() -> None:
     parser.add_argument("--model", type=Path, default=None, help="findings model directory")
     parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--pixel-thresholds", type=float, nargs="+", default=list(PIXEL_GRID))
+    parser.add_argument("--film-width", type=int, default=None,
+                        help="shrink every film to this width first (see min_film_width)")
     parser.add_argument("--out", type=Path)
     parser.add_argument("--write-manifest", action="store_true",
                         help="write the chosen thresholds and defaults into the model's manifest.json")
     args = parser.parse_args()
+    if args.film_width and args.write_manifest:
+        parser.error("--film-width measures a width; thresholds are chosen on the films as they are")
     reader, default_split, model_name = DATASETS[args.dataset]
     films = reader() if args.data is None else reader(data_dir=args.data)
     split = args.split or default_split
@@ -157,8 +178,9 @@ def main() -> None:
     rows, seconds = [], []
     for pixel in args.pixel_thresholds:
         # Report everything down to the grid's floor; each score threshold is applied afterwards.
-        model.types = [dataclasses.replace(shipped, threshold=GRID[0], pixel_threshold=pixel)]
-        found, assigned, per_second = run_films(pipeline, films, ids)
+        everything = dataclasses.replace(shipped, threshold=GRID[0], pixel_threshold=pixel, min_film_width=0)
+        model.types = [everything]
+        found, assigned, per_second = run_films(pipeline, films, ids, args.film_width)
         seconds.append(per_second)
         for t in GRID:
             per_film[pixel, t] = found[t]
@@ -169,7 +191,7 @@ def main() -> None:
     report: dict = {
         "command": f"python -m pipelines.pano.evaluation.eval_findings --dataset {args.dataset} --split "
         f"{split.relative_to(ROOT) if split.is_relative_to(ROOT) else split} --split-key {args.split_key}",
-        "images": len(ids), "seconds_per_film": float(np.mean(seconds)),
+        "images": len(ids), "seconds_per_film": float(np.mean(seconds)), "film_width": args.film_width,
         "types": {kind: {"chosen": chosen, "default": default, "held_out": honest, "curve": rows}},
     }
     print(f"{kind}: pixel threshold {chosen['pixel_threshold']}, score threshold {chosen['threshold']} "
@@ -182,7 +204,15 @@ def main() -> None:
     print(f"  held out (thresholds chosen on the other fold, {honest['pairs_chosen_on_the_other_fold']}): "
           f"P {honest['precision']:.3f} R {honest['recall']:.3f} F1 {honest['f1']:.3f} "
           f"Dice pooled {honest['dice_pooled']:.3f}")
-    print(f"{report['images']} films, {report['seconds_per_film'] * 1000:.0f} ms/film (whole pipeline)")
+    at = next((r for r in rows if r["pixel_threshold"] == shipped.pixel_threshold
+               and r["threshold"] == shipped.threshold), None)
+    if at is not None:
+        report["types"][kind]["at_manifest_thresholds"] = at
+        print(f"  at the manifest's thresholds (pixel {shipped.pixel_threshold}, score {shipped.threshold}): "
+              f"P {at['precision']:.3f} R {at['recall']:.3f} F1 {at['f1']:.3f} (tp {at['tp']} fp {at['fp']})")
+    width = f" shrunk to {args.film_width} px wide" if args.film_width else ""
+    ms = report["seconds_per_film"] * 1000
+    print(f"{report['images']} films{width}, {ms:.0f} ms/film (whole pipeline)")
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
     if args.write_manifest:
