@@ -21,6 +21,7 @@ import time
 
 import httpx
 import redis.asyncio as aioredis
+import uvloop
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.exceptions import RedisError
 
@@ -243,4 +244,4 @@ async def serve(settings: Settings) -> None:
 
 def main(settings: Settings) -> None:
     """Entry point of `dentalai dispatcher`."""
-    asyncio.run(serve(settings))
+    uvloop.run(serve(settings))

@@ -23,6 +23,7 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import redis.asyncio as aioredis
+import uvloop
 from google.protobuf.message import Message
 from redis.exceptions import RedisError
 
@@ -284,4 +285,4 @@ async def run_worker(settings: Settings) -> None:
 
 
 def main(settings: Settings) -> None:
-    asyncio.run(run_worker(settings))
+    uvloop.run(run_worker(settings))

@@ -7,7 +7,6 @@ server: the client's Authorization header travels as gRPC metadata.
 
 from __future__ import annotations
 
-import asyncio
 import binascii
 import re
 from collections.abc import AsyncIterator
@@ -18,6 +17,7 @@ from typing import Any
 import grpc
 import pybase64
 import uvicorn
+import uvloop
 from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -373,4 +373,4 @@ def serve(settings: Settings) -> None:
         access_log=False,
         timeout_graceful_shutdown=5,
     )
-    asyncio.run(uvicorn.Server(config).serve())
+    uvloop.run(uvicorn.Server(config).serve())
