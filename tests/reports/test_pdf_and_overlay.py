@@ -153,6 +153,29 @@ def test_pano_pdf_names_the_tooth_of_a_finding_in_universal_numbers(tmp_path: Pa
     assert "tooth (Universal, FDI)" in text and "caries #19 (36) 0.81 16.0 mm²" in text
 
 
+@needs_poppler
+def test_pano_pdf_and_overlay_say_which_finding_types_were_not_assessed(tmp_path: Path):
+    from artifacts.make import Source, make_artifacts
+
+    data = samples.pano_result()
+    data["findings"] = []
+    data["findingsAssessed"] = ["periapical"]
+    data["findingsNotAssessed"] = [{"type": "caries", "reason": "film 900 px wide: too narrow"}]
+    for tooth in data["teeth"]:
+        tooth["findings"] = []
+    files = make_artifacts(Source("pano", data, samples.pano_image(), b"", "png", "na-1"), MAX_SIDE)
+    text = text_of(write(tmp_path, "report.pdf", files["report.pdf"]))
+    assert "caries: not assessed: film 900 px wide: too narrow" in text
+    assert "periapical: none found" in text and "No findings reported" not in text
+    # The overlay's legend gets an entry for the type not looked for: the same result without it
+    # differs only there, under the quadrants' entries in the top-left corner.
+    rgb = np.asarray(Image.open(io.BytesIO(files["overlay.png"])).convert("RGB"))
+    data["findingsNotAssessed"] = []
+    plain = overlay_image.render(samples.pano_image(), data, MAX_SIDE)
+    ys, xs = np.nonzero((rgb != plain).any(axis=2))
+    assert len(ys) > 50 and ys.max() < rgb.shape[0] // 4 and xs.max() < rgb.shape[1] // 4
+
+
 def test_overlay_png_decodes_to_the_same_pixels():
     """The PNG writer is the project's own (filter + libdeflate): lossless in two decoders, any size."""
     import cv2

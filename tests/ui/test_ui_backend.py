@@ -123,3 +123,18 @@ def test_primary_teeth_are_named_by_their_letter_in_universal_numbering():
     _, rows = views.measurement_rows(data)
     assert [r[0] for r in rows] == ["A", "3"]
     assert views.finding_rows(data) == [["findings: caries", "2 on A, no tooth"]]
+
+
+def test_finding_rows_say_none_found_and_not_assessed():
+    data = {
+        "numbering": "FDI",
+        "teeth": [{"fdi": 36, "number": 36}],
+        "findings": [{"type": "caries", "fdi": 36, "number": 36}],
+        "findingsAssessed": ["caries", "periapical"],
+        "findingsNotAssessed": [],
+    }
+    assert views.finding_rows(data) == [
+        ["findings: caries", "1 on 36"], ["findings: periapical", "none found"]]
+    small = {"teeth": [], "findings": [], "findingsAssessed": [],
+             "findingsNotAssessed": [{"type": "caries", "reason": "film 512 px wide: ..."}]}
+    assert views.finding_rows(small) == [["findings: caries", "not assessed: film 512 px wide: ..."]]
