@@ -33,6 +33,12 @@ def model_to_input(u: np.ndarray, scale: float) -> np.ndarray:
     return (u + 0.5) * scale - 0.5
 
 
+def model_to_input_affine(scale_x: float, scale_y: float) -> np.ndarray:
+    """`model_to_input` as a 2 x 3 affine map (its offset is where model pixel 0 lands)."""
+    x0, y0 = model_to_input(np.zeros(2), np.array([scale_x, scale_y]))
+    return np.array([[scale_x, 0.0, x0], [0.0, scale_y, y0]])
+
+
 def finer_grid(
     matrix: np.ndarray, fx: float, fy: float, origin: tuple[float, float] = (0.0, 0.0)
 ) -> np.ndarray:
@@ -84,8 +90,7 @@ def outline(
     if own is not None:
         keep &= cv2.resize(own.astype(np.float32), size, interpolation=cv2.INTER_LINEAR) > 0.5 * fg_up
     # Up-sampled crop pixel -> model frame -> input frame (model_to_input), as one affine map.
-    model_frame = np.array([[scale_x, 0.0, 0.5 * scale_x - 0.5], [0.0, scale_y, 0.5 * scale_y - 0.5]])
-    to_input = finer_grid(model_frame, fx, fy, (x0, y0))
+    to_input = finer_grid(model_to_input_affine(scale_x, scale_y), fx, fy, (x0, y0))
     return affine_outline(keep.astype(np.uint8), to_input, image_size, 0.5 * min(fx, fy))
 
 
