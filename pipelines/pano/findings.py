@@ -35,9 +35,8 @@ from pipelines.pano.preprocess import normalise, to_gray_float
 WORK_WIDTH = 1472
 # Half of a Tufts film (1615 px): a median periapical lesion (about 47 px across there) is ~23 px.
 PERIAPICAL_WORK_WIDTH = 800
-# The shipped networks pool three times (8 would do); the crop is padded to 16, as the findings
-# cards' figures of 2026-12-03 were measured (caries unchanged from 8).
-STRIDE = 16
+# The findings networks pool three times: the crop is edge-padded to a multiple of 8.
+STRIDE = 8
 # Margin around the union of the tooth boxes, in work px (crowns' surroundings, contacts).
 ROI_MARGIN_WORK = 24
 # A pixel belongs to a lesion above this probability (unless the manifest sets a type's own);
