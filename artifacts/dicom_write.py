@@ -72,11 +72,15 @@ def _element(elem: DataElement) -> bytes:
         fp.is_little_endian, fp.is_implicit_VR = True, False
         write_data_element(fp, elem)
         return fp.getvalue()
-    tag = struct.pack("<HH", elem.tag.group, elem.tag.element)
-    vr = elem.VR.encode("ascii")
-    if elem.VR in LONG_HEADER:
-        return tag + vr + b"\0\0" + struct.pack("<I", len(value)) + value
-    return tag + vr + struct.pack("<H", len(value)) + value
+    return _header(elem.tag, elem.VR, len(value)) + value
+
+
+def _header(tag: Any, vr: str, length: int) -> bytes:
+    """An element's explicit-VR little-endian header."""
+    head = struct.pack("<HH", tag.group, tag.element) + vr.encode("ascii")
+    if vr in LONG_HEADER:
+        return head + b"\0\0" + struct.pack("<I", length)
+    return head + struct.pack("<H", length)
 
 
 def _stored(ds: Dataset, tag: Any) -> bytes:
@@ -84,8 +88,7 @@ def _stored(ds: Dataset, tag: Any) -> bytes:
     anything else encoded (pydicom converts other raw elements when they are read)."""
     elem = ds.get_item(tag)
     if isinstance(elem, RawDataElement) and elem.VR == "SQ" and not elem.is_implicit_VR:
-        head = struct.pack("<HH", elem.tag.group, elem.tag.element) + b"SQ\0\0"
-        return head + struct.pack("<I", len(elem.value)) + elem.value
+        return _header(elem.tag, "SQ", len(elem.value)) + elem.value
     return _element(ds[tag])
 
 

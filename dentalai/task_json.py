@@ -9,6 +9,7 @@ are plain JSON numbers, as in the callback body, not the mapping's strings.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping
 from typing import Any, NamedTuple
 
@@ -40,9 +41,7 @@ class TypeStatus(NamedTuple):
 def findings_status(data: Mapping[str, Any]) -> list[TypeStatus]:
     """What a pano result (PanoResult as JSON) says of each finding type it was to report. An empty
     finding list means "none" only for the types assessed; the overlay, the PDF and the UI say which."""
-    counts: dict[str, int] = {}
-    for f in data.get("findings") or []:
-        counts[str(f.get("type", ""))] = counts.get(str(f.get("type", "")), 0) + 1
+    counts = Counter(str(f.get("type", "")) for f in data.get("findings") or [])
     rows = [TypeStatus(kind, f"{counts[kind]} found" if counts.get(kind) else "none found", True)
             for kind in data.get("findingsAssessed") or []]
     rows += [TypeStatus(str(n.get("type", "")), f"not assessed: {n.get('reason', '')}", False)
