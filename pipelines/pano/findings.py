@@ -230,8 +230,8 @@ class FindingType:
     default: bool  # reported without options.findings (reached precision >= 0.5 on validation)
     # A pixel belongs to a lesion above this probability (the manifest may choose it on validation).
     pixel_threshold: float = PIXEL_THRESHOLD
-    # Films narrower than this (input px) are not assessed for the type: on narrower films its
-    # precision on validation fell below 0.5 (the model's frame upsamples them, inventing texture).
+    # Films narrower than this (input px) are not assessed for the type: the model's frame upsamples
+    # them and its precision on validation dropped (caries: below 0.5 under 1000 px; the model cards).
     min_film_width: int = 0
 
     def too_narrow(self, width: int) -> str:
@@ -239,7 +239,7 @@ class FindingType:
         if width >= self.min_film_width:
             return ""
         return (f"film {width} px wide: {self.name} is looked for on films at least {self.min_film_width} px "
-                "wide (on narrower ones its precision on validation fell below 0.5)")
+                "wide (on narrower ones its precision on validation dropped)")
 
 
 def find(
