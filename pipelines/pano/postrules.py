@@ -8,7 +8,8 @@ Steps: (1) find the midline that best agrees with the model's left/right evidenc
 that sit on the wrong side; (2) move teeth whose height contradicts their upper/lower label
 among neighbours; (3) per quadrant and per dentition (permanent 1-8, primary 1-5), choose strictly
 increasing numbers (from the midline out) that maximise the summed log evidence of tooth
-position, which also resolves duplicates. Permanent and primary teeth are numbered separately, so a
+position and, for permanent teeth, of the gaps between neighbours (a space where a tooth is
+missing), which also resolves duplicates. Permanent and primary teeth are numbered separately, so a
 primary tooth and its permanent successor (mixed dentition) can both be reported. A candidate's
 dentition is the one with more probability mass; its side and jaw are shared by both dentitions
 (quadrant 5 lies where 1 does, 6 where 2, 7 where 3, 8 where 4).
@@ -18,6 +19,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Protocol
 
 import numpy as np
@@ -43,6 +45,7 @@ class Candidate(Protocol):
     probs: np.ndarray
     cx: float
     cy: float
+    bounds: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive)
 
 
 # Teeth per quadrant of each dentition (primary = True).
@@ -132,35 +135,85 @@ def _position_log_evidence(c: Candidate, tooth: int, primary: bool) -> float:
     return math.log(max(sum(float(p[class_of(q, tooth)]) for q in quads) / mass, EPS))
 
 
-def _assign_quadrant(ordered: Sequence[Candidate], primary: bool = False) -> list[int | None]:
-    """Strictly increasing tooth numbers 1..8 (primary 1..5) for candidates ordered from the midline
-    out (None = dropped)."""
+@dataclass(frozen=True)
+class GapPrior:
+    """What the gap between two numbered neighbours of a quadrant (`gap_ratio` r) says about how many
+    teeth are missing between them (k): a Student-t of r for k = 0, 1, 2 and 3 or more."""
+
+    ratio: tuple[tuple[float, float], ...]  # (location, scale) of r for each k
+    dof: float
+    weight: float  # of the gap evidence beside the model's position evidence
+
+    def log_evidence(self, r: np.ndarray, most: int) -> np.ndarray:
+        """Weighted log likelihood ratio of k = 0 .. most - 1 missing teeth against none, for each gap
+        ratio in r: shape r.shape + (most,)."""
+        params = np.asarray([self.ratio[min(k, len(self.ratio) - 1)] for k in range(most)])
+        loc, scale = params[:, 0], params[:, 1]
+        z = (np.asarray(r, np.float64)[..., None] - loc) / scale
+        log_t = -0.5 * (self.dof + 1) * np.log1p(z * z / self.dof) - np.log(scale)
+        return self.weight * (log_t - log_t[..., :1])
+
+
+# Fitted on the shipped model's tooth candidates on the training films of both sets, matched to the
+# annotated teeth, and the weight chosen there (`python -m training.pano.gap_prior`): neighbours overlap
+# (r -0.18); one missing tooth leaves about a fifth of a tooth's width, with a wide spread, since the
+# neighbours drift into the space.
+GAP_PRIOR = GapPrior(
+    ratio=((-0.178, 0.141), (0.172, 0.397), (0.975, 0.402), (1.68, 0.621)), dof=3, weight=0.25
+)
+
+
+def gap_ratio(inner: Candidate, outer: Candidate, q: int) -> float:
+    """Space between the facing edges of two teeth of quadrant q (inner nearer the midline) over their
+    mean width; negative where they overlap."""
+    ix0, _, ix1, _ = inner.bounds
+    ox0, _, ox1, _ = outer.bounds
+    gap = ix0 - ox1 if q in (1, 4) else ox0 - ix1  # quadrants 1 and 4 grow towards the image's left
+    return gap / max(((ix1 - ix0) + (ox1 - ox0)) / 2, EPS)
+
+
+def _assign_quadrant(
+    ordered: Sequence[Candidate], q: int, primary: bool, gap: GapPrior
+) -> list[int | None]:
+    """Strictly increasing tooth numbers 1..8 (primary 1..5) for the candidates of quadrant q ordered
+    from the midline out (None = dropped): the most likely numbering given each candidate's position
+    evidence and, for permanent teeth, the gap between each numbered tooth and the next."""
     n, top = len(ordered), TEETH_PER_QUADRANT[primary]
+    evidence = [[_position_log_evidence(c, t, primary) for t in range(1, top + 1)] for c in ordered]
+    # gaps[j, i, k]: gap evidence for k teeth missing between numbered candidates j < i.
+    gaps = np.zeros((n, n, top))
+    if not primary and n:
+        gaps = gap.log_evidence(np.array([[gap_ratio(a, b, q) for b in ordered] for a in ordered]), top)
+    steps = gaps.tolist()  # Python floats: the loop below reads them one at a time
     neg = -math.inf
-    # best[i][t]: best score numbering the first i candidates with numbers <= t.
-    best = [[neg] * (top + 1) for _ in range(n + 1)]
-    back: list[list[tuple[int, int, int | None]]] = [[(0, 0, None)] * (top + 1) for _ in range(n + 1)]
-    for t in range(top + 1):
-        best[0][t] = 0.0
-    for i in range(1, n + 1):
-        for t in range(top + 1):
-            choices = [(best[i - 1][t] + DROP_COST, (i - 1, t, None))]
-            if t >= 1:
-                choices.append((best[i][t - 1], (i, t - 1, -1)))
-                take = best[i - 1][t - 1] + _position_log_evidence(ordered[i - 1], t, primary)
-                choices.append((take, (i - 1, t - 1, t)))
-            best[i][t], back[i][t] = max(choices, key=lambda ch: ch[0])
+    # best[i][t]: best score of the first i + 1 candidates with candidate i numbered t + 1;
+    # back[i][t]: the previous numbered candidate and its number index (None: all before dropped).
+    best = [[neg] * top for _ in range(n)]
+    back: list[list[tuple[int, int] | None]] = [[None] * top for _ in range(n)]
+    for i in range(n):
+        for t in range(top):
+            score, prev = i * DROP_COST, None
+            for j in range(i):
+                for s in range(t):
+                    option = best[j][s] + (i - j - 1) * DROP_COST + steps[j][i][t - s - 1]
+                    if option > score:
+                        score, prev = option, (j, s)
+            best[i][t] = score + evidence[i][t]
+            back[i][t] = prev
+    score, last = n * DROP_COST, None
+    for i in range(n):
+        for t in range(top):
+            if best[i][t] + (n - i - 1) * DROP_COST > score:
+                score, last = best[i][t] + (n - i - 1) * DROP_COST, (i, t)
     result: list[int | None] = [None] * n
-    i, t = n, top
-    while i > 0:
-        pi, pt, tooth = back[i][t]
-        if tooth is not None and tooth > 0:
-            result[i - 1] = tooth
-        i, t = pi, pt
+    while last is not None:
+        i, t = last
+        result[i] = t + 1
+        last = back[i][t]
     return result
 
 
-def renumber(cands: Sequence[Candidate], width: float) -> list[int | None]:
+def renumber(cands: Sequence[Candidate], width: float, gap: GapPrior = GAP_PRIOR) -> list[int | None]:
     """FDI number for each candidate (None = discarded), consistent per the module rules."""
     if not cands:
         return []
@@ -174,7 +227,7 @@ def renumber(cands: Sequence[Candidate], width: float) -> list[int | None]:
         for dentition in (False, True):
             members = [k for k in range(len(cands)) if quads[k] == q and primary[k] == dentition]
             members.sort(key=lambda k: abs(cands[k].cx - midline))
-            teeth = _assign_quadrant([cands[k] for k in members], dentition)
+            teeth = _assign_quadrant([cands[k] for k in members], q, dentition, gap)
             fq = PRIMARY_QUADRANT[q] if dentition else q
             for k, tooth in zip(members, teeth, strict=True):
                 fdi[k] = None if tooth is None else 10 * fq + tooth

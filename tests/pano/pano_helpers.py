@@ -23,6 +23,11 @@ class Cand:
     probs: np.ndarray
     cx: float
     cy: float
+    bounds: tuple[int, int, int, int]
+
+
+# Width of a synthetic tooth's box: neighbours 24 px apart overlap a little, as real ones do.
+TOOTH_WIDTH = 26
 
 
 def position(fdi: int) -> tuple[float, float]:
@@ -46,7 +51,9 @@ def cand(fdi_at: int, label_fdi: int, confidence: float = 0.9, second: int | Non
         probs[CLASS_FDI.index(second)] += 0.3 * (1 - confidence) + 0.05
     probs /= probs.sum()
     x, y = position(fdi_at)
-    return Cand(label=CLASS_FDI.index(label_fdi), probs=probs, cx=x, cy=y)
+    half = TOOTH_WIDTH // 2
+    bounds = (int(x) - half, int(y) - 20, int(x) + half, int(y) + 20)
+    return Cand(label=CLASS_FDI.index(label_fdi), probs=probs, cx=x, cy=y, bounds=bounds)
 
 
 def full_mouth() -> list[Cand]:

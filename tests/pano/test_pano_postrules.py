@@ -1,7 +1,7 @@
 from pano_helpers import W, cand, full_mouth
 
 from pipelines.pano.numbering import PERMANENT_FDI
-from pipelines.pano.postrules import renumber
+from pipelines.pano.postrules import GAP_PRIOR, GapPrior, renumber
 
 
 def test_consistent_dentition_is_left_alone() -> None:
@@ -76,3 +76,20 @@ def test_a_primary_quadrant_takes_at_most_five_teeth() -> None:
     numbers = renumber(cands + [extra], W)
     assert numbers.count(None) == 1
     assert sorted(n for n in numbers if n) == list(range(51, 56))
+
+
+def test_a_space_where_a_tooth_is_missing_moves_the_numbers_past_it() -> None:
+    # 16 is missing and its space is open; the model hesitates between shifting 17 and 18 down to 16
+    # and 17 (as if 18 were the missing one, the commoner case) and the right numbers.
+    cands = [cand(f, f) for f in (11, 12, 13, 14, 15)]
+    cands += [cand(17, 16, confidence=0.35, second=17), cand(18, 17, confidence=0.35, second=18)]
+    without_gaps = GapPrior(GAP_PRIOR.ratio, GAP_PRIOR.dof, weight=0.0)
+    assert renumber(cands, W, without_gaps)[5:] == [16, 17]
+    assert renumber(cands, W)[5:] == [17, 18]
+
+
+def test_neighbours_that_touch_keep_the_models_numbers() -> None:
+    # The same hesitation with no space (16 present): the gaps say no tooth is missing.
+    cands = [cand(f, f) for f in (11, 12, 13, 14, 15)]
+    cands += [cand(16, 16, confidence=0.35, second=17), cand(17, 17, confidence=0.35, second=18)]
+    assert renumber(cands, W)[5:] == [16, 17]
