@@ -7,6 +7,7 @@ server: the client's Authorization header travels as gRPC metadata.
 
 from __future__ import annotations
 
+import base64
 import binascii
 import re
 from collections.abc import AsyncIterator
@@ -119,8 +120,15 @@ def decode_image(text: str, max_bytes: int) -> bytes:
     except (binascii.Error, ValueError):
         pass
     # Line breaks (allowed) fail validation: only then are they dropped and the text tried again.
+    text = "".join(text.split())
     try:
-        return pybase64.b64decode("".join(text.split()), validate=True)
+        return pybase64.b64decode(text, validate=True)
+    except (binascii.Error, ValueError):
+        pass
+    # pybase64 refuses a few texts the standard library accepts (padding after a whole group, as in
+    # "0000="): the standard library has the last word, on this path of refusals only.
+    try:
+        return base64.b64decode(text, validate=True)
     except (binascii.Error, ValueError):
         raise _invalid("imageBase64", "not valid base64") from None
 

@@ -7,7 +7,7 @@ import base64
 import binascii
 
 import pytest
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from dentalai.errors import DentalAIError
@@ -33,6 +33,7 @@ def ours(text: str) -> bytes | None:
 
 @settings(max_examples=400, deadline=None)
 @given(st.text(alphabet=ALPHABET, max_size=40))
+@example("0000=")  # padding after a whole group: pybase64 refused it, the standard library accepts it
 def test_any_text_as_the_standard_library_decides(text: str) -> None:
     assert ours(text) == reference(text)
 
