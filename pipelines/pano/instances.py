@@ -14,6 +14,11 @@ MIN_AREA_PX = 20
 # A component below this share of the median that touches a bigger one is a piece of that tooth
 # with a wrong label (a tooth split between two numbers), so it is merged, not kept.
 FRAGMENT_SHARE = 0.5
+# ...unless it is at least this share of that bigger one's area and of its height: then it is a tooth
+# of its own beside it (small teeth, the lower incisors above all, are below half the median tooth,
+# and two of them labelled apart were merged into one outline that matched neither).
+OWN_TOOTH_AREA_SHARE = 0.5
+OWN_TOOTH_HEIGHT_SHARE = 0.8
 # A tooth's own classes: see own_classes.
 OWN_CLASS_SHARE = 0.1
 
@@ -110,6 +115,13 @@ def _union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[
     return min(a[0], b[0]), min(a[1], b[1]), max(a[2], b[2]), max(a[3], b[3])
 
 
+def _own_tooth(piece: Instance, host: Instance) -> bool:
+    """A component beside `host` as big and as tall as a tooth of its own (OWN_TOOTH_*)."""
+    piece_height, host_height = piece.bounds[3] - piece.bounds[1], host.bounds[3] - host.bounds[1]
+    big_enough = piece.area >= OWN_TOOTH_AREA_SHARE * host.area
+    return big_enough and piece_height >= OWN_TOOTH_HEIGHT_SHARE * host_height
+
+
 def _merge_fragments(found: list[Instance], probs: np.ndarray, small: float) -> list[Instance]:
     kernel = np.ones((3, 3), np.uint8)
     h, w = probs.shape[1:]
@@ -136,6 +148,9 @@ def _merge_fragments(found: list[Instance], probs: np.ndarray, small: float) -> 
             continue
         _, j = max(touching)
         host = found[j]
+        if _own_tooth(frag, host):
+            k += 1
+            continue
         found[j] = _make(host.label, host.mask | frag.mask, probs, _union(host.bounds, frag.bounds))
         del found[k]
         found.sort(key=lambda i: i.area)

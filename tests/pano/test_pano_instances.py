@@ -3,6 +3,7 @@
 import numpy as np
 
 from pipelines.pano.instances import argmax_channels, extract
+from pipelines.pano.numbering import CLASS_FDI
 
 
 def test_argmax_channels_matches_numpy_including_ties() -> None:
@@ -29,3 +30,22 @@ def test_components_have_their_own_box_area_and_mean_probability() -> None:
         ys, xs = np.nonzero(inst.mask)
         assert inst.area == len(xs) and abs(inst.cx - xs.mean()) < 1e-9 and abs(inst.cy - ys.mean()) < 1e-9
         np.testing.assert_allclose(inst.probs, probs[:, inst.mask].mean(axis=1), atol=1e-6)
+
+
+def _paint(probs: np.ndarray, fdi: int, y0: int, y1: int, x0: int, x1: int) -> None:
+    probs[:, y0:y1, x0:x1] = 0.0
+    probs[CLASS_FDI.index(fdi), y0:y1, x0:x1] = 1.0
+
+
+def test_a_small_piece_of_another_label_joins_its_tooth_but_a_small_tooth_stays_itself() -> None:
+    probs = np.zeros((len(CLASS_FDI), 64, 200), np.float32)
+    probs[0] = 1.0
+    for fdi, x0 in ((36, 10), (37, 60), (46, 110)):  # molars: 40 x 30, apart
+        _paint(probs, fdi, 10, 50, x0, x0 + 30)
+    _paint(probs, 37, 10, 20, 40, 50)  # a 10 x 10 corner of 36 read as 37, touching 36 only
+    # Two lower central incisors side by side, each under half the median tooth's area.
+    _paint(probs, 41, 10, 45, 150, 160)
+    _paint(probs, 31, 10, 45, 160, 171)
+    found = sorted(extract(probs), key=lambda i: i.cx)
+    assert [CLASS_FDI[i.label] for i in found] == [36, 37, 46, 41, 31]
+    assert found[0].area == 40 * 30 + 10 * 10  # the corner joined 36
