@@ -16,7 +16,8 @@ MIN_AREA_PX = 20
 FRAGMENT_SHARE = 0.5
 # ...unless it is at least this share of that bigger one's area and of its height: then it is a tooth
 # of its own beside it (small teeth, the lower incisors above all, are below half the median tooth,
-# and two of them labelled apart were merged into one outline that matched neither).
+# and two of them labelled apart were merged into one outline that matched neither). Read off the
+# merges on the training films of both sets (models/pano-teeth/MODEL_CARD.md, Instances).
 OWN_TOOTH_AREA_SHARE = 0.5
 OWN_TOOTH_HEIGHT_SHARE = 0.8
 # A tooth's own classes: see own_classes.
