@@ -144,10 +144,7 @@ class PanoPipeline(Pipeline):
     ) -> tuple[list[Found], np.ndarray]:
         """The numbered teeth with their whole-film outlines (`size`: the input's width, height),
         and the softmax they came from."""
-        probs = instances.softmax(logits)
-        cands = instances.extract(probs)
-        for c in cands:  # the rules read every channel of CLASS_FDI; absent ones have probability 0
-            c.probs = np.pad(c.probs, (0, len(CLASS_FDI) - len(c.probs)))
+        cands, probs = candidates(logits)
         if self.config.renumber:
             numbers = postrules.renumber(cands, float(self.width))
         else:
@@ -169,6 +166,16 @@ class PanoPipeline(Pipeline):
             if shape is not None:
                 found.append((fdi, round(c.foreground, 4), mine, shape))
         return found, probs
+
+
+def candidates(logits: np.ndarray) -> tuple[list[instances.Instance], np.ndarray]:
+    """Tooth candidates of the tooth model's logits (float32, (C, H, W)), before the numbering rules,
+    and the softmax they came from."""
+    probs = instances.softmax(logits)
+    cands = instances.extract(probs)
+    for c in cands:  # the rules read every channel of CLASS_FDI; absent ones have probability 0
+        c.probs = np.pad(c.probs, (0, len(CLASS_FDI) - len(c.probs)))
+    return cands, probs
 
 
 def tooth_number(fdi: int, universal: bool) -> int:

@@ -26,8 +26,7 @@ from engines.manifest import ModelManifest
 from engines.onnxruntime_engine import OnnxRuntimeEngine
 from pipelines.pano import instances, postrules
 from pipelines.pano.evaluation.eval_pano import match, polygon_mask
-from pipelines.pano.numbering import CLASS_FDI
-from pipelines.pano.pipeline import PanoConfig, PanoPipeline
+from pipelines.pano.pipeline import PanoConfig, PanoPipeline, candidates
 from pipelines.pano.preprocess import prepare, to_gray_float
 from training.pano.data import TUFTS_SPLIT_PATH
 
@@ -57,10 +56,7 @@ def films(pipeline: PanoPipeline, dataset: str) -> list[Film]:
         pixels = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         scale = np.array([w / pixels.shape[1], h / pixels.shape[0]], np.float32)
         logits = pipeline._infer(prepare(to_gray_float(pixels), h, w).tensor)
-        probs = instances.softmax(logits.astype(np.float32))
-        cands = instances.extract(probs)
-        for c in cands:
-            c.probs = np.pad(c.probs, (0, len(CLASS_FDI) - len(c.probs)))
+        cands, _ = candidates(logits.astype(np.float32))
         gt = [polygon_mask(np.asarray(a["segmentation"][0], np.float32).reshape(-1, 2) * scale, h, w)
               for a in anns[image_id]]
         truth: list[int | None] = [None] * len(cands)
