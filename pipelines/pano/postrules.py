@@ -159,7 +159,7 @@ class GapPrior:
 # (r -0.18); one missing tooth leaves about a fifth of a tooth's width, with a wide spread, since the
 # neighbours drift into the space.
 GAP_PRIOR = GapPrior(
-    ratio=((-0.178, 0.141), (0.172, 0.397), (0.975, 0.402), (1.68, 0.621)), dof=3, weight=0.25
+    ratio=((-0.176, 0.141), (0.188, 0.394), (0.951, 0.421), (1.714, 0.595)), dof=3, weight=0.25
 )
 
 
