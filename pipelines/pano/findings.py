@@ -28,6 +28,8 @@ from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
 from engines.manifest import ModelManifest
 from pipelines.base_pipeline import infer, pixel_spacing
+from pipelines.pano.crown_band import crown_tiles
+from pipelines.pano.numbering import side_quadrant
 from pipelines.pano.preprocess import normalise, to_gray_float
 
 # Width of the whole film in the findings frame (input px per work px = image width / work width);
@@ -56,6 +58,10 @@ ASSIGN_MARGIN_PX = 40.0
 # more; 3 of the 19 that touched none lay wholly outside (bone), and on Tufts val films 21 % of the
 # caries blobs did (2026-12-03).
 MIN_INSIDE_TOOTH = 0.5
+# What a findings model reads of the dental crop (manifest `preprocessing.region`): all of it, or
+# only tiles over the crowns (pipelines/pano/crown_band.py); outside the tiles its logits are this.
+REGIONS = ("teeth", "crowns")
+OUTSIDE_LOGIT = -30.0
 
 
 @dataclass(frozen=True)
@@ -284,7 +290,12 @@ class FindingsModel:
         unknown = sorted({t.name for t in self.types} - set(FINDING_TYPES))
         if unknown:
             raise ValueError(f"{manifest.name}: finding types {unknown}, the contract's {FINDING_TYPES}")
-        self.work_width = int(manifest.raw.get("preprocessing", {}).get("work_width", WORK_WIDTH))
+        preprocessing = manifest.raw.get("preprocessing", {})
+        self.work_width = int(preprocessing.get("work_width", WORK_WIDTH))
+        # "teeth": the whole dental crop; "crowns": only tiles over the crowns (crown_band).
+        self.region = str(preprocessing.get("region", "teeth"))
+        if self.region not in REGIONS:
+            raise ValueError(f"{manifest.name}: preprocessing.region {self.region!r}, not one of {REGIONS}")
         self.input_name = manifest.inputs[0].name
         self.output_name = manifest.outputs[0].name
 
@@ -293,17 +304,36 @@ class FindingsModel:
         return [t for t in self.types if (t.name in wanted if wanted else t.default)]
 
     def lesions(self, engine: Engine, pixels: np.ndarray, teeth: Sequence[np.ndarray],
-                types: Sequence[FindingType], crop_teeth: Sequence[np.ndarray] | None = None) -> list[Lesion]:
-        """Lesions of `types` on the film around `crop_teeth` (default `teeth`), each assigned to one
-        of `teeth` (outlines in input px)."""
-        if not types or not teeth:
+                types: Sequence[FindingType], crop_teeth: Sequence[tuple[int, np.ndarray]]) -> list[Lesion]:
+        """Lesions of `types` on the film around `crop_teeth` ((FDI, outline) pairs), each assigned to
+        one of `teeth` (outlines in input px)."""
+        if not types or not teeth or not crop_teeth:
             return []
         h, w = pixels.shape[:2]
-        box = teeth_box(crop_teeth or teeth, w, h, self.work_width)
+        box = teeth_box([outline for _, outline in crop_teeth], w, h, self.work_width)
         roi = prepare_roi(pixels, box, self.work_width)
-        logits = infer(engine, {self.input_name: roi.tensor[None]})[self.output_name][0]
+        logits = self.logits(engine, roi, crop_teeth)
         probs = 1.0 / (1.0 + np.exp(-logits[[t.channel for t in types]]))
         return find(probs, roi, types, teeth)
+
+    def logits(self, engine: Engine, roi: Roi, crop_teeth: Sequence[tuple[int, np.ndarray]]) -> np.ndarray:
+        """(C, H, W) logits over the padded crop; with region "crowns", read tile by tile and very
+        negative (probability 0) outside the tiles."""
+        if self.region == "teeth":
+            return infer(engine, {self.input_name: roi.tensor[None]})[self.output_name][0]
+        boxes = [np.concatenate([roi.to_work(o.min(0)[None])[0], roi.to_work(o.max(0)[None])[0]])
+                 for _, o in crop_teeth]
+        upper = [side_quadrant(fdi) in (1, 2) for fdi, _ in crop_teeth]
+        _, ph, pw = roi.tensor.shape
+        out: np.ndarray | None = None
+        for tile in crown_tiles(boxes, upper, ph, pw, STRIDE):
+            window = roi.tensor[None, :, tile.y0:tile.y1, tile.x0:tile.x1]
+            part = infer(engine, {self.input_name: window})[self.output_name][0]
+            if out is None:
+                out = np.full((part.shape[0], ph, pw), OUTSIDE_LOGIT, np.float32)
+            keep = slice(tile.keep_x0 - tile.x0, tile.keep_x1 - tile.x0)
+            out[:, tile.y0:tile.y1, tile.keep_x0:tile.keep_x1] = part[:, :, keep]
+        return out if out is not None else np.full((len(self.types), ph, pw), OUTSIDE_LOGIT, np.float32)
 
 
 def check_models(models: Sequence[FindingsModel]) -> None:
@@ -316,16 +346,17 @@ def check_models(models: Sequence[FindingsModel]) -> None:
 
 def add_findings(result: results_pb2.PanoResult, models: Sequence[tuple[FindingsModel, Engine]],
                  image_spacing: float | None, pixels: np.ndarray, options: task_pb2.AnalysisOptions,
-                 crop_teeth: Sequence[np.ndarray] | None = None) -> None:
+                 crop_teeth: Sequence[tuple[int, np.ndarray]] | None = None) -> None:
     """Findings of the selected types of every model into `result` (teeth already numbered), the
     types onto their teeth, and the spacing used for mm areas into result.image. The findings crop
-    is around `crop_teeth` when given (outlines in input px), else around the result's teeth."""
+    is around `crop_teeth` when given ((FDI, outline in input px) pairs), else the result's teeth."""
     # No default when unknown (0, ""): a panoramic's magnification varies across the film.
     mm, source = pixel_spacing(image_spacing, options)
     result.image.pixel_spacing_mm = mm
     result.image.spacing_source = source
     teeth = list(result.teeth)
     outlines = [polygon_array(t.polygon) for t in teeth]
+    crop = list(crop_teeth or [(t.fdi, o) for t, o in zip(teeth, outlines, strict=True)])
     width = pixels.shape[1]
     found = []
     for model, engine in models:
@@ -337,7 +368,7 @@ def add_findings(result: results_pb2.PanoResult, models: Sequence[tuple[Findings
             else:
                 assessed.append(kind)
         result.findings_assessed.extend(kind.name for kind in assessed)
-        found += model.lesions(engine, pixels, outlines, assessed, crop_teeth)
+        found += model.lesions(engine, pixels, outlines, assessed, crop)
     rows = []
     for lesion in found:
         tooth = teeth[lesion.tooth] if lesion.tooth >= 0 else None

@@ -128,7 +128,7 @@ class PanoPipeline(Pipeline):
                 models = [(model, self.extras[name]) for name, model in self.findings.items()]
                 # The findings crop is set by the whole-film outlines, as the findings models were
                 # validated (and the caries model trained) with; findings go to the reported teeth.
-                crop_teeth = [np.asarray(shape.polygon) for _, _, _, shape in found]
+                crop_teeth = [(fdi, np.asarray(shape.polygon)) for fdi, _, _, shape in found]
                 add_findings(result, models, image.pixel_spacing_mm, gray, options, crop_teeth)
         return result
 

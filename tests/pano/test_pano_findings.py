@@ -29,11 +29,14 @@ class FakeFindingsEngine:
 
     def __init__(self, default: bool = True, types: tuple[str, ...] = ("caries",),
                  name: str = findings.FINDINGS_MODEL, work_width: int | None = None,
-                 min_film_width: int = 0) -> None:
+                 min_film_width: int = 0, region: str | None = None) -> None:
         raw: dict = {"findings": [{"type": t, "channel": k, "threshold": 0.6, "default": default,
-                                   "min_film_width": min_film_width} for k, t in enumerate(types)]}
+                                   "min_film_width": min_film_width} for k, t in enumerate(types)],
+                     "preprocessing": {}}
         if work_width is not None:
-            raw["preprocessing"] = {"work_width": work_width}
+            raw["preprocessing"]["work_width"] = work_width
+        if region is not None:
+            raw["preprocessing"]["region"] = region
         self.manifest = ModelManifest(
             name=name, version="test", task_type="pano", directory=Path("."), onnx="none.onnx",
             sha256="", inputs=(TensorSpec("image", "float32", ("batch", 1, "height", "width")),),
@@ -232,6 +235,43 @@ def test_the_findings_model_reads_only_the_dental_crop() -> None:
     _, _, h, w = x.shape
     assert h % findings.STRIDE == 0 and w % findings.STRIDE == 0
     assert w < 0.8 * findings.WORK_WIDTH and h < 0.6 * 1435 / 2
+
+
+def test_a_crown_model_reads_tiles_over_the_crowns_only() -> None:
+    whole, tiled = FakeFindingsEngine(), FakeFindingsEngine(region="crowns")
+    a, b = run(task_pb2.AnalysisOptions(), whole), run(task_pb2.AnalysisOptions(), tiled)
+    (crop,) = whole.seen
+    assert len(tiled.seen) > 1
+    assert sum(x.shape[2] * x.shape[3] for x in tiled.seen) < 0.8 * crop.shape[2] * crop.shape[3]
+    # The spot reaches from tooth 36's crown into its root: found on 36 either way, but the crown
+    # model outlines only the part within its tiles.
+    assert [f.fdi for f in a.findings] == [f.fdi for f in b.findings] == [36]
+    assert b.findings[0].area_px < a.findings[0].area_px
+
+
+def test_crown_tiles_match_the_whole_crop_where_they_read() -> None:
+    """A pointwise 'model' (logit = input) read tile by tile equals the whole crop inside the tiles'
+    kept columns, and is very negative (probability 0) outside every tile."""
+
+    class Identity(FakeFindingsEngine):
+        def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+            return {"logits": inputs["image"].copy()}
+
+    model = findings.FindingsModel(FakeFindingsEngine(region="crowns").manifest)
+    pixels = film()
+    teeth = [(36, np.array([[2100.0, 790.0], [2360.0, 790.0], [2360.0, 1010.0], [2100.0, 1010.0]])),
+             (26, np.array([[2100.0, 420.0], [2360.0, 420.0], [2360.0, 700.0], [2100.0, 700.0]]))]
+    box = findings.teeth_box([o for _, o in teeth], pixels.shape[1], pixels.shape[0])
+    roi = findings.prepare_roi(pixels, box)
+    logits = model.logits(Identity(), roi, teeth)[0]
+    inside = logits > findings.OUTSIDE_LOGIT
+    assert np.array_equal(logits[inside], roi.tensor[0][inside])
+    rows = np.nonzero(inside.any(1))[0]
+    top, bottom = roi.to_work(np.array([[0.0, 700.0], [0.0, 790.0]]))[:, 1]
+    # The crowns (26's bottom, 36's top) and the gap between them are read; the roots are not.
+    assert rows.min() < top - 0.4 * 280 / roi.scale + 1 and rows.max() > bottom
+    apex_26, apex_36 = roi.to_work(np.array([[0.0, 420.0], [0.0, 1010.0]]))[:, 1]
+    assert rows.min() > apex_26 + 8 and rows.max() < apex_36 - 8
 
 
 def test_a_model_whose_types_differ_from_the_contract_is_refused() -> None:

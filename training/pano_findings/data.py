@@ -117,11 +117,12 @@ def make_film(image_id: str, pixels: np.ndarray, mask: np.ndarray, teeth: list[n
     return Film(image_id, roi.tensor[0], y, zone, centres[1:n].astype(np.float32), roi, teeth, mask)
 
 
-def load_film(image_id: str, outlines: list, data_dir: Path = DC1000_DIR) -> Film:
+def load_film(image_id: str, outlines: list, work_width: int = findings.WORK_WIDTH,
+              data_dir: Path = DC1000_DIR) -> Film:
     """A DC1000 caries film (tooth outlines from `teeth_outlines`)."""
     films = Dc1000(data_dir)
     teeth = [np.asarray(p, np.float64) for _, p in outlines]
-    return make_film(image_id, films.pixels(image_id), films.mask(image_id), teeth, findings.WORK_WIDTH)
+    return make_film(image_id, films.pixels(image_id), films.mask(image_id), teeth, work_width)
 
 
 def tufts_film(tufts: Tufts, image_id: int, work_width: int, zone_grow: int) -> Film:

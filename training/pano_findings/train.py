@@ -25,7 +25,7 @@ import argparse
 import json
 import math
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import cv2
 import numpy as np
@@ -74,6 +74,9 @@ class Recipe:
     # film (the work width, padded; as tall as the pano check's narrowest aspect, 0.9, allows).
     opt_size: tuple[int, int]
     max_size: tuple[int, int]
+    # What the model reads at run time (findings.REGIONS): caries lies on the crowns, so only tiles
+    # over them (pipelines/pano/crown_band.py); periapical lesions at the apices, the whole crop.
+    region: str
     # Narrowest film (input px) the type is looked for on (FindingType.min_film_width). Caries: the
     # narrowest width where its precision at the shipped thresholds stayed >= 0.5 (eval_findings
     # --film-width); periapical, which never reaches 0.5: its work width (narrower films are upsampled).
@@ -85,26 +88,25 @@ RECIPES = {
     "caries": Recipe(
         findings.FINDINGS_MODEL, "caries-unet", (8, 16, 32, 64), findings.WORK_WIDTH, 12, 2, False, 118,
         "pano/dc1000_caries, split training/pano_findings/split.json (64 train / 16 val films)",
-        (368, 784), (1664, 1536), 1000,
+        (368, 784), (1664, 1536), "crowns", 1000,
     ),
     # Larger lesions read at half a Tufts film (crops about 230 x 400): a wider net for their context,
     # a wider zone for the bone around the apices.
     "periapical": Recipe(
         findings.PERIAPICAL_MODEL, "periapical-unet", (16, 32, 64, 96), findings.PERIAPICAL_WORK_WIDTH,
         20, 2, True, 92, "pano/tufts periapical polygons, split training/pano/split_tufts.json "
-        "(600 train / 100 val films)", (232, 400), (896, 800), 800,
+        "(600 train / 100 val films)", (232, 400), (896, 800), "teeth", 800,
     ),
 }
 
 
-def load_films(finding: str) -> tuple[list[Film], list[Film]]:
-    """(train, val) films of a finding type."""
+def load_films(finding: str, recipe: Recipe) -> tuple[list[Film], list[Film]]:
+    """(train, val) films of a finding type in the recipe's frame."""
     if finding == "caries":
         split = read_split()
         outlines = teeth_outlines(split["train"] + split["val"])
-        return ([load_film(i, outlines[i]) for i in split["train"]],
-                [load_film(i, outlines[i]) for i in split["val"]])
-    recipe = RECIPES[finding]
+        return ([load_film(i, outlines[i], recipe.work_width) for i in split["train"]],
+                [load_film(i, outlines[i], recipe.work_width) for i in split["val"]])
     tufts = Tufts(finding)
     split = read_split(TUFTS_SPLIT_PATH)
     train, val = ([tufts_film(tufts, i, recipe.work_width, recipe.zone_grow) for i in split[k]]
@@ -225,20 +227,25 @@ def main() -> None:
     parser.add_argument("--run", default=None, help="run directory under runs/ (default: the recipe's)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--work-width", type=int, default=None,
+                        help="findings frame (film width in work px; default: the recipe's)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     torch.manual_seed(SEED)
     recipe = RECIPES[args.finding]
+    if args.work_width:
+        recipe = replace(recipe, work_width=args.work_width)
     run_dir = RUNS / (args.run or recipe.run)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    train, val = load_films(args.finding)
+    train, val = load_films(args.finding, recipe)
     with_lesions = np.array([k for k, f in enumerate(train) if len(f.lesions)])
     print(f"{args.finding}: {len(train)} train films ({len(with_lesions)} with lesions), {len(val)} val, "
           f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
     model = FindingsUNet(1, recipe.widths)
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
-    state = {"epoch": 0, "elapsed_s": 0.0, "best": -math.inf, "history": []}
+    # The frame travels with the checkpoint, so that export writes the one the model was trained in.
+    state = {"epoch": 0, "elapsed_s": 0.0, "best": -math.inf, "history": [], "work_width": recipe.work_width}
     hard: list[np.ndarray] = [np.zeros((0, 2), np.float32) for _ in train]
     last = run_dir / "last.pt"
     if last.is_file():
@@ -246,6 +253,8 @@ def main() -> None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
         state, hard = ckpt["state"], ckpt["hard"]
+        if state.get("work_width", RECIPES[args.finding].work_width) != recipe.work_width:
+            raise SystemExit(f"{last}: trained at work width {state['work_width']}, not {recipe.work_width}")
         print(f"resumed at epoch {state['epoch']}, {state['elapsed_s'] / 60:.1f} min", flush=True)
     rng = np.random.default_rng(SEED + state["epoch"])
     budget = args.max_minutes * 60
