@@ -39,6 +39,8 @@ class Instance:
     cx: float
     cy: float
     bounds: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) of the mask
+    # Area and height of the component it grew from (before fragments were merged into it).
+    core: tuple[int, int] = (0, 0)
 
     @property
     def foreground(self) -> float:
@@ -77,13 +79,16 @@ def argmax_channels(probs: np.ndarray) -> np.ndarray:
     return labels
 
 
-def _make(label: int, mask: np.ndarray, probs: np.ndarray, bounds: tuple[int, int, int, int]) -> Instance:
-    """Instance of `mask` (whole frame), whose pixels all lie within `bounds`; work on that window."""
+def _make(label: int, mask: np.ndarray, probs: np.ndarray, bounds: tuple[int, int, int, int],
+          core: tuple[int, int] | None = None) -> Instance:
+    """Instance of `mask` (whole frame), whose pixels all lie within `bounds`; work on that window.
+    `core` defaults to the mask's own area and height."""
     x0, y0, x1, y1 = bounds
     window = mask[y0:y1, x0:x1]
     ys, xs = np.nonzero(window)
     return Instance(label=label, mask=mask, probs=probs[:, y0:y1, x0:x1][:, window].mean(axis=1),
-                    area=len(xs), cx=float(xs.mean()) + x0, cy=float(ys.mean()) + y0, bounds=bounds)
+                    area=len(xs), cx=float(xs.mean()) + x0, cy=float(ys.mean()) + y0, bounds=bounds,
+                    core=core or (len(xs), y1 - y0))
 
 
 def extract(probs: np.ndarray) -> list[Instance]:
@@ -117,10 +122,12 @@ def _union(a: tuple[int, int, int, int], b: tuple[int, int, int, int]) -> tuple[
 
 
 def _own_tooth(piece: Instance, host: Instance) -> bool:
-    """A component beside `host` as big and as tall as a tooth of its own (OWN_TOOTH_*)."""
-    piece_height, host_height = piece.bounds[3] - piece.bounds[1], host.bounds[3] - host.bounds[1]
-    big_enough = piece.area >= OWN_TOOTH_AREA_SHARE * host.area
-    return big_enough and piece_height >= OWN_TOOTH_HEIGHT_SHARE * host_height
+    """A component beside `host` as big and as tall as a tooth of its own (OWN_TOOTH_*), measured
+    against the component `host` grew from: pieces merged into it earlier do not count, or one
+    incisor merged into a canine would make the next one too small beside it."""
+    host_area, host_height = host.core
+    big_enough = piece.area >= OWN_TOOTH_AREA_SHARE * host_area
+    return big_enough and piece.bounds[3] - piece.bounds[1] >= OWN_TOOTH_HEIGHT_SHARE * host_height
 
 
 def _merge_fragments(found: list[Instance], probs: np.ndarray, small: float) -> list[Instance]:
@@ -152,7 +159,8 @@ def _merge_fragments(found: list[Instance], probs: np.ndarray, small: float) -> 
         if _own_tooth(frag, host):
             k += 1
             continue
-        found[j] = _make(host.label, host.mask | frag.mask, probs, _union(host.bounds, frag.bounds))
+        bounds = _union(host.bounds, frag.bounds)
+        found[j] = _make(host.label, host.mask | frag.mask, probs, bounds, host.core)
         del found[k]
         found.sort(key=lambda i: i.area)
         k = 0

@@ -49,3 +49,18 @@ def test_a_small_piece_of_another_label_joins_its_tooth_but_a_small_tooth_stays_
     found = sorted(extract(probs), key=lambda i: i.cx)
     assert [CLASS_FDI[i.label] for i in found] == [36, 37, 46, 41, 31]
     assert found[0].area == 40 * 30 + 10 * 10  # the corner joined 36
+
+
+def test_a_piece_merged_into_a_tooth_does_not_make_its_next_neighbour_a_piece_too() -> None:
+    """Lower incisors beside a canine: 32, shorter than 0.8 of 33, joins it; 31 is as big and tall
+    as a tooth beside 33 itself, and stays one although it is small beside 33 and 32 together."""
+    probs = np.zeros((len(CLASS_FDI), 64, 200), np.float32)
+    probs[0] = 1.0
+    for fdi, x0 in ((36, 10), (37, 45), (46, 80)):  # molars set the median: 40 x 30
+        _paint(probs, fdi, 10, 50, x0, x0 + 30)
+    _paint(probs, 33, 10, 50, 120, 134)  # canine 40 x 14
+    _paint(probs, 32, 10, 40, 134, 144)  # 30 x 10: under 0.8 of the canine's height
+    _paint(probs, 31, 10, 45, 144, 153)  # 35 x 9: half the canine's area, 0.88 of its height
+    found = sorted(extract(probs), key=lambda i: i.cx)
+    assert [CLASS_FDI[i.label] for i in found] == [36, 37, 46, 33, 31]
+    assert found[3].area == 40 * 14 + 30 * 10
