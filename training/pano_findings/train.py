@@ -70,8 +70,9 @@ class Recipe:
     spill: bool  # also mine where predicted blobs spill past a true lesion (`mine`)
     minutes: int  # the --max-minutes of the shipped model's training
     data: str  # for the manifest
-    # Input (height, width) the engines are built for: a typical dental crop, and at most the whole
-    # film (the work width, padded; as tall as the pano check's narrowest aspect, 0.9, allows).
+    # Input (height, width) the engines are built for: a typical input (a dental crop; for caries a
+    # crown tile, median 216 x 288 on the DC1000 films), and at most the whole film (the work width,
+    # padded; as tall as the pano check's narrowest aspect, 0.9, allows).
     opt_size: tuple[int, int]
     max_size: tuple[int, int]
     # What the model reads at run time (findings.REGIONS): caries lies on the crowns, so only tiles
@@ -84,11 +85,11 @@ class Recipe:
 
 
 RECIPES = {
-    # DC1000's 2943 x 1435 films: dental crops about 370 x 780 work px.
+    # DC1000's 2943 x 1435 films: dental crops about 370 x 780 work px, about two crown tiles each.
     "caries": Recipe(
         findings.FINDINGS_MODEL, "caries-unet", (8, 16, 32, 64), findings.WORK_WIDTH, 12, 2, False, 118,
         "pano/dc1000_caries, split training/pano_findings/split.json (64 train / 16 val films)",
-        (368, 784), (1664, 1536), "crowns", 1000,
+        (216, 288), (1664, 1536), "crowns", 1000,
     ),
     # Larger lesions read at half a Tufts film (crops about 230 x 400): a wider net for their context,
     # a wider zone for the bone around the apices.
