@@ -13,8 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
-from dataclasses import replace
 from pathlib import Path
 
 import torch
@@ -23,22 +21,9 @@ from pipelines.pano import findings
 from pipelines.pano.preprocess import HIGH_PERCENTILE, LOW_PERCENTILE
 from training.onnx_export import export_checked, sha256
 from training.pano_findings.model import FindingsUNet
-from training.pano_findings.train import RECIPES, Recipe
+from training.pano_findings.train import RECIPES
 
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def frame(recipe: Recipe, work_width: int) -> Recipe:
-    """The recipe at the work width a checkpoint was trained in; engine sizes scale with it."""
-    if work_width == recipe.work_width:
-        return recipe
-    k = work_width / recipe.work_width
-
-    def size(hw: tuple[int, int]) -> tuple[int, int]:
-        return tuple(int(math.ceil(v * k / findings.STRIDE) * findings.STRIDE) for v in hw)
-
-    return replace(recipe, work_width=work_width, opt_size=size(recipe.opt_size),
-                   max_size=size(recipe.max_size))
 
 
 def main() -> None:
@@ -57,7 +42,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)
     ckpt = torch.load(path, weights_only=False, map_location="cpu")
-    recipe = frame(recipe, int(ckpt["state"].get("work_width", recipe.work_width)))
+    recipe = recipe.at_width(int(ckpt["state"].get("work_width", recipe.work_width)))
     model = FindingsUNet(len(types), recipe.widths)
     model.load_state_dict(ckpt["model"])
     onnx_path = out / "model.onnx"

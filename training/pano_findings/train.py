@@ -83,6 +83,19 @@ class Recipe:
     # --film-width); periapical, which never reaches 0.5: its work width (narrower films are upsampled).
     min_film_width: int
 
+    def at_width(self, work_width: int) -> Recipe:
+        """The recipe in another findings frame (`train --work-width`); engine sizes scale with it."""
+        if work_width == self.work_width:
+            return self
+        k = work_width / self.work_width
+
+        def size(hw: tuple[int, int]) -> tuple[int, int]:
+            h, w = (int(math.ceil(v * k / findings.STRIDE) * findings.STRIDE) for v in hw)
+            return h, w
+
+        return replace(self, work_width=work_width, opt_size=size(self.opt_size),
+                       max_size=size(self.max_size))
+
 
 RECIPES = {
     # DC1000's 2943 x 1435 films: dental crops about 370 x 780 work px, about two crown tiles each.
@@ -235,7 +248,7 @@ def main() -> None:
     torch.manual_seed(SEED)
     recipe = RECIPES[args.finding]
     if args.work_width:
-        recipe = replace(recipe, work_width=args.work_width)
+        recipe = recipe.at_width(args.work_width)
     run_dir = RUNS / (args.run or recipe.run)
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -254,8 +267,9 @@ def main() -> None:
         model.load_state_dict(ckpt["model"])
         opt.load_state_dict(ckpt["opt"])
         state, hard = ckpt["state"], ckpt["hard"]
-        if state.get("work_width", RECIPES[args.finding].work_width) != recipe.work_width:
-            raise SystemExit(f"{last}: trained at work width {state['work_width']}, not {recipe.work_width}")
+        trained_at = state.get("work_width", RECIPES[args.finding].work_width)
+        if trained_at != recipe.work_width:
+            raise SystemExit(f"{last}: trained at work width {trained_at}, not {recipe.work_width}")
         print(f"resumed at epoch {state['epoch']}, {state['elapsed_s'] / 60:.1f} min", flush=True)
     rng = np.random.default_rng(SEED + state["epoch"])
     budget = args.max_minutes * 60
