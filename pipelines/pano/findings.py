@@ -321,8 +321,7 @@ class FindingsModel:
         negative (probability 0) outside the tiles."""
         if self.region == "teeth":
             return infer(engine, {self.input_name: roi.tensor[None]})[self.output_name][0]
-        boxes = [np.concatenate([roi.to_work(o.min(0)[None])[0], roi.to_work(o.max(0)[None])[0]])
-                 for _, o in crop_teeth]
+        boxes = [roi.to_work(np.stack([o.min(0), o.max(0)])).ravel() for _, o in crop_teeth]
         upper = [side_quadrant(fdi) in (1, 2) for fdi, _ in crop_teeth]
         _, ph, pw = roi.tensor.shape
         out: np.ndarray | None = None

@@ -40,7 +40,7 @@ class Instance:
     cy: float
     bounds: tuple[int, int, int, int]  # x0, y0, x1, y1 (exclusive) of the mask
     # Area and height of the component it grew from (before fragments were merged into it).
-    core: tuple[int, int] = (0, 0)
+    core: tuple[int, int]
 
     @property
     def foreground(self) -> float:
