@@ -89,7 +89,7 @@ def reference_torch_module(manifest: ModelManifest):
 
 def bench_cpu(model_dir: Path, threads: int, runs: int) -> None:
     manifest = ModelManifest.load(model_dir)
-    engine = OnnxRuntimeEngine(manifest, intra_threads=threads)
+    engine = OnnxRuntimeEngine(manifest, intra_threads=threads, precision="fp32")  # the weights torch has
     try:
         import torch
 
@@ -142,7 +142,7 @@ def bench_gpu(model_dir: Path, runs: int) -> None:
         return
     if "CUDAExecutionProvider" not in default_providers():
         print(f"{manifest.name:<14} ORT CUDA provider not installed (onnxruntime-gpu); comparing with CPU")
-    trt_engine, ort_engine = TensorRTEngine(manifest), OnnxRuntimeEngine(manifest)
+    trt_engine, ort_engine = TensorRTEngine(manifest), OnnxRuntimeEngine(manifest, precision="fp32")
     try:
         for batch in (1, 4):
             if not manifest.batch_min <= batch <= manifest.batch_max:

@@ -3,6 +3,7 @@ postprocess, for the ceph and pano pipelines on ONNX Runtime (CPU), intra-op thr
 
     .venv/bin/python bench/pipeline_latency.py                  # defaults: about 1 min on 2 cores
     .venv/bin/python bench/pipeline_latency.py --reps 50 --threads 1 2 --only pano --json out.json
+    .venv/bin/python bench/pipeline_latency.py --only pano --threads 1 --precision int8 fp32
 
 Inputs (real radiographs, encoded to PNG bytes in memory with Pillow's defaults):
 - ceph: a full-resolution ISBI 2015 image, 1935 x 2400 (../shared/data/ceph/isbi2015_fullres);
@@ -26,7 +27,9 @@ reports stage1 and stage2 with their own pre- and post-processing).
 Baselines measured in the same run, interleaved with the repetitions (the machine is noisy):
 - `ref`: a fixed single-threaded numpy workload (sorting 2**21 float32); `total / ref` compares
   runs on different days or machines better than milliseconds do;
-- `bare`: the engine alone, batch 1 at the model's input size (random input), same thread count.
+- `bare`: the engine alone, batch 1 at the model's input size (random input), same thread count;
+- with `--precision int8 fp32`: the same pipeline on the models' fp32 files (`worker.ort_precision`),
+  and the ratio int8 / fp32 of decoded image to result, per thread count.
 The targets (decoded image to result on one thread: ceph at most 150 ms, pano 600 ms with findings)
 are fixed numbers, so `target` = (preprocess + inference + postprocess) / target ms depends on how
 busy the machine is; read it together with `total / ref`.
@@ -60,6 +63,7 @@ from dentalai.config import load_config  # noqa: E402
 from dentalai.v1 import task_pb2  # noqa: E402
 from engines.base import Engine  # noqa: E402
 from engines.manifest import ModelManifest  # noqa: E402
+from engines.onnxruntime_engine import PRECISIONS  # noqa: E402
 from engines.validation import example_inputs  # noqa: E402
 from grpc_server.decode import decode_image  # noqa: E402
 from pipelines import registry  # noqa: E402
@@ -88,6 +92,7 @@ class Input:
 class Row:
     task: str
     threads: int
+    precision: str
     reps: int
     source: str
     width: int
@@ -192,10 +197,10 @@ def reference_workload() -> Callable[[], float]:
     return run
 
 
-def load_pipeline(task: str, threads: int, models_dir: Path) -> Pipeline | str:
+def load_pipeline(task: str, threads: int, precision: str, models_dir: Path) -> Pipeline | str:
     """The pipeline as the worker loads it (ONNX Runtime, `threads` intra-op), or why not."""
     try:
-        return registry.load_pipeline(task, models_dir, threads=threads)
+        return registry.load_pipeline(task, models_dir, threads=threads, precision=precision)
     except RuntimeError as exc:
         return str(exc)
 
@@ -204,6 +209,7 @@ def bench(
     pipeline: Pipeline,
     item: Input,
     threads: int,
+    precision: str,
     reps: int,
     warmup: int,
     max_pixels: int,
@@ -219,7 +225,7 @@ def bench(
     bare_inputs = example_inputs(manifest, batch=1, fill="random")
     # Pano finding types to report (default: those the findings models enable by default).
     options = task_pb2.AnalysisOptions(findings=findings or [])
-    row = Row(item.task, threads, reps, item.source, item.width, item.height, len(item.png))
+    row = Row(item.task, threads, precision, reps, item.source, item.width, item.height, len(item.png))
     for rep in range(warmup + reps):
         ref_ms = ref()
         start = time.perf_counter()
@@ -279,7 +285,7 @@ def print_row(row: Row) -> None:
     target = TARGET_MS[row.task]
     print(
         f"\n{row.task}  {row.width}x{row.height} ({row.source}; PNG {row.png_bytes / 1e6:.2f} MB)  "
-        f"ORT intra-op threads {row.threads}, {row.reps} reps  -> {row.result_summary}"
+        f"ORT intra-op threads {row.threads}, {row.precision}, {row.reps} reps  -> {row.result_summary}"
     )
     print(f"  {'stage':<34} {'median ms':>10} {'p90 ms':>9} {'share':>6} {'/ref':>7}")
     for name in (*STAGES, "to_result", "total"):
@@ -298,6 +304,18 @@ def print_row(row: Row) -> None:
         f"decoded image to result / {target:.0f} ms target: {to_result / target:.2f} "
         f"(noisy-machine dependent)"
     )
+
+
+def print_precision_ratio(rows: list[Row]) -> None:
+    """Decoded image to result of each precision over the first one's, measured in this run."""
+    if len(rows) < 2:
+        return
+    base = rows[0]
+    base_ms = statistics.median(base.samples_ms["to_result"])
+    for row in rows[1:]:
+        ms = statistics.median(row.samples_ms["to_result"])
+        print(f"\n  {row.task}, {row.threads} thread(s): decoded image to result {row.precision} / "
+              f"{base.precision} = {ms / base_ms:.2f} ({ms:.1f} / {base_ms:.1f} ms, same run)")
 
 
 def row_json(row: Row) -> dict[str, Any]:
@@ -322,6 +340,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--warmup", type=int, default=2, help="untimed repetitions before them")
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2], help="ORT intra-op threads")
     parser.add_argument("--only", choices=sorted(PIPELINES), help="one pipeline only")
+    parser.add_argument("--precision", nargs="+", choices=PRECISIONS, default=["int8"],
+                        help="ONNX Runtime precision(s) (worker.ort_precision); several: ratios between them")
     parser.add_argument("--json", type=Path, help="write every sample and the summary here")
     parser.add_argument("--models-dir", type=Path, default=ROOT / "models")
     parser.add_argument("--data-dir", type=Path, default=DATA_DIR)
@@ -349,18 +369,21 @@ def main(argv: list[str] | None = None) -> int:
             print(f"\n{task}: skipped ({skipped[task]})")
             continue
         for threads in args.threads:
-            pipeline = load_pipeline(task, threads, args.models_dir)
-            if isinstance(pipeline, str):
-                skipped[task] = f"model missing or unloadable: {pipeline}"
-                print(f"\n{task}: skipped ({skipped[task]})")
-                break
-            try:
-                row = bench(pipeline, item, threads, args.reps, args.warmup, max_pixels, ref, args.findings)
-            finally:
-                for engine in pipeline.engines:
-                    engine.close()
-            rows.append(row)
-            print_row(row)
+            for precision in args.precision:
+                pipeline = load_pipeline(task, threads, precision, args.models_dir)
+                if isinstance(pipeline, str):
+                    skipped[task] = f"model missing or unloadable: {pipeline}"
+                    print(f"\n{task}: skipped ({skipped[task]})")
+                    break
+                try:
+                    row = bench(pipeline, item, threads, precision, args.reps, args.warmup, max_pixels, ref,
+                                args.findings)
+                finally:
+                    for engine in pipeline.engines:
+                        engine.close()
+                rows.append(row)
+                print_row(row)
+            print_precision_ratio([r for r in rows if r.task == task and r.threads == threads])
     if args.json:
         args.json.write_text(
             json.dumps(

@@ -82,6 +82,7 @@ class WorkerSettings(_Section):
     engine: Literal["auto", "tensorrt", "onnxruntime"]
     models_dir: str
     ort_intra_threads: int = Field(ge=0)
+    ort_precision: Literal["int8", "fp32"]
     heartbeat_interval_s: float = Field(gt=0)
     heartbeat_ttl_s: float = Field(gt=0)
     block_ms: int = Field(ge=1)

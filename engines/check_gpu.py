@@ -37,7 +37,8 @@ def median_ms(call: Callable[[], object], runs: int) -> float:
 def check_model(model_dir: Path, runs: int) -> bool:
     manifest = ModelManifest.load(model_dir)
     trt_engine = TensorRTEngine(manifest)
-    ort_engine = OnnxRuntimeEngine(manifest)  # CUDA provider when onnxruntime-gpu is installed
+    # The fp32 file, which the plan was built from; CUDA provider when onnxruntime-gpu is installed.
+    ort_engine = OnnxRuntimeEngine(manifest, precision="fp32")
     ok = True
     try:
         precision = trt_engine.build.precision

@@ -1,6 +1,7 @@
-"""Check a model directory before committing it: manifest readable, sha256 right, ONNX graph I/O
-equal to the manifest, model card present, and a zero batch at batch min and max runs on ONNX
-Runtime with outputs of the declared shapes.
+"""Check a model directory before committing it: manifest readable, sha256 right (and the int8
+copy's, made from this fp32 file), ONNX graph I/O equal to the manifest, model card present, and a
+zero batch at batch min and max runs on ONNX Runtime, from each file, with outputs of the declared
+shapes.
 
   python -m engines.check_model models/<name> [--write-sha256]
 
@@ -44,19 +45,27 @@ def check(model_dir: Path) -> list[str]:
     if not 1 <= manifest.batch_min <= manifest.batch_opt <= manifest.batch_max:
         problems.append(f"batch must satisfy 1 <= min <= opt <= max, got {manifest.raw.get('batch')}")
         return problems
-    try:
-        engine = OnnxRuntimeEngine(manifest, intra_threads=1)
-        for batch in sorted({manifest.batch_min, manifest.batch_max}):
-            outputs = engine.infer(example_inputs(manifest, batch=batch))
-            for spec in manifest.outputs:
-                got = outputs[spec.name].shape
-                fixed_ok = all(isinstance(d, str) or d == g for d, g in zip(spec.shape, got, strict=False))
-                if len(got) != len(spec.shape) or not fixed_ok:
-                    problems.append(f"output {spec.name!r} at batch {batch}: shape {list(got)}, "
-                                    f"manifest {list(spec.shape)}")
-        engine.close()
-    except EngineError as exc:
-        problems.append(str(exc))
+    for precision in ("fp32", "int8") if manifest.int8 else ("fp32",):
+        try:
+            engine = OnnxRuntimeEngine(manifest, intra_threads=1, providers=["CPUExecutionProvider"],
+                                       precision=precision)
+            problems += [f"{precision} {p}" for p in _shape_problems(engine, manifest)]
+            engine.close()
+        except EngineError as exc:
+            problems.append(str(exc))
+    return problems
+
+
+def _shape_problems(engine: OnnxRuntimeEngine, manifest: ModelManifest) -> list[str]:
+    problems = []
+    for batch in sorted({manifest.batch_min, manifest.batch_max}):
+        outputs = engine.infer(example_inputs(manifest, batch=batch))
+        for spec in manifest.outputs:
+            got = outputs[spec.name].shape
+            fixed_ok = all(isinstance(d, str) or d == g for d, g in zip(spec.shape, got, strict=False))
+            if len(got) != len(spec.shape) or not fixed_ok:
+                problems.append(f"output {spec.name!r} at batch {batch}: shape {list(got)}, "
+                                f"manifest {list(spec.shape)}")
     return problems
 
 

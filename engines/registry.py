@@ -35,8 +35,12 @@ def discover_models(models_dir: Path | str) -> dict[str, Path]:
     return found
 
 
-def load_engine(model_dir: Path | str, runtime: str = "auto", ort_intra_threads: int = 0) -> Engine:
-    """Load the model in `model_dir` on the chosen runtime; raise EngineError when it cannot."""
+def load_engine(
+    model_dir: Path | str, runtime: str = "auto", ort_intra_threads: int = 0, ort_precision: str = "int8"
+) -> Engine:
+    """Load the model in `model_dir` on the chosen runtime; raise EngineError when it cannot.
+    `ort_precision` is ONNX Runtime's (`OnnxRuntimeEngine`); TensorRT plans are built from the
+    fp32 file (engines/build_engines.sh)."""
     if runtime not in RUNTIMES:
         raise ValueError(f"engine runtime must be one of {RUNTIMES}, got {runtime!r}")
     manifest = ModelManifest.load(Path(model_dir))
@@ -51,8 +55,8 @@ def load_engine(model_dir: Path | str, runtime: str = "auto", ort_intra_threads:
     if runtime != "onnxruntime":
         engine, reason = _try_tensorrt(manifest, required=runtime == "tensorrt")
     if engine is None:
-        engine = OnnxRuntimeEngine(manifest, intra_threads=ort_intra_threads)
-        reason = f"{reason}; providers {engine.providers}"
+        engine = OnnxRuntimeEngine(manifest, intra_threads=ort_intra_threads, precision=ort_precision)
+        reason = f"{reason}; providers {engine.providers}, {engine.precision}"
     engine.selection_reason = reason  # type: ignore[attr-defined]  # informational, not in the protocol
     log.info("model %s: runtime %s (%s)", manifest.name, engine.runtime, reason)
     return engine

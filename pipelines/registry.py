@@ -90,7 +90,7 @@ def _load_one(task_type: str, settings: Settings) -> Pipeline:
             model_dir = Path(worker.models_dir) / name
             if not (model_dir / "manifest.json").is_file():
                 raise FileNotFoundError(f"no model at {model_dir} (manifest.json missing)")
-            engine = load_engine(model_dir, runtime=worker.engine, ort_intra_threads=worker.ort_intra_threads)
+            engine = load_engine(model_dir, worker.engine, worker.ort_intra_threads, worker.ort_precision)
             engines[name] = engine
             if engine.manifest.task_type != task_type:
                 raise ValueError(f"{model_dir} is a model for taskType {engine.manifest.task_type!r}")
@@ -118,13 +118,18 @@ def load_pipelines(settings: Settings, task_types: list[str] | None = None) -> L
 
 
 def load_pipeline(
-    task_type: str, models_dir: Path | str, runtime: str = "onnxruntime", threads: int = 1
+    task_type: str,
+    models_dir: Path | str,
+    runtime: str = "onnxruntime",
+    threads: int = 1,
+    precision: str = "int8",
 ) -> Pipeline:
     """One task type's pipeline exactly as a worker loads it (every model, warmed), for evaluation,
     benchmarks and tests; raises RuntimeError saying why when it is unavailable."""
     from dentalai.config import load_config
 
-    worker = {"engine": runtime, "ort_intra_threads": threads, "models_dir": str(models_dir)}
+    worker = {"engine": runtime, "ort_intra_threads": threads, "models_dir": str(models_dir),
+              "ort_precision": precision}
     loaded = load_pipelines(load_config(environ={}).with_overrides(worker=worker), [task_type])
     if task_type not in loaded.pipelines:
         raise RuntimeError(f"{task_type} pipeline unavailable: {loaded.unavailable.get(task_type)}")

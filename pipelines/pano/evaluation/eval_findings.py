@@ -40,10 +40,8 @@ import cv2
 import numpy as np
 
 from dentalai.v1 import results_pb2, task_pb2
-from engines.manifest import ModelManifest
-from engines.onnxruntime_engine import OnnxRuntimeEngine
 from pipelines.base_pipeline import DecodedImage, PipelineError
-from pipelines.pano.evaluation.eval_pano import add_refine_arguments, refine_extras
+from pipelines.pano.evaluation.eval_pano import add_engine_arguments, load_engine, refine_extras
 from pipelines.pano.evaluation.findings_data import Dc1000, Tufts
 from pipelines.pano.evaluation.lesions import Counts, compare
 from pipelines.pano.findings import FINDINGS_MODEL, PERIAPICAL_MODEL, polygon_array
@@ -152,9 +150,8 @@ def main() -> None:
     parser.add_argument("--split", type=Path, default=None)
     parser.add_argument("--split-key", default="val")
     parser.add_argument("--teeth-model", type=Path, default=ROOT / "models" / "pano-teeth")
-    add_refine_arguments(parser)
+    add_engine_arguments(parser)
     parser.add_argument("--model", type=Path, default=None, help="findings model directory")
-    parser.add_argument("--threads", type=int, default=1)
     parser.add_argument("--pixel-thresholds", type=float, nargs="+", default=list(PIXEL_GRID))
     parser.add_argument("--film-width", type=int, default=None,
                         help="shrink every film to this width first (see min_film_width)")
@@ -169,8 +166,8 @@ def main() -> None:
     split = args.split or default_split
     model_dir = args.model or ROOT / "models" / model_name
     ids = json.loads(split.read_text())[args.split_key]
-    teeth = OnnxRuntimeEngine(ModelManifest.load(args.teeth_model), intra_threads=args.threads)
-    extra = OnnxRuntimeEngine(ModelManifest.load(model_dir), intra_threads=args.threads)
+    teeth = load_engine(args.teeth_model, args)
+    extra = load_engine(model_dir, args)
     pipeline = PanoPipeline(teeth, extras={extra.manifest.name: extra, **refine_extras(args)})
     model = pipeline.findings[extra.manifest.name]
     (shipped,) = [t for t in model.types if t.name == films.finding]

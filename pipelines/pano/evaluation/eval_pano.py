@@ -27,7 +27,7 @@ import numpy as np
 
 from dentalai.v1 import task_pb2
 from engines.manifest import ModelManifest
-from engines.onnxruntime_engine import OnnxRuntimeEngine
+from engines.onnxruntime_engine import PRECISIONS, OnnxRuntimeEngine
 from pipelines.base_pipeline import DecodedImage, PipelineError
 from pipelines.pano.numbering import is_primary
 from pipelines.pano.pipeline import PanoConfig, PanoPipeline
@@ -183,18 +183,24 @@ def print_table(report: dict) -> None:
               f"{row['numbering_accuracy']:7.3f} {row['dice']:6.3f}")
 
 
-def add_refine_arguments(parser: argparse.ArgumentParser) -> None:
+def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
+    """How the models run (as the service runs them by default), and the refinement model."""
+    parser.add_argument("--threads", type=int, default=1)
+    parser.add_argument("--precision", choices=PRECISIONS, default="int8",
+                        help="worker.ort_precision: int8 runs the models' int8 copies where they have one")
     parser.add_argument("--refine-model", type=Path, default=ROOT / "models" / REFINE_MODEL,
                         help="per-tooth outline refinement (as the service runs it)")
     parser.add_argument("--no-refine", action="store_true", help="ablation: the whole-film outlines")
 
 
+def load_engine(model_dir: Path, args: argparse.Namespace) -> OnnxRuntimeEngine:
+    manifest = ModelManifest.load(model_dir)
+    return OnnxRuntimeEngine(manifest, intra_threads=args.threads, precision=args.precision)
+
+
 def refine_extras(args: argparse.Namespace) -> dict[str, OnnxRuntimeEngine]:
     """The refinement engine as the pipeline's extra model, unless --no-refine."""
-    if args.no_refine:
-        return {}
-    manifest = ModelManifest.load(args.refine_model)
-    return {REFINE_MODEL: OnnxRuntimeEngine(manifest, intra_threads=args.threads)}
+    return {} if args.no_refine else {REFINE_MODEL: load_engine(args.refine_model, args)}
 
 
 def main() -> None:
@@ -206,8 +212,7 @@ def main() -> None:
     parser.add_argument("--split", type=Path, help="JSON file with image-id lists, or a JSON list of ids")
     parser.add_argument("--split-key", default="val")
     parser.add_argument("--model", type=Path, default=ROOT / "models" / "pano-teeth")
-    add_refine_arguments(parser)
-    parser.add_argument("--threads", type=int, default=1)
+    add_engine_arguments(parser)
     parser.add_argument("--no-renumber", action="store_true", help="ablation: keep the model's own numbers")
     parser.add_argument("--no-flip-tta", action="store_true", help="ablation: one pass, no mirrored pass")
     parser.add_argument("--no-sharp-borders", action="store_true",
@@ -223,7 +228,7 @@ def main() -> None:
     if args.split:
         raw = json.loads(args.split.read_text())
         ids = raw if isinstance(raw, list) else raw[args.split_key]
-    engine = OnnxRuntimeEngine(ModelManifest.load(args.model), intra_threads=args.threads)
+    engine = load_engine(args.model, args)
     config = PanoConfig(renumber=not args.no_renumber, flip_tta=not args.no_flip_tta,
                         sharp_borders=not args.no_sharp_borders, min_score=args.min_score)
     pipeline = PanoPipeline(engine, config, refine_extras(args))
