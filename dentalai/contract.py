@@ -31,6 +31,10 @@ TOOTH_LESIONS: frozenset[str] = frozenset({"caries", "periapical"})
 # a blob mostly outside every tooth (bone, soft tissue, brackets) is not reported as one. A periapical
 # lesion lies in the bone around the apex, outside the outline.
 WITHIN_TOOTH: frozenset[str] = frozenset({"caries"})
+# Lesions that start on a surface exposed in the mouth: not reported on a permanent tooth still in
+# the bone under its primary predecessor (both on the film: mixed dentition), whose crown a model
+# trained on adults' films reads as a lesion.
+ERUPTED_ONLY: frozenset[str] = frozenset({"caries"})
 
 
 def rich_status(trailing_metadata: Iterable[tuple[str, Any]] | None) -> status_pb2.Status | None:

@@ -7,6 +7,8 @@ p (51-55 ...) is the predecessor of the permanent tooth in the same position (11
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 PERMANENT_FDI: tuple[int, ...] = tuple(10 * q + t for q in (1, 2, 3, 4) for t in range(1, 9))
 PRIMARY_FDI: tuple[int, ...] = tuple(10 * q + t for q in (5, 6, 7, 8) for t in range(1, 6))
 # Model channel i -> FDI number (0 = background). The permanent channels keep v1's order (1-32).
@@ -36,6 +38,14 @@ def successor(fdi: int) -> int:
     if not is_primary(fdi):
         raise ValueError(f"not a primary FDI number: {fdi}")
     return 10 * PERMANENT_QUADRANT[fdi // 10] + fdi % 10
+
+
+def unerupted_successors(fdis: Iterable[int]) -> set[int]:
+    """The permanent teeth among `fdis` whose primary predecessor is among them too: still in the
+    bone under it (mixed dentition). Other unerupted teeth (a young child's second molars) are not
+    told apart here."""
+    found = set(fdis)
+    return {successor(f) for f in found if is_primary(f)} & found
 
 
 def fdi_to_universal(fdi: int) -> int:

@@ -7,9 +7,9 @@ import cv2
 import numpy as np
 import pytest
 from google.protobuf.json_format import MessageToDict
-from pano_helpers import FakeEngine, synthetic_logits
+from pano_helpers import FakeEngine, position, synthetic_logits
 
-from dentalai.contract import TOOTH_LESIONS, WITHIN_TOOTH
+from dentalai.contract import ERUPTED_ONLY, TOOTH_LESIONS, WITHIN_TOOTH
 from dentalai.task_json import findings_status
 from dentalai.v1 import results_pb2, task_pb2
 from engines.manifest import ModelManifest, TensorSpec
@@ -317,3 +317,24 @@ def test_threshold_choice_best_recall_at_precision_half_else_off() -> None:
     assert choose(rows) == (rows[2], True)  # recall tie: the more precise
     rows = [row(0.5, 0.3, 0.6), row(0.7, 0.45, 0.4), row(0.9, 0.49, 0.1)]
     assert choose(rows) == (rows[1], False)
+
+
+def test_caries_on_a_crown_still_under_its_primary_predecessor_is_not_reported() -> None:
+    """Mixed dentition: 35 in the bone under 75 has no caries, whatever the model marks on it; the
+    same spot is reported on 35 when no 75 is on the film, and caries on 75 itself is kept."""
+    x35, y35 = (int(round(c * s)) for c, s in zip(position(35), (2943 / 512, 1435 / 256), strict=True))
+    x75, y75 = (int(round(c * s)) for c, s in zip(position(75), (2943 / 512, 1435 / 256), strict=True))
+    pixels = film(spot=False)
+    # Dark enough to stay dark through the crop's percentile window: together 2 % of the crop.
+    for x, y in ((x35, y35), (x75, y75)):
+        cv2.rectangle(pixels, (x - 40, y - 100), (x + 40, y + 100), 0, -1)
+
+    def caries_on(teeth: list[int]) -> list[int]:
+        pipeline = PanoPipeline(FakeEngine(synthetic_logits(teeth)),
+                                extras={findings.FINDINGS_MODEL: FakeFindingsEngine()})
+        result = pipeline.run(DecodedImage(pixels), task_pb2.AnalysisOptions())
+        return sorted(f.fdi for f in result.findings)
+
+    assert "caries" in ERUPTED_ONLY
+    assert caries_on(TEETH + [75]) == [75]
+    assert caries_on(TEETH) == [35]

@@ -9,6 +9,7 @@ from pipelines.pano.numbering import (
     mirror_fdi,
     missing_teeth,
     successor,
+    unerupted_successors,
     universal_label,
     universal_label_to_fdi,
     universal_to_fdi,
@@ -81,6 +82,12 @@ def test_successor() -> None:
     assert [successor(f) for f in (55, 61, 73, 84)] == [15, 21, 33, 44]
     with pytest.raises(ValueError):
         successor(16)
+
+
+def test_unerupted_successors_are_those_under_a_primary_tooth_on_the_film() -> None:
+    # 85 with 45 under it; 84 shed (44 erupted); 75 with no 35 yet; 36 has no predecessor.
+    assert unerupted_successors([85, 45, 44, 75, 36, 16]) == {45}
+    assert unerupted_successors([11, 21, 36]) == set()
 
 
 def test_missing_teeth_of_an_adult_lists_every_permanent_tooth_not_found() -> None:
