@@ -32,8 +32,8 @@ TOOTH_LESIONS: frozenset[str] = frozenset({"caries", "periapical"})
 # lesion lies in the bone around the apex, outside the outline.
 WITHIN_TOOTH: frozenset[str] = frozenset({"caries"})
 # Lesions that start on a surface exposed in the mouth: not reported on a permanent tooth still in
-# the bone under its primary predecessor (both on the film: mixed dentition), whose crown a model
-# trained on adults' films reads as a lesion.
+# the bone (mixed dentition: pipelines.pano.numbering.unerupted), whose crown a model trained on
+# adults' films reads as a lesion.
 ERUPTED_ONLY: frozenset[str] = frozenset({"caries"})
 
 

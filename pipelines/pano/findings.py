@@ -29,7 +29,7 @@ from engines.base import Engine
 from engines.manifest import ModelManifest
 from pipelines.base_pipeline import infer, pixel_spacing
 from pipelines.pano.crown_band import crown_tiles
-from pipelines.pano.numbering import side_quadrant, unerupted_successors
+from pipelines.pano.numbering import side_quadrant, unerupted
 from pipelines.pano.preprocess import normalise, to_gray_float
 
 # Width of the whole film in the findings frame (input px per work px = image width / work width);
@@ -368,12 +368,12 @@ def add_findings(result: results_pb2.PanoResult, models: Sequence[tuple[Findings
                 assessed.append(kind)
         result.findings_assessed.extend(kind.name for kind in assessed)
         found += model.lesions(engine, pixels, outlines, assessed, crop)
-    unerupted = unerupted_successors(t.fdi for t in teeth)
+    in_bone = unerupted(t.fdi for t in teeth)
     rows = []
     for lesion in found:
         tooth = teeth[lesion.tooth] if lesion.tooth >= 0 else None
-        if tooth is not None and lesion.type in ERUPTED_ONLY and tooth.fdi in unerupted:
-            continue  # a crown still in the bone under its primary predecessor
+        if tooth is not None and lesion.type in ERUPTED_ONLY and tooth.fdi in in_bone:
+            continue  # a crown still in the bone
         rows.append((tooth.fdi if tooth else 0, tooth.number if tooth else 0, lesion))
     for fdi, number, lesion in sorted(rows, key=lambda r: (r[0], r[2].type, r[2].bbox[0], r[2].bbox[1])):
         finding = result.findings.add(type=lesion.type, fdi=fdi, number=number, score=lesion.score,

@@ -40,12 +40,20 @@ def successor(fdi: int) -> int:
     return 10 * PERMANENT_QUADRANT[fdi // 10] + fdi % 10
 
 
-def unerupted_successors(fdis: Iterable[int]) -> set[int]:
-    """The permanent teeth among `fdis` whose primary predecessor is among them too: still in the
-    bone under it (mixed dentition). Other unerupted teeth (a young child's second molars) are not
-    told apart here."""
+def unerupted(fdis: Iterable[int]) -> set[int]:
+    """The permanent teeth among `fdis` that are still in the bone (mixed dentition):
+    - a successor whose primary predecessor is there too (45 with 85);
+    - the second and third molars of a quadrant whose second premolar is such a successor: in the
+      usual eruption sequences (upper 6-1-2-4-3-5-7, lower 6-1-2-3-4-5-7) the second molar comes
+      through after the second premolar, and the third molar years later;
+    - every third molar when any successor is unerupted: a child's film.
+    A primary tooth kept into adulthood with no successor under it (agenesis) implies nothing."""
     found = set(fdis)
-    return {successor(f) for f in found if is_primary(f)} & found
+    waiting = {successor(f) for f in found if is_primary(f)} & found
+    if not waiting:
+        return set()
+    late = {10 * q + 7 for q in (1, 2, 3, 4) if 10 * q + 5 in waiting} | {18, 28, 38, 48}
+    return waiting | (late & found)
 
 
 def fdi_to_universal(fdi: int) -> int:

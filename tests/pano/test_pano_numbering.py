@@ -9,7 +9,7 @@ from pipelines.pano.numbering import (
     mirror_fdi,
     missing_teeth,
     successor,
-    unerupted_successors,
+    unerupted,
     universal_label,
     universal_label_to_fdi,
     universal_to_fdi,
@@ -84,10 +84,15 @@ def test_successor() -> None:
         successor(16)
 
 
-def test_unerupted_successors_are_those_under_a_primary_tooth_on_the_film() -> None:
-    # 85 with 45 under it; 84 shed (44 erupted); 75 with no 35 yet; 36 has no predecessor.
-    assert unerupted_successors([85, 45, 44, 75, 36, 16]) == {45}
-    assert unerupted_successors([11, 21, 36]) == set()
+def test_unerupted_teeth_of_a_mixed_dentition() -> None:
+    # 85 with 45 under it: 45, and behind it 47 and 48; 84 shed (44 erupted); 75 with no 35 (yet, or
+    # ever): its side's molars erupted as far as the film says; 38 as a child's third molar.
+    assert unerupted([85, 45, 47, 48, 44, 75, 36, 37, 38, 16]) == {45, 47, 48, 38}
+    # 65 with 25 under it, but 27 not on the film: only what is there.
+    assert unerupted([65, 25, 26]) == {25}
+    # An adult who kept 75 (no 35 formed): nothing is unerupted by this rule.
+    assert unerupted([75, 36, 37, 38, 11, 21]) == set()
+    assert unerupted([11, 21, 36]) == set()
 
 
 def test_missing_teeth_of_an_adult_lists_every_permanent_tooth_not_found() -> None:
