@@ -20,8 +20,7 @@ import torch
 from pipelines.pano import findings
 from pipelines.pano.preprocess import HIGH_PERCENTILE, LOW_PERCENTILE
 from training.onnx_export import export_checked, sha256
-from training.pano_findings.model import FindingsUNet
-from training.pano_findings.train import RECIPES
+from training.pano_findings.train import RECIPES, build_model
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -34,7 +33,7 @@ def main() -> None:
     parser.add_argument("--version", default="1.0.0")
     args = parser.parse_args()
     recipe = RECIPES[args.finding]
-    types = (args.finding,)  # output channel order
+    types = (recipe.finding or args.finding,)  # output channel order
     default = ROOT / f"training/pano_findings/runs/{recipe.run}/best.pt"
     path = (args.checkpoint or default).resolve()
     checkpoint = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
@@ -43,7 +42,7 @@ def main() -> None:
     torch.set_num_threads(1)
     ckpt = torch.load(path, weights_only=False, map_location="cpu")
     recipe = recipe.at_width(int(ckpt["state"].get("work_width", recipe.work_width)))
-    model = FindingsUNet(len(types), recipe.widths)
+    model = build_model(recipe, len(types))
     model.load_state_dict(ckpt["model"])
     onnx_path = out / "model.onnx"
     (opt_h, opt_w), (max_h, max_w) = recipe.opt_size, recipe.max_size
@@ -98,8 +97,10 @@ def main() -> None:
             "val_work_frame_at_checkpoint": {k: round(float(v), 4) for k, v in val.items()},
         },
         "torch_reference": {
-            "factory": "training.pano_findings.model:FindingsUNet",
-            "kwargs": {"num_outputs": len(types), "widths": list(recipe.widths)},
+            "factory": "training.pano.model:TeethUNet" if recipe.backbone == "pano-teeth"
+            else "training.pano_findings.model:FindingsUNet",
+            "kwargs": {"num_classes": len(types)} if recipe.backbone == "pano-teeth"
+            else {"num_outputs": len(types), "widths": list(recipe.widths)},
             "checkpoint": checkpoint,
         },
     }

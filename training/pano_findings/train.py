@@ -17,6 +17,12 @@ its blobs spill past a true lesion, `mine`), mined again every second epoch. Los
 (area-resized) mask + soft Dice over the batch.
 Each epoch ends with validation on the whole dental crops of the val films (lesion F1 at the best
 score threshold with precision >= 0.5, else the best F1); best.pt keeps the best epoch.
+
+Recipe `periapical-pt` (pano-periapical 2.0.0) trains the periapical model as pano-teeth's TeethUNet,
+initialised from models/pano-teeth/model.onnx with a new one-channel head, on a short schedule (it
+overfits the 118 lesion films within a few epochs):
+
+    .venv/bin/python -m training.pano_findings.train --finding periapical-pt --max-minutes 30
 """
 
 from __future__ import annotations
@@ -26,16 +32,21 @@ import json
 import math
 import time
 from dataclasses import dataclass, replace
+from pathlib import Path
 
 import cv2
 import numpy as np
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from pipelines.pano import findings
 from pipelines.pano.evaluation import lesions
 from pipelines.pano.evaluation.findings_data import Tufts
 from training.pano.data import TUFTS_SPLIT_PATH
+from training.pano.model import TeethUNet
+from training.pano.train import NUM_CLASSES as TEETH_CLASSES
+from training.pano.train import init_from_onnx
 from training.pano_findings.data import (
     RUNS,
     Film,
@@ -45,6 +56,9 @@ from training.pano_findings.data import (
     tufts_film,
 )
 from training.pano_findings.model import FindingsUNet
+
+ROOT = Path(__file__).resolve().parents[2]
+TEETH_ONNX = ROOT / "models" / "pano-teeth" / "model.onnx"
 
 PATCH = 128
 STEPS_PER_EPOCH = 100
@@ -82,6 +96,10 @@ class Recipe:
     # narrowest width where its precision at the shipped thresholds stayed >= 0.5 (eval_findings
     # --film-width); periapical, which never reaches 0.5: its work width (narrower films are upsampled).
     min_film_width: int
+    finding: str | None = None  # finding type, when the recipe's name is not it
+    backbone: str = "findings-unet"  # or "pano-teeth": TeethUNet initialised from TEETH_ONNX
+    patch: int = PATCH  # training patch side (work px)
+    backbone_lr: float = 1.0  # lr of the pretrained layers, as a share of --lr (the new head: 1)
 
     def at_width(self, work_width: int) -> Recipe:
         """The recipe in another findings frame (`train --work-width`); engine sizes scale with it."""
@@ -111,7 +129,39 @@ RECIPES = {
         20, 2, True, 92, "pano/tufts periapical polygons, split training/pano/split_tufts.json "
         "(600 train / 100 val films)", (232, 400), (896, 800), "teeth", 800,
     ),
+    # pano-periapical 2.0.0: the tooth network (2.3 M parameters, ~1,000 films of two sites) as the
+    # start. 256-px patches: its bottom is at 1/64, so 128 px leave it 2 x 2 cells, mostly padding,
+    # where a crop gives about 4 x 7; 256 is also about a crop's height. Its layers learn at a tenth
+    # of the new head's lr, so that 118 lesion films adapt its features rather than overwrite them;
+    # 30 minutes (about ten epochs on one thread), as an 86-minute run peaked at epoch 4 and declined.
+    "periapical-pt": Recipe(
+        findings.PERIAPICAL_MODEL, "periapical-pt-short", (), findings.PERIAPICAL_WORK_WIDTH,
+        20, 2, True, 30, "pano/tufts periapical polygons, split training/pano/split_tufts.json "
+        "(600 train / 100 val films); start: models/pano-teeth/model.onnx", (232, 400), (896, 800), "teeth",
+        800,
+        finding="periapical", backbone="pano-teeth", patch=256, backbone_lr=0.1,
+    ),
 }
+
+
+def build_model(recipe: Recipe, num_outputs: int = 1) -> nn.Module:
+    """The recipe's network, untrained (`init_backbone` loads the pretrained one's weights)."""
+    if recipe.backbone == "pano-teeth":
+        return TeethUNet(num_outputs)
+    return FindingsUNet(num_outputs, recipe.widths)
+
+
+def init_backbone(model: nn.Module, recipe: Recipe, films: list[Film], rng: np.random.Generator) -> None:
+    """pano-teeth's weights (its batch norms folded in the ONNX file, re-split on training patches by
+    `init_from_onnx`, so that the network computes pano-teeth's features on them) and a new head."""
+    if recipe.backbone != "pano-teeth":
+        return
+    teeth = TeethUNet(TEETH_CLASSES)
+    x = np.stack([sample(films[int(rng.integers(len(films)))], 1, np.zeros((0, 2)), rng, recipe.patch)[0]
+                  for _ in range(32)])
+    init_from_onnx(teeth, TEETH_ONNX, torch.from_numpy(x)[:, None])
+    model.load_state_dict({k: v for k, v in teeth.state_dict().items() if not k.startswith("head.")},
+                          strict=False)
 
 
 def load_films(finding: str, recipe: Recipe) -> tuple[list[Film], list[Film]]:
@@ -121,14 +171,14 @@ def load_films(finding: str, recipe: Recipe) -> tuple[list[Film], list[Film]]:
         outlines = teeth_outlines(split["train"] + split["val"])
         return ([load_film(i, outlines[i], recipe.work_width) for i in split["train"]],
                 [load_film(i, outlines[i], recipe.work_width) for i in split["val"]])
-    tufts = Tufts(finding)
+    tufts = Tufts(recipe.finding or finding)
     split = read_split(TUFTS_SPLIT_PATH)
     train, val = ([tufts_film(tufts, i, recipe.work_width, recipe.zone_grow) for i in split[k]]
                   for k in ("train", "val"))
     return train, val
 
 
-def predict(model: FindingsUNet, film: Film) -> np.ndarray:
+def predict(model: nn.Module, film: Film) -> np.ndarray:
     """Probability map (H, W) of the whole dental crop."""
     with torch.no_grad():
         logits = model(torch.from_numpy(film.x)[None, None])
@@ -147,7 +197,7 @@ def lesion_map(prob: np.ndarray, threshold: float, roi_shape: tuple[int, int]) -
     return n, labels
 
 
-def validate(model: FindingsUNet, films: list[Film]) -> dict:
+def validate(model: nn.Module, films: list[Film]) -> dict:
     """Work-frame metrics per score threshold (the full-resolution ones come from eval_findings)."""
     model.eval()
     counts = {t: lesions.Counts() for t in SCORE_GRID}
@@ -167,7 +217,7 @@ def validate(model: FindingsUNet, films: list[Film]) -> dict:
             "dice_at_0.5": rows[0.5]["dice"]}
 
 
-def mine(model: FindingsUNet, films: list[Film], spill: bool = False) -> list[np.ndarray]:
+def mine(model: nn.Module, films: list[Film], spill: bool = False) -> list[np.ndarray]:
     """Per film, centres (x, y) of false positives: predicted blobs (prob > 0.5) that touch no true
     lesion; with `spill`, also the parts of blobs that reach past a true lesion (by more than
     SPILL_MARGIN px and MIN_SPILL px), which the first rule never mines."""
@@ -191,16 +241,16 @@ def mine(model: FindingsUNet, films: list[Film], spill: bool = False) -> list[np
 
 
 def sample(
-    film: Film, kind: int, hard: np.ndarray, rng: np.random.Generator
+    film: Film, kind: int, hard: np.ndarray, rng: np.random.Generator, patch: int = PATCH
 ) -> tuple[np.ndarray, np.ndarray]:
     """One augmented patch: kind 0 around a lesion, 1 in the tooth zone, 2 at a hard negative."""
     h, w = film.x.shape
     scale = float(rng.uniform(0.85, 1.2))
-    size = int(round(PATCH * scale))
+    size = int(round(patch * scale))
     if kind == 0 and len(film.lesions):
-        cx, cy = film.lesions[rng.integers(len(film.lesions))] + rng.uniform(-0.35, 0.35, 2) * PATCH
+        cx, cy = film.lesions[rng.integers(len(film.lesions))] + rng.uniform(-0.35, 0.35, 2) * patch
     elif kind == 2 and len(hard):
-        cx, cy = hard[rng.integers(len(hard))] + rng.uniform(-0.35, 0.35, 2) * PATCH
+        cx, cy = hard[rng.integers(len(hard))] + rng.uniform(-0.35, 0.35, 2) * patch
     else:
         ys, xs = np.nonzero(film.zone[::4, ::4])
         k = rng.integers(len(xs))
@@ -212,9 +262,9 @@ def sample(
     crop_x, crop_y = film.x[y0:y0 + size, x0:x0 + size], film.y[y0:y0 + size, x0:x0 + size]
     xp[:crop_x.shape[0], :crop_x.shape[1]] = crop_x
     yp[:crop_y.shape[0], :crop_y.shape[1]] = crop_y
-    if size != PATCH:
-        xp = cv2.resize(xp, (PATCH, PATCH), interpolation=cv2.INTER_LINEAR)
-        yp = cv2.resize(yp, (PATCH, PATCH), interpolation=cv2.INTER_LINEAR)
+    if size != patch:
+        xp = cv2.resize(xp, (patch, patch), interpolation=cv2.INTER_LINEAR)
+        yp = cv2.resize(yp, (patch, patch), interpolation=cv2.INTER_LINEAR)
     # Upper and lower crowns face each other: vertical flips are as plausible as horizontal ones.
     if rng.random() < 0.5:
         xp, yp = xp[:, ::-1], yp[:, ::-1]
@@ -256,8 +306,15 @@ def main() -> None:
     with_lesions = np.array([k for k, f in enumerate(train) if len(f.lesions)])
     print(f"{args.finding}: {len(train)} train films ({len(with_lesions)} with lesions), {len(val)} val, "
           f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
-    model = FindingsUNet(1, recipe.widths)
-    opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
+    model = build_model(recipe)
+    # Pretrained layers at recipe.backbone_lr of --lr (param group key "scale"), the new head at --lr;
+    # one group when nothing is pretrained (as the runs before, so that they resume).
+    groups: list[dict] = [{"params": list(model.parameters())}]
+    if recipe.backbone != "findings-unet":
+        head = list(model.head.parameters())
+        body = [p for p in model.parameters() if all(p is not q for q in head)]
+        groups = [{"params": body, "scale": recipe.backbone_lr}, {"params": head}]
+    opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
     # The frame travels with the checkpoint, so that export writes the one the model was trained in.
     state = {"epoch": 0, "elapsed_s": 0.0, "best": -math.inf, "history": [], "work_width": recipe.work_width}
     hard: list[np.ndarray] = [np.zeros((0, 2), np.float32) for _ in train]
@@ -271,6 +328,8 @@ def main() -> None:
         if trained_at != recipe.work_width:
             raise SystemExit(f"{last}: trained at work width {trained_at}, not {recipe.work_width}")
         print(f"resumed at epoch {state['epoch']}, {state['elapsed_s'] / 60:.1f} min", flush=True)
+    else:
+        init_backbone(model, recipe, train, np.random.default_rng(SEED - 1))
     rng = np.random.default_rng(SEED + state["epoch"])
     budget = args.max_minutes * 60
     kinds = np.array([0] * 40 + [1] * 35 + [2] * 25)
@@ -282,14 +341,14 @@ def main() -> None:
             progress = min(state["elapsed_s"] + time.perf_counter() - start, budget) / budget
             lr = args.lr * min(1.0, progress * 30) * 0.5 * (1 + math.cos(math.pi * progress))
             for group in opt.param_groups:
-                group["lr"] = lr
+                group["lr"] = lr * group.get("scale", 1.0)
             picks = rng.integers(len(train), size=args.batch)
             pairs = []
             for i in picks:
                 kind = int(rng.choice(kinds))
                 if kind == 0 and not len(train[i].lesions):  # most Tufts films have no periapical lesion
                     i = int(rng.choice(with_lesions))
-                pairs.append(sample(train[i], kind, hard[i], rng))
+                pairs.append(sample(train[i], kind, hard[i], rng, recipe.patch))
             x = torch.from_numpy(np.stack([p[0] for p in pairs]))[:, None]
             y = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None]
             loss = loss_fn(model(x), y)
