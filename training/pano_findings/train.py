@@ -141,6 +141,13 @@ RECIPES = {
         800,
         finding="periapical", backbone="pano-teeth", patch=256, backbone_lr=0.1,
     ),
+    # Experiment: caries from the tooth network as periapical 2.0.0, on its short schedule.
+    "caries-pt": Recipe(
+        findings.FINDINGS_MODEL, "caries-pt", (), findings.WORK_WIDTH, 12, 2, False, 35,
+        "pano/dc1000_caries, split training/pano_findings/split.json (64 train / 16 val films); start: "
+        "models/pano-teeth/model.onnx", (216, 288), (1664, 1536), "crowns", 1000,
+        finding="caries", backbone="pano-teeth", patch=256, backbone_lr=0.1,
+    ),
 }
 
 
@@ -166,12 +173,13 @@ def init_backbone(model: nn.Module, recipe: Recipe, films: list[Film], rng: np.r
 
 def load_films(finding: str, recipe: Recipe) -> tuple[list[Film], list[Film]]:
     """(train, val) films of a finding type in the recipe's frame."""
+    finding = recipe.finding or finding
     if finding == "caries":
         split = read_split()
         outlines = teeth_outlines(split["train"] + split["val"])
         return ([load_film(i, outlines[i], recipe.work_width) for i in split["train"]],
                 [load_film(i, outlines[i], recipe.work_width) for i in split["val"]])
-    tufts = Tufts(recipe.finding or finding)
+    tufts = Tufts(finding)
     split = read_split(TUFTS_SPLIT_PATH)
     train, val = ([tufts_film(tufts, i, recipe.work_width, recipe.zone_grow) for i in split[k]]
                   for k in ("train", "val"))
