@@ -141,13 +141,6 @@ RECIPES = {
         800,
         finding="periapical", backbone="pano-teeth", patch=256, backbone_lr=0.1,
     ),
-    # Experiment: caries from the tooth network as periapical 2.0.0, on its short schedule.
-    "caries-pt": Recipe(
-        findings.FINDINGS_MODEL, "caries-pt", (), findings.WORK_WIDTH, 12, 2, False, 35,
-        "pano/dc1000_caries, split training/pano_findings/split.json (64 train / 16 val films); start: "
-        "models/pano-teeth/model.onnx", (216, 288), (1664, 1536), "crowns", 1000,
-        finding="caries", backbone="pano-teeth", patch=256, backbone_lr=0.1,
-    ),
 }
 
 
