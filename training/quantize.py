@@ -30,6 +30,7 @@ from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
 
 import numpy as np
+import onnxruntime
 
 from dentalai.v1 import task_pb2
 from engines.base import Engine
@@ -140,18 +141,12 @@ def quantize(model_dir: Path, feeds: Iterable[Mapping[str, np.ndarray]], about: 
         "sha256": hashlib.sha256(out.read_bytes()).hexdigest(),
         "source_sha256": manifest.sha256,
         "method": "onnxruntime.quantization.quantize_static: QDQ, weights int8 per channel, activations "
-                  f"uint8 (MinMax), first and last convolution fp32; onnxruntime {_ort_version()}",
+                  f"uint8 (MinMax), first and last convolution fp32; onnxruntime {onnxruntime.__version__}",
         "calibration": about,
         "command": f"python -m training.quantize --model {manifest.name}",
     }
     (model_dir / "manifest.json").write_text(json.dumps(raw, indent=2) + "\n")
     return out
-
-
-def _ort_version() -> str:
-    import onnxruntime
-
-    return onnxruntime.__version__
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -165,7 +160,7 @@ def main(argv: list[str] | None = None) -> None:
              + ", ".join(f"{step}th of {name}" for name, step in CALIBRATION_STEPS.items())
              + " training split; every call to the model")
     for name in args.model:
-        if name not in calls:
+        if not calls.get(name):  # an extra the default options do not run has an empty list
             parser.error(f"{name}: the pano pipeline made no call to it")
         out = quantize(args.models_dir / name, calls[name], f"{about} ({len(calls[name])} calls)")
         size = out.stat().st_size / 1e6

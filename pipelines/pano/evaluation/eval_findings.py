@@ -41,7 +41,7 @@ import numpy as np
 
 from dentalai.v1 import results_pb2, task_pb2
 from pipelines.base_pipeline import DecodedImage, PipelineError
-from pipelines.pano.evaluation.eval_pano import add_engine_arguments, load_engine, refine_extras
+from pipelines.pano.evaluation.eval_pano import add_engine_arguments, engine_for, refine_extras
 from pipelines.pano.evaluation.findings_data import Dc1000, Tufts
 from pipelines.pano.evaluation.lesions import Counts, compare
 from pipelines.pano.findings import FINDINGS_MODEL, PERIAPICAL_MODEL, polygon_array
@@ -166,8 +166,8 @@ def main() -> None:
     split = args.split or default_split
     model_dir = args.model or ROOT / "models" / model_name
     ids = json.loads(split.read_text())[args.split_key]
-    teeth = load_engine(args.teeth_model, args)
-    extra = load_engine(model_dir, args)
+    teeth = engine_for(args.teeth_model, args)
+    extra = engine_for(model_dir, args)
     pipeline = PanoPipeline(teeth, extras={extra.manifest.name: extra, **refine_extras(args)})
     model = pipeline.findings[extra.manifest.name]
     (shipped,) = [t for t in model.types if t.name == films.finding]

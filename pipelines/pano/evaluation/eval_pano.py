@@ -26,8 +26,9 @@ import cv2
 import numpy as np
 
 from dentalai.v1 import task_pb2
-from engines.manifest import ModelManifest
-from engines.onnxruntime_engine import PRECISIONS, OnnxRuntimeEngine
+from engines.base import Engine
+from engines.onnxruntime_engine import PRECISIONS
+from engines.registry import load_engine
 from pipelines.base_pipeline import DecodedImage, PipelineError
 from pipelines.pano.numbering import is_primary
 from pipelines.pano.pipeline import PanoConfig, PanoPipeline
@@ -193,14 +194,15 @@ def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-refine", action="store_true", help="ablation: the whole-film outlines")
 
 
-def load_engine(model_dir: Path, args: argparse.Namespace) -> OnnxRuntimeEngine:
-    manifest = ModelManifest.load(model_dir)
-    return OnnxRuntimeEngine(manifest, intra_threads=args.threads, precision=args.precision)
+def engine_for(model_dir: Path, args: argparse.Namespace) -> Engine:
+    """The model on ONNX Runtime as the worker loads it (checksums verified), at --threads and
+    --precision."""
+    return load_engine(model_dir, "onnxruntime", args.threads, args.precision)
 
 
-def refine_extras(args: argparse.Namespace) -> dict[str, OnnxRuntimeEngine]:
+def refine_extras(args: argparse.Namespace) -> dict[str, Engine]:
     """The refinement engine as the pipeline's extra model, unless --no-refine."""
-    return {} if args.no_refine else {REFINE_MODEL: load_engine(args.refine_model, args)}
+    return {} if args.no_refine else {REFINE_MODEL: engine_for(args.refine_model, args)}
 
 
 def main() -> None:
@@ -228,7 +230,7 @@ def main() -> None:
     if args.split:
         raw = json.loads(args.split.read_text())
         ids = raw if isinstance(raw, list) else raw[args.split_key]
-    engine = load_engine(args.model, args)
+    engine = engine_for(args.model, args)
     config = PanoConfig(renumber=not args.no_renumber, flip_tta=not args.no_flip_tta,
                         sharp_borders=not args.no_sharp_borders, min_score=args.min_score)
     pipeline = PanoPipeline(engine, config, refine_extras(args))
