@@ -21,6 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from pipelines.pano.numbering import CLASS_FDI, is_primary, mirror_fdi, successor
+from training.onnx_import import init_from_folded_onnx
 from training.pano.data import DEFAULT_DATA, TUFTS_DATA, TUFTS_SPLIT_PATH, load_split, read_split
 from training.pano.model import TeethUNet
 
@@ -129,54 +130,21 @@ def seg_loss(logits: torch.Tensor, y: torch.Tensor, border_weight: float = 0.0) 
 
 @torch.no_grad()
 def init_from_onnx(model: TeethUNet, path: Path, x: torch.Tensor) -> None:
-    """Start from an exported pano-teeth model (1.x: 33 channels; 2.x: all 53), same architecture.
-
-    Its ONNX graph holds each convolution with the following batch norm folded in (weight, bias),
-    in the module's execution order. Each conv gets the folded weight; each batch norm is set, on
-    the batch `x`, to its input's batch statistics (gamma = std, beta = folded bias + mean), so that
-    in training mode it reproduces the folded conv on that batch and in eval mode exactly. The head
-    keeps the channels the file has; a primary channel missing there (1.x) starts from its
-    successor's (55 from 15), with a lower bias so that it starts rare.
+    """Start from an exported pano-teeth model (1.x: 33 channels; 2.x: all 53), same architecture
+    (`training.onnx_import`, batch norms calibrated on `x`). The head keeps the channels the file
+    has; a primary channel missing there (1.x) starts from its successor's (55 from 15), with a
+    lower bias so that it starts rare.
     """
-    import onnx
-    from onnx import numpy_helper
-
-    graph = onnx.load(str(path)).graph
-    inits = {i.name: torch.from_numpy(numpy_helper.to_array(i).copy()) for i in graph.initializer}
-    nodes = [n for n in graph.node if n.op_type == "Conv"]
-    convs = [m for m in model.modules() if isinstance(m, torch.nn.Conv2d)]
-    if len(nodes) != len(convs):
-        raise ValueError(f"{path}: {len(nodes)} convolutions, the model has {len(convs)}")
-    bns = [m for m in model.modules() if isinstance(m, torch.nn.BatchNorm2d)]
-    folded_bias: dict[torch.nn.BatchNorm2d, torch.Tensor] = {}
-    for node, conv in zip(nodes[:-1], convs[:-1], strict=True):
-        conv.weight.data.copy_(inits[node.input[1]])
-    # Every conv but the head is followed by its batch norm, in the same order.
-    for node, bn in zip(nodes[:-1], bns, strict=True):
-        folded_bias[bn] = inits[node.input[2]]
-    head_w, head_b = inits[nodes[-1].input[1]], inits[nodes[-1].input[2]]
+    head_w, head_b = init_from_folded_onnx(model, path, x)
     old = len(head_b)
+    if old == NUM_CLASSES:
+        return
     model.head.weight.data[:old] = head_w
     model.head.bias.data[:old] = head_b
     for k in range(old, NUM_CLASSES):
         src = CLASS_FDI.index(successor(CLASS_FDI[k]))
         model.head.weight.data[k] = head_w[src]
         model.head.bias.data[k] = head_b[src] - 3.0
-
-    def calibrate(bn: torch.nn.BatchNorm2d, args: tuple[torch.Tensor]) -> None:
-        z = args[0]
-        mean = z.mean((0, 2, 3))
-        var = z.var((0, 2, 3), unbiased=False)
-        bn.weight.data = (var + bn.eps).sqrt()
-        bn.bias.data = folded_bias[bn] + mean
-        bn.running_mean.copy_(mean)
-        bn.running_var.copy_(var)
-
-    hooks = [bn.register_forward_pre_hook(calibrate) for bn in bns]
-    model.train()
-    model(x)
-    for h in hooks:
-        h.remove()
 
 
 @torch.no_grad()

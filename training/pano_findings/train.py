@@ -43,6 +43,7 @@ from torch import nn
 from pipelines.pano import findings
 from pipelines.pano.evaluation import lesions
 from pipelines.pano.evaluation.findings_data import Tufts
+from training.onnx_import import init_from_folded_onnx
 from training.pano.data import TUFTS_SPLIT_PATH
 from training.pano.model import TeethUNet
 from training.pano.train import NUM_CLASSES as TEETH_CLASSES
@@ -56,6 +57,7 @@ from training.pano_findings.data import (
     tufts_film,
 )
 from training.pano_findings.model import FindingsUNet
+from training.pano_findings.pseudo import pseudo_films
 
 ROOT = Path(__file__).resolve().parents[2]
 TEETH_ONNX = ROOT / "models" / "pano-teeth" / "model.onnx"
@@ -151,14 +153,19 @@ def build_model(recipe: Recipe, num_outputs: int = 1) -> nn.Module:
     return FindingsUNet(num_outputs, recipe.widths)
 
 
-def init_backbone(model: nn.Module, recipe: Recipe, films: list[Film], rng: np.random.Generator) -> None:
+def init_backbone(model: nn.Module, recipe: Recipe, films: list[Film], rng: np.random.Generator,
+                  start: Path | None = None) -> None:
     """pano-teeth's weights (its batch norms folded in the ONNX file, re-split on training patches by
-    `init_from_onnx`, so that the network computes pano-teeth's features on them) and a new head."""
-    if recipe.backbone != "pano-teeth":
+    `init_from_onnx`, so that the network computes pano-teeth's features on them) and a new head;
+    or, with `start`, all the weights of an exported model of this recipe (`train --init-onnx`)."""
+    if recipe.backbone != "pano-teeth" and start is None:
         return
-    teeth = TeethUNet(TEETH_CLASSES)
     x = np.stack([sample(films[int(rng.integers(len(films)))], 1, np.zeros((0, 2)), rng, recipe.patch)[0]
                   for _ in range(32)])
+    if start is not None:
+        init_from_folded_onnx(model, start, torch.from_numpy(x)[:, None])
+        return
+    teeth = TeethUNet(TEETH_CLASSES)
     init_from_onnx(teeth, TEETH_ONNX, torch.from_numpy(x)[:, None])
     model.load_state_dict({k: v for k, v in teeth.state_dict().items() if not k.startswith("head.")},
                           strict=False)
@@ -292,11 +299,19 @@ def main() -> None:
     parser.add_argument("--run", default=None, help="run directory under runs/ (default: the recipe's)")
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-3)
+    parser.add_argument("--seed", type=int, default=SEED,
+                        help="initialisation and sampling (ensemble members differ only by it)")
+    parser.add_argument("--init-onnx", type=Path, default=None,
+                        help="start from this exported model of the recipe (fine-tuning) instead of scratch")
+    parser.add_argument("--pseudo", type=int, default=0,
+                        help="caries: add this many pseudo-labelled Tufts training films (pseudo.py)")
+    parser.add_argument("--pseudo-share", type=float, default=0.4,
+                        help="share of the patches drawn from the pseudo-labelled films")
     parser.add_argument("--work-width", type=int, default=None,
                         help="findings frame (film width in work px; default: the recipe's)")
     args = parser.parse_args()
     torch.set_num_threads(1)
-    torch.manual_seed(SEED)
+    torch.manual_seed(args.seed)
     recipe = RECIPES[args.finding]
     if args.work_width:
         recipe = recipe.at_width(args.work_width)
@@ -304,8 +319,16 @@ def main() -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     train, val = load_films(args.finding, recipe)
-    with_lesions = np.array([k for k, f in enumerate(train) if len(f.lesions)])
-    print(f"{args.finding}: {len(train)} train films ({len(with_lesions)} with lesions), {len(val)} val, "
+    labelled = len(train)
+    if args.pseudo:
+        if (recipe.finding or args.finding) != "caries":
+            raise SystemExit("--pseudo: pseudo labels exist for caries only")
+        train += pseudo_films(args.pseudo, recipe.work_width, recipe.zone_grow)
+    # Films with a lesion, per pool (labelled, pseudo-labelled): where kind-0 patches come from.
+    pools = [np.arange(labelled), np.arange(labelled, len(train))]
+    with_lesions = [np.array([k for k in pool if len(train[k].lesions)], int) for pool in pools]
+    print(f"{args.finding}: {labelled} train films ({len(with_lesions[0])} with lesions), "
+          f"{len(train) - labelled} pseudo-labelled ({len(with_lesions[1])} with lesions), {len(val)} val, "
           f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
     model = build_model(recipe)
     # Pretrained layers at recipe.backbone_lr of --lr (param group key "scale"), the new head at --lr;
@@ -330,8 +353,8 @@ def main() -> None:
             raise SystemExit(f"{last}: trained at work width {trained_at}, not {recipe.work_width}")
         print(f"resumed at epoch {state['epoch']}, {state['elapsed_s'] / 60:.1f} min", flush=True)
     else:
-        init_backbone(model, recipe, train, np.random.default_rng(SEED - 1))
-    rng = np.random.default_rng(SEED + state["epoch"])
+        init_backbone(model, recipe, train, np.random.default_rng(args.seed - 1), args.init_onnx)
+    rng = np.random.default_rng(args.seed + state["epoch"])
     budget = args.max_minutes * 60
     kinds = np.array([0] * 40 + [1] * 35 + [2] * 25)
     while state["elapsed_s"] < budget:
@@ -343,12 +366,15 @@ def main() -> None:
             lr = args.lr * min(1.0, progress * 30) * 0.5 * (1 + math.cos(math.pi * progress))
             for group in opt.param_groups:
                 group["lr"] = lr * group.get("scale", 1.0)
-            picks = rng.integers(len(train), size=args.batch)
+            picks = rng.integers(labelled, size=args.batch)
             pairs = []
             for i in picks:
+                pool = 0
+                if len(pools[1]) and rng.random() < args.pseudo_share:
+                    pool, i = 1, int(rng.choice(pools[1]))
                 kind = int(rng.choice(kinds))
                 if kind == 0 and not len(train[i].lesions):  # most Tufts films have no periapical lesion
-                    i = int(rng.choice(with_lesions))
+                    i = int(rng.choice(with_lesions[pool]))
                 pairs.append(sample(train[i], kind, hard[i], rng, recipe.patch))
             x = torch.from_numpy(np.stack([p[0] for p in pairs]))[:, None]
             y = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None]
