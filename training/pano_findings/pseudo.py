@@ -22,8 +22,8 @@ from training.pano.data import TUFTS_SPLIT_PATH
 from training.pano_findings.data import ROOT, RUNS, Film, make_film, read_split
 
 CACHE = RUNS / "pseudo_caries_tufts.json"
-# Reported findings at or above this score become pseudo lesions: above the shipped threshold
-# (0.575), where the teacher's DC1000 val precision is higher, so that fewer false lesions are taught.
+# Reported findings at or above this score become pseudo lesions: above the threshold of the teacher
+# (1.0.0: 0.575), where its DC1000 val precision is higher, so that fewer false lesions are taught.
 PSEUDO_SCORE = 0.7
 
 
