@@ -57,7 +57,6 @@ from training.pano_findings.data import (
     tufts_film,
 )
 from training.pano_findings.model import FindingsUNet
-from training.pano_findings.pseudo import pseudo_films
 
 ROOT = Path(__file__).resolve().parents[2]
 TEETH_ONNX = ROOT / "models" / "pano-teeth" / "model.onnx"
@@ -300,13 +299,9 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--lr", type=float, default=3e-3)
     parser.add_argument("--seed", type=int, default=SEED,
-                        help="initialisation and sampling (ensemble members differ only by it)")
+                        help="initialisation and sampling")
     parser.add_argument("--init-onnx", type=Path, default=None,
                         help="start from this exported model of the recipe (fine-tuning) instead of scratch")
-    parser.add_argument("--pseudo", type=int, default=0,
-                        help="caries: add this many pseudo-labelled Tufts training films (pseudo.py)")
-    parser.add_argument("--pseudo-share", type=float, default=0.4,
-                        help="share of the patches drawn from the pseudo-labelled films")
     parser.add_argument("--work-width", type=int, default=None,
                         help="findings frame (film width in work px; default: the recipe's)")
     args = parser.parse_args()
@@ -319,16 +314,8 @@ def main() -> None:
     run_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     train, val = load_films(args.finding, recipe)
-    labelled = len(train)
-    if args.pseudo:
-        if (recipe.finding or args.finding) != "caries":
-            raise SystemExit("--pseudo: pseudo labels exist for caries only")
-        train += pseudo_films(args.pseudo, recipe.work_width, recipe.zone_grow)
-    # Films with a lesion, per pool (labelled, pseudo-labelled): where kind-0 patches come from.
-    pools = [np.arange(labelled), np.arange(labelled, len(train))]
-    with_lesions = [np.array([k for k in pool if len(train[k].lesions)], int) for pool in pools]
-    print(f"{args.finding}: {labelled} train films ({len(with_lesions[0])} with lesions), "
-          f"{len(train) - labelled} pseudo-labelled ({len(with_lesions[1])} with lesions), {len(val)} val, "
+    with_lesions = np.array([k for k, f in enumerate(train) if len(f.lesions)])
+    print(f"{args.finding}: {len(train)} train films ({len(with_lesions)} with lesions), {len(val)} val, "
           f"loaded in {time.perf_counter() - started:.0f} s", flush=True)
     model = build_model(recipe)
     # Pretrained layers at recipe.backbone_lr of --lr (param group key "scale"), the new head at --lr;
@@ -366,15 +353,12 @@ def main() -> None:
             lr = args.lr * min(1.0, progress * 30) * 0.5 * (1 + math.cos(math.pi * progress))
             for group in opt.param_groups:
                 group["lr"] = lr * group.get("scale", 1.0)
-            picks = rng.integers(labelled, size=args.batch)
+            picks = rng.integers(len(train), size=args.batch)
             pairs = []
             for i in picks:
-                pool = 0
-                if len(pools[1]) and rng.random() < args.pseudo_share:
-                    pool, i = 1, int(rng.choice(pools[1]))
                 kind = int(rng.choice(kinds))
                 if kind == 0 and not len(train[i].lesions):  # most Tufts films have no periapical lesion
-                    i = int(rng.choice(with_lesions[pool]))
+                    i = int(rng.choice(with_lesions))
                 pairs.append(sample(train[i], kind, hard[i], rng, recipe.patch))
             x = torch.from_numpy(np.stack([p[0] for p in pairs]))[:, None]
             y = torch.from_numpy(np.stack([p[1] for p in pairs]))[:, None]
