@@ -88,13 +88,15 @@ def main() -> None:
             for k, t in enumerate(types)
         ],
         "training": {
-            "command": f".venv/bin/python -m training.pano_findings.train --finding {args.finding} "
-            f"--max-minutes {recipe.minutes}",
+            # Runs before the command was kept in the checkpoint: the recipe's own command.
+            "command": state.get("command") or f".venv/bin/python -m training.pano_findings.train "
+            f"--finding {args.finding} --max-minutes {recipe.minutes}",
             "data": recipe.data,
             # Training time (validation and mining included) when this checkpoint was saved.
             "minutes_at_checkpoint": round(state["elapsed_s"] / 60, 1),
             "epoch_of_checkpoint": int(state["epoch"]),
             "val_work_frame_at_checkpoint": {k: round(float(v), 4) for k, v in val.items()},
+            **({"started_from": state["started_from"]} if state.get("started_from") else {}),
         },
         "torch_reference": {
             "factory": "training.pano.model:TeethUNet" if recipe.backbone == "pano-teeth"

@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import sys
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -168,6 +169,15 @@ def init_backbone(model: nn.Module, recipe: Recipe, films: list[Film], rng: np.r
     init_from_onnx(teeth, TEETH_ONNX, torch.from_numpy(x)[:, None])
     model.load_state_dict({k: v for k, v in teeth.state_dict().items() if not k.startswith("head.")},
                           strict=False)
+
+
+def started_from(onnx: Path | None) -> dict | None:
+    """The exported model a run starts from (`--init-onnx`), as its manifest names and made it."""
+    if onnx is None:
+        return None
+    manifest = json.loads((onnx.parent / "manifest.json").read_text())
+    return {"model": f"{manifest['name']} {manifest['version']}", "sha256": manifest["sha256"],
+            "command": manifest["training"]["command"]}
 
 
 def load_films(finding: str, recipe: Recipe) -> tuple[list[Film], list[Film]]:
@@ -327,7 +337,11 @@ def main() -> None:
         groups = [{"params": body, "scale": recipe.backbone_lr}, {"params": head}]
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
     # The frame travels with the checkpoint, so that export writes the one the model was trained in.
-    state = {"epoch": 0, "elapsed_s": 0.0, "best": -math.inf, "history": [], "work_width": recipe.work_width}
+    # So do the command that made it and, when fine-tuned, the model it started from: export writes
+    # both into the manifest, which then says how to make the model again.
+    state = {"epoch": 0, "elapsed_s": 0.0, "best": -math.inf, "history": [], "work_width": recipe.work_width,
+             "command": " ".join([".venv/bin/python -m training.pano_findings.train", *sys.argv[1:]]),
+             "started_from": started_from(args.init_onnx)}
     hard: list[np.ndarray] = [np.zeros((0, 2), np.float32) for _ in train]
     last = run_dir / "last.pt"
     if last.is_file():
