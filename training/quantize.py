@@ -8,15 +8,17 @@ made), which `OnnxRuntimeEngine` runs on CPU (`worker.ort_precision: int8`). The
 the same file (calibration and quantizer are deterministic).
 
 Calibration is the models' inputs as the service makes them: the pano pipeline, on the fp32 files,
-runs on fixed training films (no validation film), 24 in all from three devices: every 75th of
-the Tufts training split, every 40th of UFBA-425's (by file name) and every 8th of the DC1000
-caries split's; every call to each model is recorded (a model the default options do not run,
-such as `pano-periapical`, gets no calls and is refused). Activation ranges are the min and max
-over those calls. The first and the last convolution stay fp32: the first reads the standardised
-film, the last writes the logits the pipeline thresholds; in a first trial (calibration films
-picked slightly differently) quantizing them too cost Tufts val detection F1 0.9568 -> 0.9551 and
-Dice 0.8816 -> 0.8803 with the tooth and refinement models both in int8. Which models ship a copy,
-and their accuracy in int8 and fp32, is in their cards and docs/engines.md.
+runs on fixed training films (no validation film), 24 in all from three devices: every 75th of the
+Tufts training split, every 40th of UFBA-425's (by file name) and every 8th of the DC1000 caries
+split's, with every finding type asked for: a type off by default (`periapical`) or a fresh export
+that `eval_findings --write-manifest` has not yet turned on is calibrated on what it reads when a
+client asks for it. Every call to each model is recorded; a model the pipeline never called is
+refused. Activation ranges are the min and max over those calls. The first and the last convolution
+stay fp32: the first reads the standardised film, the last writes the logits the pipeline
+thresholds; in a first trial (calibration films picked slightly differently) quantizing them too
+cost Tufts val detection F1 0.9568 -> 0.9551 and Dice 0.8816 -> 0.8803 with the tooth and refinement
+models both in int8. Which models ship a copy, and their accuracy in int8 and fp32, is in their
+cards and docs/engines.md.
 """
 
 from __future__ import annotations
@@ -32,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime
 
+from dentalai.contract import FINDING_TYPES
 from dentalai.v1 import task_pb2
 from engines.base import Engine
 from engines.manifest import ModelManifest, check_sha256
@@ -95,8 +98,10 @@ def record_pano_inputs(models_dir: Path, films: Sequence[Path]) -> dict[str, lis
         pipeline.engine = RecordingEngine(first, calls.setdefault(first.manifest.name, []))
         pipeline.extras = {name: RecordingEngine(e, calls.setdefault(name, []))
                            for name, e in pipeline.extras.items()}
+        # Every finding type, on by default or not (see the module doc).
+        options = task_pb2.AnalysisOptions(findings=FINDING_TYPES)
         for film in films:
-            pipeline.run(decode_image(film.read_bytes(), MAX_PIXELS), task_pb2.AnalysisOptions())
+            pipeline.run(decode_image(film.read_bytes(), MAX_PIXELS), options)
     finally:
         for engine in pipeline.engines:
             engine.close()
@@ -160,7 +165,7 @@ def main(argv: list[str] | None = None) -> None:
              + ", ".join(f"{step}th of {name}" for name, step in CALIBRATION_STEPS.items())
              + " training split; every call to the model")
     for name in args.model:
-        if not calls.get(name):  # an extra the default options do not run has an empty list
+        if not calls.get(name):  # not a model of the pano pipeline, or never reached on these films
             parser.error(f"{name}: the pano pipeline made no call to it")
         out = quantize(args.models_dir / name, calls[name], f"{about} ({len(calls[name])} calls)")
         size = out.stat().st_size / 1e6
