@@ -3,6 +3,7 @@ learning-rate schedule over a wall-clock budget."""
 
 from __future__ import annotations
 
+import json
 import math
 import time
 from pathlib import Path
@@ -59,3 +60,12 @@ class Run:
         state = {"model": model.state_dict(), "opt": opt.state_dict(), "epoch": epoch, "elapsed_s": elapsed}
         torch.save(state | {"best": best, "val": val, "args": args}, self.dir / "last.pt")
         return best
+
+
+def started_from(onnx: Path | None) -> dict | None:
+    """The exported model a run starts from (`--init-onnx`), as its manifest names and made it."""
+    if onnx is None:
+        return None
+    manifest = json.loads((onnx.parent / "manifest.json").read_text())
+    return {"model": f"{manifest['name']} {manifest['version']}", "sha256": manifest["sha256"],
+            "command": manifest["training"]["command"]}

@@ -11,7 +11,7 @@ import pytest
 
 pytest.importorskip("torch")
 
-from training.pano_findings.train import started_from  # noqa: E402
+from training.run import started_from  # noqa: E402
 
 SHIPPED = Path(__file__).resolve().parents[2] / "models" / "pano-findings"
 

@@ -58,6 +58,7 @@ from training.pano_findings.data import (
     tufts_film,
 )
 from training.pano_findings.model import FindingsUNet
+from training.run import started_from
 
 ROOT = Path(__file__).resolve().parents[2]
 TEETH_ONNX = ROOT / "models" / "pano-teeth" / "model.onnx"
@@ -169,15 +170,6 @@ def init_backbone(model: nn.Module, recipe: Recipe, films: list[Film], rng: np.r
     init_from_onnx(teeth, TEETH_ONNX, torch.from_numpy(x)[:, None])
     model.load_state_dict({k: v for k, v in teeth.state_dict().items() if not k.startswith("head.")},
                           strict=False)
-
-
-def started_from(onnx: Path | None) -> dict | None:
-    """The exported model a run starts from (`--init-onnx`), as its manifest names and made it."""
-    if onnx is None:
-        return None
-    manifest = json.loads((onnx.parent / "manifest.json").read_text())
-    return {"model": f"{manifest['name']} {manifest['version']}", "sha256": manifest["sha256"],
-            "command": manifest["training"]["command"]}
 
 
 def load_films(finding: str, recipe: Recipe) -> tuple[list[Film], list[Film]]:

@@ -14,14 +14,17 @@ training films, so its probability is cleaner here than on a new film. Loss: bin
 + soft Dice per tooth. Validation: the val teeth around boxes that are off in the same way (fixed
 per tooth), Dice per tooth of the refined mask and, for comparison, of the whole-film probability
 above one half.
-Resumable: the same command continues from runs/<run>/last.pt.
+Resumable: the same command continues from runs/<run>/last.pt. `--init-onnx models/pano-teeth-refine/
+model.onnx` starts a new run from the shipped weights (a fine-tune).
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import sys
 import time
+from pathlib import Path
 
 import cv2
 import numpy as np
@@ -29,9 +32,10 @@ import torch
 import torch.nn.functional as F
 
 from pipelines.pano import refine
+from training.onnx_import import init_from_folded_onnx
 from training.pano_refine.data import RUNS, Part, ToothSample, load
 from training.pano_refine.model import RefineUNet
-from training.run import Run, lr_at
+from training.run import Run, lr_at, started_from
 
 HEIGHT, WIDTH = 160, 96  # crop (rows, columns): teeth are tall
 # Box error of the whole-film outlines (share of the tooth's width, height): std and limit.
@@ -131,6 +135,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261202)
     parser.add_argument("--val-teeth", type=int, default=600,
                         help="val teeth per set each epoch (evenly spaced)")
+    parser.add_argument("--init-onnx", type=Path, default=None,
+                        help="start from an exported model of this architecture (a new run only)")
     args = parser.parse_args()
     torch.set_num_threads(1)
     cv2.setNumThreads(1)
@@ -150,6 +156,16 @@ def main() -> None:
     model = RefineUNet()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     epoch, spent, best = run.resume(model, opt)
+    if epoch == 0 and args.init_onnx is not None:
+        # Batch norms re-split on training crops (training.onnx_import); then trained as usual.
+        picks = [(p, int(i)) for p in (0, 1) for i in np.random.default_rng(args.seed - 1).integers(
+            0, len(train[p].teeth), args.batch // 2)]
+        init_from_folded_onnx(model, args.init_onnx, batch_of(train, picks, None)[0])
+        run.say(f"initialised from {args.init_onnx}")
+    # What export writes into the manifest: the command that made the model and what it started from.
+    command = " ".join([".venv/bin/python -m training.pano_refine.train", *sys.argv[1:]])
+    recorded = vars(args) | {"command": command, "started_from": started_from(args.init_onnx),
+                             "init_onnx": str(args.init_onnx) if args.init_onnx else None}
     budget = args.max_minutes * 60
     model.train()
     while spent < budget:
@@ -178,7 +194,7 @@ def main() -> None:
         # Model choice (best.pt) on the mean of the two sites' crop Dice.
         score = 0.5 * (metrics["ufba425_dice"] + metrics["tufts_dice"])
         improved = score > best
-        best = run.save(model, opt, epoch, spent, score, best, vars(args))
+        best = run.save(model, opt, epoch, spent, score, best, recorded)
         row = {"epoch": epoch, "elapsed_min": round(spent / 60, 2),
                "loss": round(float(np.mean(losses)) if losses else float("nan"), 4)} | {
                k: round(v, 4) for k, v in metrics.items()}
