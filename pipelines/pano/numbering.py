@@ -23,21 +23,6 @@ _PRIMARY_LETTER = {fdi: chr(ord("A") + k) for k, fdi in enumerate(_PRIMARY_ORDER
 _LETTER_PRIMARY = {v: k for k, v in _PRIMARY_LETTER.items()}
 
 
-# Position classes (the refinement model's second output, read by the numbering rules): a tooth's
-# place in its quadrant and jaw, the side left out (a left tooth is a mirrored right one):
-# permanent upper 1-8, lower 1-8, primary upper 1-5, lower 1-5.
-POSITION_CLASSES = 26
-
-
-def position_class(fdi: int) -> int:
-    """Position class (0-25) of an FDI number; see POSITION_CLASSES."""
-    quadrant, tooth = divmod(fdi, 10)
-    upper = quadrant in (1, 2, 5, 6)
-    if quadrant <= 4:
-        return tooth - 1 + (0 if upper else 8)
-    return 16 + tooth - 1 + (0 if upper else 5)
-
-
 def is_primary(fdi: int) -> bool:
     return fdi in _PRIMARY_LETTER
 

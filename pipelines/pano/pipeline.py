@@ -31,9 +31,8 @@ from pipelines.pano.refine import REFINE_MODEL, ToothRefiner
 MIRROR_CHANNELS = [0] + [CLASS_FDI.index(mirror_fdi(f)) for f in CLASS_FDI[1:]]
 # (FDI number, score, outline) of one reported tooth.
 Tooth = tuple[int, float, Outline]
-# (FDI number, score, its own classes, whole-film outline, index of its candidate) of one tooth the
-# whole-film model found.
-Found = tuple[int, float, np.ndarray, Outline, int]
+# (FDI number, score, its own classes, whole-film outline) of one tooth the whole-film model found.
+Found = tuple[int, float, np.ndarray, Outline]
 
 
 @dataclass(frozen=True)
@@ -58,10 +57,6 @@ class PanoConfig:
     flip_tta: bool = True
     # Off only for evaluation ablations: keep the model's own numbers (duplicates possible).
     renumber: bool = True
-    # Weight of the refinement model's position logits (a model with that output) beside the
-    # whole-film model's evidence when the teeth are numbered again after refinement; 0: the
-    # whole-film numbering stands.
-    crop_weight: float = 1.0
     # Borders between neighbouring teeth from their up-sampled class probabilities (sub-pixel);
     # off: at the model-pixel edge of the neighbour's mask (pano-teeth 1.0.0's outlines).
     sharp_borders: bool = True
@@ -116,19 +111,16 @@ class PanoPipeline(Pipeline):
         with timer.stage("inference"):
             logits = self._infer(prepared.tensor)
         with timer.stage("postprocess"):
-            found, probs, cands = self._teeth(logits.astype(np.float32), prepared.scale_x,
-                                              prepared.scale_y, (image.width, image.height))
+            found, probs = self._teeth(logits.astype(np.float32), prepared.scale_x, prepared.scale_y,
+                                       (image.width, image.height))
         require(bool(found), ErrorCode.NO_USABLE_RESULT, "no teeth found on the image")
-        shapes = [shape for _, _, _, shape, _ in found]
+        teeth = [(fdi, score, shape) for fdi, score, _, shape in found]
         if self.refiner is not None:
             with timer.stage("refine"):
-                own_and_outline = [(mine, shape) for _, _, mine, shape, _ in found]
-                refined = self.refiner.refine(self.extras[REFINE_MODEL], gray, probs, own_and_outline,
-                                              (prepared.scale_x, prepared.scale_y))
-                shapes = refined.outlines
-                if refined.positions is not None and self.config.renumber and self.config.crop_weight:
-                    found, shapes = self._renumber(found, shapes, cands, refined.positions)
-        teeth = [(fdi, score, shape) for (fdi, score, _, _, _), shape in zip(found, shapes, strict=True)]
+                own_and_outline = [(mine, shape) for _, _, mine, shape in found]
+                shapes = self.refiner.refine(self.extras[REFINE_MODEL], gray, probs, own_and_outline,
+                                             (prepared.scale_x, prepared.scale_y))
+            teeth = [(fdi, score, shape) for (fdi, score, _), shape in zip(teeth, shapes, strict=True)]
         universal = options.tooth_numbering == results_pb2.UNIVERSAL
         result = build_result(teeth, image.width, image.height, universal)
         if self.findings:
@@ -136,7 +128,7 @@ class PanoPipeline(Pipeline):
                 models = [(model, self.extras[name]) for name, model in self.findings.items()]
                 # The findings crop is set by the whole-film outlines, as the findings models were
                 # validated (and the caries model trained) with; findings go to the reported teeth.
-                crop_teeth = [(fdi, np.asarray(shape.polygon)) for fdi, _, _, shape, _ in found]
+                crop_teeth = [(fdi, np.asarray(shape.polygon)) for fdi, _, _, shape in found]
                 add_findings(result, models, image.pixel_spacing_mm, gray, options, crop_teeth)
         return result
 
@@ -147,40 +139,24 @@ class PanoPipeline(Pipeline):
         out = infer(self.engine, {self.input_name: batch})[self.output_name]
         return 0.5 * (out[0] + out[1][self.mirror, :, ::-1])
 
-    def _renumber(
-        self, found: list[Found], shapes: list[Outline], cands: list[instances.Instance],
-        positions: np.ndarray,
-    ) -> tuple[list[Found], list[Outline]]:
-        """The found teeth numbered again with the refinement model's position logits beside the
-        whole-film evidence (every candidate takes part, as in the first numbering, so a weight of 0
-        gives the same numbers); a tooth the second numbering drops is not reported."""
-        crops = {k: p for (*_, k), p in zip(found, positions, strict=True)}
-        numbers = postrules.renumber(cands, float(self.width), crops=crops,
-                                     crop_weight=self.config.crop_weight)
-        kept = [((numbers[k], score, mine, shape, k), refined)
-                for (_, score, mine, shape, k), refined in zip(found, shapes, strict=True)
-                if numbers[k] is not None]
-        return [f for f, _ in kept], [r for _, r in kept]
-
     def _teeth(
         self, logits: np.ndarray, scale_x: float, scale_y: float, size: tuple[int, int]
-    ) -> tuple[list[Found], np.ndarray, list[instances.Instance]]:
+    ) -> tuple[list[Found], np.ndarray]:
         """The numbered teeth with their whole-film outlines (`size`: the input's width, height),
-        the softmax they came from and the candidates they were chosen from."""
+        and the softmax they came from."""
         cands, probs = candidates(logits)
         if self.config.renumber:
             numbers = postrules.renumber(cands, float(self.width))
         else:
             numbers = [CLASS_FDI[c.label] for c in cands]
-        kept = [(i, n) for i, n in enumerate(numbers)
-                if n is not None and cands[i].foreground >= self.config.min_score]
+        kept = [(c, n) for c, n in zip(cands, numbers, strict=True) if n is not None]
+        kept = [(c, n) for c, n in kept if c.foreground >= self.config.min_score]
         owner = np.full(probs.shape[1:], -1, np.int32)
-        for k, (i, _) in enumerate(kept):
-            owner[cands[i].mask] = k
+        for k, (c, _) in enumerate(kept):
+            owner[c.mask] = k
         foreground = 1.0 - probs[0]
         found = []
-        for k, (i, fdi) in enumerate(kept):
-            c = cands[i]
+        for k, (c, fdi) in enumerate(kept):
             mine = instances.own_classes(c.probs, len(probs))
             own = None
             if self.config.sharp_borders:
@@ -188,8 +164,8 @@ class PanoPipeline(Pipeline):
                 own = probs[mine, y0:y1, x0:x1].sum(axis=0)
             shape = outline(c.mask, (owner >= 0) & (owner != k), foreground, scale_x, scale_y, size, own)
             if shape is not None:
-                found.append((fdi, round(c.foreground, 4), mine, shape, i))
-        return found, probs, cands
+                found.append((fdi, round(c.foreground, 4), mine, shape))
+        return found, probs
 
 
 def candidates(logits: np.ndarray) -> tuple[list[instances.Instance], np.ndarray]:

@@ -18,7 +18,7 @@ dentition is the one with more probability mass; its side and jaw are shared by 
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -29,7 +29,6 @@ from pipelines.pano.numbering import (
     PERMANENT_QUADRANT,
     PRIMARY_QUADRANT,
     is_primary,
-    position_class,
     side_quadrant,
 )
 
@@ -173,32 +172,14 @@ def gap_ratio(inner: Candidate, outer: Candidate, q: int) -> float:
     return gap / max(((ix1 - ix0) + (ox1 - ox0)) / 2, EPS)
 
 
-def crop_log_evidence(logits: np.ndarray, q: int, primary: bool) -> list[float]:
-    """Log probability of each tooth position 1..8 (primary 1..5) of quadrant q's jaw and dentition,
-    from the refinement model's position logits (numbering.position_class), the jaw and dentition
-    given."""
-    fq = PRIMARY_QUADRANT[q] if primary else q
-    z = np.asarray([logits[position_class(10 * fq + t)] for t in range(1, TEETH_PER_QUADRANT[primary] + 1)],
-                   np.float64)
-    z = z - z.max()
-    return (z - math.log(float(np.exp(z).sum()))).tolist()
-
-
 def _assign_quadrant(
-    ordered: Sequence[Candidate], q: int, primary: bool, gap: GapPrior,
-    crops: Sequence[np.ndarray | None] = (), crop_weight: float = 0.0,
+    ordered: Sequence[Candidate], q: int, primary: bool, gap: GapPrior
 ) -> list[int | None]:
     """Strictly increasing tooth numbers 1..8 (primary 1..5) for the candidates of quadrant q ordered
     from the midline out (None = dropped): the most likely numbering given each candidate's position
-    evidence (the whole-film model's and, where given in `crops`, the refinement model's position
-    logits, weighted by `crop_weight`) and, for permanent teeth, the gap between each numbered tooth
-    and the next."""
+    evidence and, for permanent teeth, the gap between each numbered tooth and the next."""
     n, top = len(ordered), TEETH_PER_QUADRANT[primary]
     evidence = [[_position_log_evidence(c, t, primary) for t in range(1, top + 1)] for c in ordered]
-    for row, logits in zip(evidence, crops, strict=False):
-        if logits is not None and crop_weight:
-            extra = crop_log_evidence(logits, q, primary)
-            row[:] = [e + crop_weight * c for e, c in zip(row, extra, strict=True)]
     # gaps[j, i, k]: gap evidence for k teeth missing between numbered candidates j < i.
     gaps = np.zeros((n, n, top))
     if not primary and n:
@@ -232,14 +213,8 @@ def _assign_quadrant(
     return result
 
 
-def renumber(
-    cands: Sequence[Candidate], width: float, gap: GapPrior = GAP_PRIOR,
-    crops: Mapping[int, np.ndarray] | None = None, crop_weight: float = 0.0,
-) -> list[int | None]:
-    """FDI number for each candidate (None = discarded), consistent per the module rules; `crops`:
-    the refinement model's position logits of some candidates (by index), weighted by `crop_weight`
-    beside the whole-film evidence."""
-    crops = crops or {}
+def renumber(cands: Sequence[Candidate], width: float, gap: GapPrior = GAP_PRIOR) -> list[int | None]:
+    """FDI number for each candidate (None = discarded), consistent per the module rules."""
     if not cands:
         return []
     quads = [quadrant(c.label) for c in cands]
@@ -252,8 +227,7 @@ def renumber(
         for dentition in (False, True):
             members = [k for k in range(len(cands)) if quads[k] == q and primary[k] == dentition]
             members.sort(key=lambda k: abs(cands[k].cx - midline))
-            teeth = _assign_quadrant([cands[k] for k in members], q, dentition, gap,
-                                     [crops.get(k) for k in members], crop_weight)
+            teeth = _assign_quadrant([cands[k] for k in members], q, dentition, gap)
             fq = PRIMARY_QUADRANT[q] if dentition else q
             for k, tooth in zip(members, teeth, strict=True):
                 fdi[k] = None if tooth is None else 10 * fq + tooth

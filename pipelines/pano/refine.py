@@ -165,15 +165,6 @@ def agreement(mask: np.ndarray, polygon: Sequence[Sequence[float]], to_input: np
     return inter / union if union else 0.0
 
 
-@dataclass(frozen=True)
-class Refined:
-    """Per tooth: its outline (refined, or the whole-film one where refinement failed) and, from a
-    model with the position output, its position logits (numbering.position_class)."""
-
-    outlines: list[Outline]
-    positions: np.ndarray | None  # (teeth, POSITION_CLASSES) float32
-
-
 class ToothRefiner:
     """The refinement model's frame (from its manifest); runs it on every tooth of a film, in
     batches the manifest allows."""
@@ -182,8 +173,6 @@ class ToothRefiner:
         spec = manifest.inputs[0]
         self.input_name = spec.name
         self.output_name = manifest.outputs[0].name
-        # A second output (pano-teeth-refine 2.x): the tooth's position classes.
-        self.position_name = manifest.outputs[1].name if len(manifest.outputs) > 1 else None
         self.height, self.width = int(spec.shape[2]), int(spec.shape[3])
         self.max_batch = max(manifest.batch_max, 1)
 
@@ -194,12 +183,12 @@ class ToothRefiner:
         probs: np.ndarray,
         teeth: Sequence[tuple[np.ndarray, Outline]],
         model_scale: tuple[float, float],
-    ) -> Refined:
-        """Refined outlines (input px) for `teeth`, each (its own classes, its whole-film outline),
-        and their position logits; `probs` is the whole-film model's softmax (C, H, W), `model_scale`
-        input px per model px. A tooth whose refinement fails keeps its whole-film outline."""
+    ) -> list[Outline]:
+        """Refined outlines (input px) for `teeth`, each (its own classes, its whole-film outline);
+        `probs` is the whole-film model's softmax (C, H, W), `model_scale` input px per model px.
+        A tooth whose refinement fails keeps its whole-film outline."""
         if not teeth:
-            return Refined([], None)
+            return []
         frame = make_frame(pixels)
         per_model = (model_scale[0] / frame.scale_x, model_scale[1] / frame.scale_y)
         matrices, batch = [], []
@@ -210,11 +199,10 @@ class ToothRefiner:
             batch.append(crop_inputs(frame, matrix, own, (x0, y0), per_model, self.width, self.height))
             matrices.append(matrix)
         stacked = np.stack(batch)
-        calls = [infer(engine, {self.input_name: stacked[i : i + self.max_batch]})
-                 for i in range(0, len(stacked), self.max_batch)]
-        logits = np.concatenate([c[self.output_name] for c in calls])
-        positions = (None if self.position_name is None
-                     else np.concatenate([c[self.position_name] for c in calls]).astype(np.float32))
+        logits = np.concatenate([
+            infer(engine, {self.input_name: stacked[i : i + self.max_batch]})[self.output_name]
+            for i in range(0, len(stacked), self.max_batch)
+        ])
         size = (pixels.shape[1], pixels.shape[0])
         out = []
         for k, (_, shape) in enumerate(teeth):
@@ -228,4 +216,4 @@ class ToothRefiner:
                 tolerance = OUTLINE_TOLERANCE_PX / min(fine_to_input[0, 0], fine_to_input[1, 1])
                 refined = affine_outline(fine, fine_to_input, size, tolerance)
             out.append(refined or shape)
-        return Refined(out, positions)
+        return out

@@ -1,9 +1,7 @@
-import numpy as np
-import pytest
 from pano_helpers import W, cand, full_mouth
 
-from pipelines.pano.numbering import PERMANENT_FDI, POSITION_CLASSES, PRIMARY_FDI, position_class
-from pipelines.pano.postrules import GAP_PRIOR, GapPrior, crop_log_evidence, renumber
+from pipelines.pano.numbering import PERMANENT_FDI
+from pipelines.pano.postrules import GAP_PRIOR, GapPrior, renumber
 
 
 def test_consistent_dentition_is_left_alone() -> None:
@@ -95,40 +93,3 @@ def test_neighbours_that_touch_keep_the_models_numbers() -> None:
     cands = [cand(f, f) for f in (11, 12, 13, 14, 15)]
     cands += [cand(16, 16, confidence=0.35, second=17), cand(17, 17, confidence=0.35, second=18)]
     assert renumber(cands, W)[5:] == [16, 17]
-
-
-def position_logits(fdi: int, strength: float = 6.0) -> np.ndarray:
-    """Position logits (numbering.position_class) of a crop that looks like tooth `fdi`."""
-    logits = np.zeros(POSITION_CLASSES, np.float32)
-    logits[position_class(fdi)] = strength
-    return logits
-
-
-def test_position_classes_leave_the_side_out() -> None:
-    assert position_class(14) == position_class(24) == 3
-    assert position_class(34) == position_class(44) == 11
-    assert position_class(55) == position_class(65) == 20
-    assert position_class(75) == position_class(85) == 25
-    classes = {position_class(f) for f in (*PERMANENT_FDI, *PRIMARY_FDI)}
-    assert sorted(classes) == list(range(POSITION_CLASSES))
-
-
-def test_crop_evidence_is_a_distribution_over_the_quadrants_positions() -> None:
-    evidence = crop_log_evidence(position_logits(35), 3, primary=False)
-    assert len(evidence) == 8
-    assert np.exp(evidence).sum() == pytest.approx(1.0)
-    assert int(np.argmax(evidence)) == 4  # tooth 5 of the lower jaw, whatever the side
-    assert len(crop_log_evidence(position_logits(74), 3, primary=True)) == 5
-
-
-def test_the_refinement_models_position_evidence_settles_which_premolar_is_left() -> None:
-    # A premolar extracted and its space closed (common in orthodontics): the remaining one sits
-    # next to the canine. The whole-film model calls it 14 with some doubt; its crop looks like a 15.
-    cands = [cand(f, f) for f in (11, 12, 13)] + [cand(14, 14, confidence=0.6, second=15)]
-    cands += [cand(15, 16), cand(16, 17)]
-    for c in cands[-2:]:  # the molars moved up by one position's width, as the space closed
-        c.cx += 24
-    assert renumber(cands, W)[3] == 14
-    crops = {3: position_logits(15)}
-    assert renumber(cands, W, crops=crops, crop_weight=1.0)[3] == 15
-    assert renumber(cands, W, crops=crops, crop_weight=0.0)[3] == 14  # weight 0: as without it

@@ -19,9 +19,7 @@ from engines.manifest import ModelManifest, TensorSpec
 from pipelines.base_pipeline import DecodedImage, PipelineError
 from pipelines.pano import PanoPipeline, preprocess, refine
 from pipelines.pano.evaluation.eval_pano import polygon_mask, polygon_points
-from pipelines.pano.numbering import POSITION_CLASSES, position_class
 from pipelines.pano.outline import finer_grid
-from pipelines.pano.pipeline import PanoConfig
 
 TEETH = [11, 21, 36, 46]
 FILM = (1435, 2943)  # a DC1000 film: the frame halves it
@@ -34,18 +32,13 @@ class FakeRefineEngine:
 
     runtime = "fake"
 
-    def __init__(self, max_batch: int = 3, fail: bool = False, empty: bool = False,
-                 positions: np.ndarray | None = None) -> None:
-        """`positions`: position logits it gives every crop, as a second output (refine 2.x)."""
-        outputs = (TensorSpec("logits", "float32", ("batch", 1, 160, 96)),)
-        if positions is not None:
-            outputs += (TensorSpec("positions", "float32", ("batch", POSITION_CLASSES)),)
+    def __init__(self, max_batch: int = 3, fail: bool = False, empty: bool = False) -> None:
         self.manifest = ModelManifest(
             name=refine.REFINE_MODEL, version="test", task_type="pano", directory=Path("."),
             onnx="none.onnx", sha256="", inputs=(TensorSpec("crops", "float32", ("batch", 2, 160, 96)),),
-            outputs=outputs, batch_max=max_batch,
+            outputs=(TensorSpec("logits", "float32", ("batch", 1, 160, 96)),), batch_max=max_batch,
         )
-        self.fail, self.empty, self.positions = fail, empty, positions
+        self.fail, self.empty = fail, empty
         self.seen: list[np.ndarray] = []
 
     def infer(self, inputs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -54,10 +47,7 @@ class FakeRefineEngine:
         x = inputs["crops"]
         self.seen.append(x)
         bright = np.where(x[:, :1] > 1.0, 5.0, -5.0).astype(np.float32)
-        out = {"logits": np.full_like(bright, -5.0) if self.empty else bright}
-        if self.positions is not None:
-            out["positions"] = np.tile(self.positions, (len(x), 1))
-        return out
+        return {"logits": np.full_like(bright, -5.0) if self.empty else bright}
 
     def warmup(self) -> None:
         pass
@@ -81,12 +71,10 @@ def film_with_narrow_teeth() -> tuple[np.ndarray, dict[int, Rect]]:
     return pixels, rects
 
 
-def run(
-    refiner: FakeRefineEngine | None, config: PanoConfig | None = None
-) -> tuple[dict[int, np.ndarray], dict[int, Rect]]:
+def run(refiner: FakeRefineEngine | None) -> tuple[dict[int, np.ndarray], dict[int, Rect]]:
     pixels, rects = film_with_narrow_teeth()
     extras = {refine.REFINE_MODEL: refiner} if refiner else {}
-    pipeline = PanoPipeline(FakeEngine(synthetic_logits(TEETH)), config, extras=extras)
+    pipeline = PanoPipeline(FakeEngine(synthetic_logits(TEETH)), extras=extras)
     result = pipeline.run(DecodedImage(pixels), task_pb2.AnalysisOptions())
     return {t.fdi: polygon_points(t) for t in result.teeth}, rects
 
@@ -105,19 +93,6 @@ def test_refined_outlines_follow_the_film_not_the_coarse_mask() -> None:
     # Four teeth in batches of at most three, each crop with the tooth's probability in channel 1.
     assert [len(b) for b in engine.seen] == [3, 1]
     assert all(b[:, 1].max() > 0.9 for b in engine.seen)
-
-
-def test_the_refinement_models_position_output_renumbers_the_teeth() -> None:
-    """Every crop 'looks like' a central incisor if upper and a second molar if lower: the teeth the
-    whole-film model calls 36 and 46 (alone in their quadrants) become 37 and 47, outlines unchanged;
-    at crop weight 0 the whole-film numbers stand."""
-    logits = np.zeros(POSITION_CLASSES, np.float32)
-    logits[[position_class(11), position_class(37)]] = 8.0
-    renumbered, _ = run(FakeRefineEngine(positions=logits))
-    assert sorted(renumbered) == [11, 21, 37, 47]
-    kept, _ = run(FakeRefineEngine(positions=logits), PanoConfig(crop_weight=0.0))
-    assert sorted(kept) == TEETH
-    np.testing.assert_array_equal(renumbered[37], kept[36])
 
 
 def test_a_refinement_that_finds_nothing_keeps_the_whole_film_outline() -> None:

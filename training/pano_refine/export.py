@@ -1,10 +1,7 @@
 """Export a refinement checkpoint to models/pano-teeth-refine/ (ONNX opset 17, dynamic batch).
 
     .venv/bin/python -m training.pano_refine.export \
-        --checkpoint training/pano_refine/runs/refine-pos/last.pt
-
-A checkpoint with the position head (`train --position-weight`, the default) exports a second
-output, `positions`.
+        --checkpoint training/pano_refine/runs/refine-160x96/last.pt
 """
 
 from __future__ import annotations
@@ -13,33 +10,28 @@ import json
 from pathlib import Path
 
 from pipelines.pano import refine
-from pipelines.pano.numbering import POSITION_CLASSES
 from training.onnx_export import export_checked, load_checkpoint, sha256
 from training.pano_refine.model import RefineUNet
 from training.pano_refine.train import HEIGHT, WIDTH
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "models" / refine.REFINE_MODEL
-VERSION = "2.0.0"
-CHECKPOINT = "training/pano_refine/runs/refine-pos/last.pt"
-CACHES = (
+VERSION = "1.0.0"
+CHECKPOINT = "training/pano_refine/runs/refine-160x96/last.pt"
+TRAIN_COMMAND = (
     ".venv/bin/python -m training.pano_refine.data --dataset ufba425; "
     ".venv/bin/python -m training.pano_refine.data --dataset tufts; "
+    ".venv/bin/python -m training.pano_refine.train --max-minutes 120 --steps-per-epoch 150; "
+    "resumed at epoch 16 (43.9 min) with --max-minutes 105 to end within the session"
 )
 
 
 def main() -> None:
     args, ckpt = load_checkpoint(ROOT / CHECKPOINT, OUT)
-    positions = POSITION_CLASSES if "position.weight" in ckpt["model"] else 0
-    model = RefineUNet(positions=positions)
+    model = RefineUNet()
     model.load_state_dict(ckpt["model"])
     onnx_path = args.out / "model.onnx"
-    names = ("crops", "logits", "positions") if positions else ("crops", "logits")
-    err = export_checked(model, (2, HEIGHT, WIDTH), onnx_path, names, {0: "batch"})
-    outputs = [{"name": "logits", "dtype": "float32", "shape": ["batch", 1, HEIGHT, WIDTH]}]
-    if positions:
-        outputs.append({"name": "positions", "dtype": "float32", "shape": ["batch", positions]})
-    run_args = ckpt["args"]
+    err = export_checked(model, (2, HEIGHT, WIDTH), onnx_path, ("crops", "logits"), {0: "batch"})
     manifest = {
         "name": refine.REFINE_MODEL,
         "version": VERSION,
@@ -47,7 +39,7 @@ def main() -> None:
         "onnx": "model.onnx",
         "sha256": sha256(onnx_path),
         "inputs": [{"name": "crops", "dtype": "float32", "shape": ["batch", 2, HEIGHT, WIDTH]}],
-        "outputs": outputs,
+        "outputs": [{"name": "logits", "dtype": "float32", "shape": ["batch", 1, HEIGHT, WIDTH]}],
         # One film's teeth in one call (up to 52 outlines; more go in a second call).
         "batch": {"min": 1, "opt": 32, "max": 52},
         "preprocessing": {
@@ -59,17 +51,13 @@ def main() -> None:
             "channels": "0: the film crop, per-crop zero mean and unit std; 1: the whole-film model's "
             "probability of the tooth's own classes on the same grid (0 outside the film)",
             "output": "logit of the tooth's mask; > 0 is the tooth; its largest component is the outline",
-            **({"positions": "logits of the tooth's position class (pipelines/pano/numbering.py "
-                "position_class: permanent upper 1-8, lower 1-8, primary upper 1-5, lower 1-5), read "
-                "by the numbering rules (pipelines/pano/postrules.py)"} if positions else {}),
             "code": "pipelines/pano/refine.py",
         },
         "training": {
-            "command": CACHES + run_args["command"],
-            **({"started_from": run_args["started_from"]} if run_args.get("started_from") else {}),
+            "command": TRAIN_COMMAND,
             "data": "ground-truth teeth of pano/ufba425 (split training/pano/split.json, 300 train "
             "films) and pano/tufts (training/pano/split_tufts.json, 600 train films), half of each "
-            "per batch; the second channel from the shipped pano-teeth (2.2.0 for this run's caches)",
+            "per batch; the second channel from the shipped pano-teeth 2.1.0",
             "wall_minutes": round(ckpt["elapsed_s"] / 60, 1),
             "epoch": ckpt["epoch"],
             "val_crop_dice": round(ckpt["val"], 4),
@@ -78,7 +66,7 @@ def main() -> None:
         "these terms (non-commercial, share alike); UFBA-425 Apache-2.0; see MODEL_CARD.md",
         "torch_reference": {
             "factory": "training.pano_refine.model:RefineUNet",
-            "kwargs": {"positions": positions} if positions else {},
+            "kwargs": {},
             "checkpoint": CHECKPOINT,
         },
     }

@@ -15,11 +15,7 @@ from training.pano.model import conv_bn
 
 
 class RefineUNet(nn.Module):
-    """`positions` > 0 adds a second output: logits of the tooth's position class
-    (`pipelines.pano.refine.position_class`) from the pooled bottleneck, read by the numbering rules."""
-
-    def __init__(self, widths: tuple[int, ...] = (8, 16, 32, 48, 64), in_channels: int = 2,
-                 positions: int = 0) -> None:
+    def __init__(self, widths: tuple[int, ...] = (8, 16, 32, 48, 64), in_channels: int = 2) -> None:
         super().__init__()
         w = widths
         self.stem = nn.Sequential(conv_bn(in_channels, w[0]), conv_bn(w[0], w[0]))
@@ -29,17 +25,14 @@ class RefineUNet(nn.Module):
         )
         self.ups = nn.ModuleList(conv_bn(w[i + 1] + w[i], w[i]) for i in reversed(range(len(w) - 1)))
         self.head = nn.Conv2d(w[0], 1, 1)
-        self.position = nn.Linear(w[-1], positions) if positions else None
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
         skips = [self.stem(x)]
         for down in self.downs:
             skips.append(down(skips[-1]))
         y = skips.pop()
-        position = None if self.position is None else self.position(y.mean((2, 3)))
         for up in self.ups:
             skip = skips.pop()
             y = F.interpolate(y, size=skip.shape[-2:], mode="bilinear", align_corners=False)
             y = up(torch.cat([y, skip], dim=1))
-        mask = self.head(y)
-        return mask if position is None else (mask, position)
+        return self.head(y)

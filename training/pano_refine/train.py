@@ -11,12 +11,9 @@ edge as much as the whole-film outlines' boxes are off (`jittered_box`), flipped
 the film's contrast, gamma, blur or sharpness and noise changed like the whole-film trainer does,
 and the whole-film probability roughened (a power and a blur): the whole-film model saw these
 training films, so its probability is cleaner here than on a new film. Loss: binary cross-entropy
-+ soft Dice per tooth, plus (`--position-weight`, 0 for none) the cross-entropy of the position
-head: the tooth's place in its jaw (`numbering.position_class`), which the numbering rules weigh
-beside the whole-film model's (which premolar is left after one was taken out, for one).
-Validation: the val teeth around boxes that are off in the same way (fixed per tooth), Dice per
-tooth of the refined mask and, for comparison, of the whole-film probability above one half, and the
-position head's accuracy.
++ soft Dice per tooth. Validation: the val teeth around boxes that are off in the same way (fixed
+per tooth), Dice per tooth of the refined mask and, for comparison, of the whole-film probability
+above one half.
 Resumable: the same command continues from runs/<run>/last.pt. `--init-onnx models/pano-teeth-refine/
 model.onnx` starts a new run from the shipped weights (a fine-tune).
 """
@@ -35,7 +32,6 @@ import torch
 import torch.nn.functional as F
 
 from pipelines.pano import refine
-from pipelines.pano.numbering import POSITION_CLASSES, position_class
 from training.onnx_import import init_from_folded_onnx
 from training.pano_refine.data import RUNS, Part, ToothSample, load
 from training.pano_refine.model import RefineUNet
@@ -93,29 +89,21 @@ def tooth_example(
 
 def batch_of(
     parts: list[Part], picks: list[tuple[int, int]], rng: np.random.Generator | None
-) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Inputs, masks and position classes of a batch of (part, tooth) picks; `rng` None: validation,
-    each tooth's box error fixed by its index."""
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """A batch of (part, tooth) picks; `rng` None: validation, each tooth's box error fixed by its index."""
     def one(p: int, i: int) -> tuple[np.ndarray, np.ndarray]:
         t = parts[p].teeth[i]
         return tooth_example(parts[p].films[t.image], t, rng or np.random.default_rng(i), rng)
 
     xs, ys = zip(*(one(p, i) for p, i in picks), strict=True)
-    positions = [position_class(parts[p].teeth[i].fdi) for p, i in picks]
-    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))[:, None], torch.tensor(positions)
+    return torch.from_numpy(np.stack(xs)), torch.from_numpy(np.stack(ys))[:, None]
 
 
-def mask_loss(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+def loss_fn(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     p = torch.sigmoid(logits)
     inter = (p * y).sum((1, 2, 3))
     dice = (2 * inter + 1) / (p.sum((1, 2, 3)) + y.sum((1, 2, 3)) + 1)
     return F.binary_cross_entropy_with_logits(logits, y) + (1 - dice).mean()
-
-
-def outputs(model: RefineUNet, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
-    """Mask logits and, when the model has the position head, position logits."""
-    out = model(x)
-    return out if isinstance(out, tuple) else (out, None)
 
 
 def dice(a: np.ndarray, b: np.ndarray) -> float:
@@ -125,20 +113,16 @@ def dice(a: np.ndarray, b: np.ndarray) -> float:
 @torch.no_grad()
 def validate(model: RefineUNet, part: Part, picks: list[int]) -> dict[str, float]:
     model.eval()
-    refined, prior, right = [], [], []
+    refined, prior = [], []
     for i in range(0, len(picks), 64):
-        x, y, position = batch_of([part], [(0, k) for k in picks[i : i + 64]], None)
-        logits, position_logits = outputs(model, x)
-        masks = (logits > 0).numpy()[:, 0]
+        x, y = batch_of([part], [(0, k) for k in picks[i : i + 64]], None)
+        masks = (model(x) > 0).numpy()[:, 0]
         gt = y.numpy()[:, 0] > 0.5
         for m, p, g in zip(masks, x.numpy()[:, 1] > 0.5, gt, strict=True):
             refined.append(dice(m, g))
             prior.append(dice(p, g))
-        if position_logits is not None:
-            right.extend((position_logits.argmax(1) == position).tolist())
     model.train()
-    return {"dice": float(np.mean(refined)), "prior_dice": float(np.mean(prior))} | (
-        {"position_accuracy": float(np.mean(right))} if right else {})
+    return {"dice": float(np.mean(refined)), "prior_dice": float(np.mean(prior))}
 
 
 def main() -> None:
@@ -151,8 +135,6 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261202)
     parser.add_argument("--val-teeth", type=int, default=600,
                         help="val teeth per set each epoch (evenly spaced)")
-    parser.add_argument("--position-weight", type=float, default=0.3,
-                        help="weight of the position head's cross-entropy (0: no position head)")
     parser.add_argument("--init-onnx", type=Path, default=None,
                         help="start from an exported model of this architecture (a new run only)")
     args = parser.parse_args()
@@ -171,11 +153,11 @@ def main() -> None:
     run.say(f"loaded train {[len(p.teeth) for p in train]} teeth, val {[len(p.teeth) for p in val]} "
             f"in {time.time() - t0:.0f}s")
 
-    model = RefineUNet(positions=POSITION_CLASSES if args.position_weight > 0 else 0)
+    model = RefineUNet()
     opt = torch.optim.AdamW(model.parameters(), lr=args.lr, weight_decay=1e-4)
     epoch, spent, best = run.resume(model, opt)
     if epoch == 0 and args.init_onnx is not None:
-        # Batch norms re-split on training crops (training.onnx_import); the position head starts new.
+        # Batch norms re-split on training crops (training.onnx_import); then trained as usual.
         picks = [(p, int(i)) for p in (0, 1) for i in np.random.default_rng(args.seed - 1).integers(
             0, len(train[p].teeth), args.batch // 2)]
         init_from_folded_onnx(model, args.init_onnx, batch_of(train, picks, None)[0])
@@ -198,11 +180,8 @@ def main() -> None:
             half = args.batch // 2
             picks = [(p, int(i)) for p in (0, 1)
                      for i in rng.integers(0, len(train[p].teeth), half if p == 0 else args.batch - half)]
-            x, y, position = batch_of(train, picks, rng)
-            logits, position_logits = outputs(model, x)
-            loss = mask_loss(logits, y)
-            if position_logits is not None:
-                loss = loss + args.position_weight * F.cross_entropy(position_logits, position)
+            x, y = batch_of(train, picks, rng)
+            loss = loss_fn(model(x), y)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

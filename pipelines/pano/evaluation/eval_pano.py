@@ -219,8 +219,6 @@ def main() -> None:
     parser.add_argument("--no-flip-tta", action="store_true", help="ablation: one pass, no mirrored pass")
     parser.add_argument("--no-sharp-borders", action="store_true",
                         help="ablation: borders between teeth at the model-pixel edge (1.0.0's outlines)")
-    parser.add_argument("--crop-weight", type=float, default=PanoConfig.crop_weight,
-                        help="weight of the refinement model's position logits in the numbering (0: off)")
     parser.add_argument("--min-score", type=float, default=PanoConfig.min_score,
                         help="teeth reported from this mean tooth probability (the pipeline's default)")
     parser.add_argument("--out", type=Path)
@@ -234,8 +232,7 @@ def main() -> None:
         ids = raw if isinstance(raw, list) else raw[args.split_key]
     engine = engine_for(args.model, args)
     config = PanoConfig(renumber=not args.no_renumber, flip_tta=not args.no_flip_tta,
-                        sharp_borders=not args.no_sharp_borders, min_score=args.min_score,
-                        crop_weight=args.crop_weight)
+                        sharp_borders=not args.no_sharp_borders, min_score=args.min_score)
     pipeline = PanoPipeline(engine, config, refine_extras(args))
     report = evaluate(pipeline, json.loads(args.coco.read_text()), args.images, ids)
     print_table(report)
