@@ -5,7 +5,8 @@ by wall time.
     .venv/bin/python -m training.pano_refine.data --dataset tufts
     .venv/bin/python -m training.pano_refine.train --max-minutes 95
 
-Each batch is half UFBA teeth, half Tufts teeth (the pano-teeth split, `training/pano/split*.json`).
+Each batch is half UFBA teeth, half Tufts teeth (`--tufts-share`; the pano-teeth split,
+`training/pano/split*.json`).
 A crop is cut with the service's own functions around the tooth's ground-truth box moved edge by
 edge as much as the whole-film outlines' boxes are off (`jittered_box`), flipped half the time, with
 the film's contrast, gamma, blur or sharpness and noise changed like the whole-film trainer does,
@@ -135,6 +136,8 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=20261202)
     parser.add_argument("--val-teeth", type=int, default=600,
                         help="val teeth per set each epoch (evenly spaced)")
+    parser.add_argument("--tufts-share", type=float, default=0.5,
+                        help="share of each batch drawn from Tufts teeth, the rest UFBA")
     parser.add_argument("--init-onnx", type=Path, default=None,
                         help="start from an exported model of this architecture (a new run only)")
     args = parser.parse_args()
@@ -177,9 +180,9 @@ def main() -> None:
                 break
             for g in opt.param_groups:
                 g["lr"] = lr_at(args.lr, elapsed / budget)
-            half = args.batch // 2
-            picks = [(p, int(i)) for p in (0, 1)
-                     for i in rng.integers(0, len(train[p].teeth), half if p == 0 else args.batch - half)]
+            n_ufba = args.batch - round(args.batch * args.tufts_share)
+            picks = [(p, int(i)) for p in (0, 1) for i in rng.integers(
+                0, len(train[p].teeth), n_ufba if p == 0 else args.batch - n_ufba)]
             x, y = batch_of(train, picks, rng)
             loss = loss_fn(model(x), y)
             opt.zero_grad(set_to_none=True)
