@@ -1,7 +1,7 @@
 """Export a refinement checkpoint to models/pano-teeth-refine/ (ONNX opset 17, dynamic batch).
 
     .venv/bin/python -m training.pano_refine.export \
-        --checkpoint training/pano_refine/runs/refine-160x96/last.pt
+        --checkpoint training/pano_refine/runs/refine-ft2/last.pt
 """
 
 from __future__ import annotations
@@ -16,13 +16,11 @@ from training.pano_refine.train import HEIGHT, WIDTH
 
 ROOT = Path(__file__).resolve().parents[2]
 OUT = ROOT / "models" / refine.REFINE_MODEL
-VERSION = "1.0.0"
-CHECKPOINT = "training/pano_refine/runs/refine-160x96/last.pt"
-TRAIN_COMMAND = (
+VERSION = "1.1.0"
+CHECKPOINT = "training/pano_refine/runs/refine-ft2/last.pt"
+CACHES = (
     ".venv/bin/python -m training.pano_refine.data --dataset ufba425; "
     ".venv/bin/python -m training.pano_refine.data --dataset tufts; "
-    ".venv/bin/python -m training.pano_refine.train --max-minutes 120 --steps-per-epoch 150; "
-    "resumed at epoch 16 (43.9 min) with --max-minutes 105 to end within the session"
 )
 
 
@@ -32,6 +30,12 @@ def main() -> None:
     model.load_state_dict(ckpt["model"])
     onnx_path = args.out / "model.onnx"
     err = export_checked(model, (2, HEIGHT, WIDTH), onnx_path, ("crops", "logits"), {0: "batch"})
+    run_args = ckpt["args"]  # the trainer records its command and, for a fine-tune, its start
+    share = run_args.get("tufts_share", 0.5)
+    mix = "half of each" if share == 0.5 else f"{share:.0%} Tufts, {1 - share:.0%} UFBA teeth"
+    checkpoint = args.checkpoint.resolve()
+    if checkpoint.is_relative_to(ROOT):
+        checkpoint = checkpoint.relative_to(ROOT)
     manifest = {
         "name": refine.REFINE_MODEL,
         "version": VERSION,
@@ -54,10 +58,12 @@ def main() -> None:
             "code": "pipelines/pano/refine.py",
         },
         "training": {
-            "command": TRAIN_COMMAND,
+            "command": CACHES + run_args["command"],
+            **({"started_from": run_args["started_from"]} if run_args.get("started_from") else {}),
             "data": "ground-truth teeth of pano/ufba425 (split training/pano/split.json, 300 train "
-            "films) and pano/tufts (training/pano/split_tufts.json, 600 train films), half of each "
-            "per batch; the second channel from the shipped pano-teeth 2.1.0",
+            "films) and pano/tufts (training/pano/split_tufts.json, 600 train films), "
+            f"{mix} per batch; the second channel from the shipped pano-teeth (2.2.0 in this run's caches, "
+            "2.1.0 in those of the run it started from)",
             "wall_minutes": round(ckpt["elapsed_s"] / 60, 1),
             "epoch": ckpt["epoch"],
             "val_crop_dice": round(ckpt["val"], 4),
@@ -67,7 +73,7 @@ def main() -> None:
         "torch_reference": {
             "factory": "training.pano_refine.model:RefineUNet",
             "kwargs": {},
-            "checkpoint": CHECKPOINT,
+            "checkpoint": str(checkpoint),
         },
     }
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
