@@ -19,7 +19,7 @@ import torch
 
 from pipelines.pano import findings
 from pipelines.pano.preprocess import HIGH_PERCENTILE, LOW_PERCENTILE
-from training.onnx_export import export_checked, sha256
+from training.onnx_export import export_checked, repo_path, sha256
 from training.pano_findings.train import RECIPES, build_model
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -36,7 +36,7 @@ def main() -> None:
     types = (recipe.finding or args.finding,)  # output channel order
     default = ROOT / f"training/pano_findings/runs/{recipe.run}/best.pt"
     path = (args.checkpoint or default).resolve()
-    checkpoint = str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else str(path)
+    checkpoint = repo_path(path)
     out = args.out or ROOT / "models" / recipe.model
     out.mkdir(parents=True, exist_ok=True)
     torch.set_num_threads(1)

@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 
 from pipelines.pano import refine
-from training.onnx_export import export_checked, load_checkpoint, sha256
+from training.onnx_export import export_checked, load_checkpoint, repo_path, sha256
 from training.pano_refine.model import RefineUNet
 from training.pano_refine.train import HEIGHT, WIDTH
 
@@ -33,9 +33,6 @@ def main() -> None:
     run_args = ckpt["args"]  # the trainer records its command and, for a fine-tune, its start
     share = run_args.get("tufts_share", 0.5)
     mix = "half of each" if share == 0.5 else f"{share:.0%} Tufts, {1 - share:.0%} UFBA teeth"
-    checkpoint = args.checkpoint.resolve()
-    if checkpoint.is_relative_to(ROOT):
-        checkpoint = checkpoint.relative_to(ROOT)
     manifest = {
         "name": refine.REFINE_MODEL,
         "version": VERSION,
@@ -73,7 +70,7 @@ def main() -> None:
         "torch_reference": {
             "factory": "training.pano_refine.model:RefineUNet",
             "kwargs": {},
-            "checkpoint": str(checkpoint),
+            "checkpoint": repo_path(args.checkpoint),
         },
     }
     (args.out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")

@@ -170,6 +170,7 @@ def main() -> None:
     recorded = vars(args) | {"command": command, "started_from": started_from(args.init_onnx),
                              "init_onnx": str(args.init_onnx) if args.init_onnx else None}
     budget = args.max_minutes * 60
+    n_ufba = args.batch - round(args.batch * args.tufts_share)
     model.train()
     while spent < budget:
         rng = np.random.default_rng(args.seed * 1000 + epoch)
@@ -180,7 +181,6 @@ def main() -> None:
                 break
             for g in opt.param_groups:
                 g["lr"] = lr_at(args.lr, elapsed / budget)
-            n_ufba = args.batch - round(args.batch * args.tufts_share)
             picks = [(p, int(i)) for p in (0, 1) for i in rng.integers(
                 0, len(train[p].teeth), n_ufba if p == 0 else args.batch - n_ufba)]
             x, y = batch_of(train, picks, rng)
