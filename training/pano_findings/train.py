@@ -103,8 +103,6 @@ class Recipe:
     backbone: str = "findings-unet"  # or "pano-teeth": TeethUNet initialised from TEETH_ONNX
     patch: int = PATCH  # training patch side (work px)
     backbone_lr: float = 1.0  # lr of the pretrained layers, as a share of --lr (the new head: 1)
-    # Pretrained modules kept as loaded (weights and batch-norm statistics), by attribute name.
-    frozen: tuple[str, ...] = ()
 
     def at_width(self, work_width: int) -> Recipe:
         """The recipe in another findings frame (`train --work-width`); engine sizes scale with it."""
@@ -146,26 +144,7 @@ RECIPES = {
         800,
         finding="periapical", backbone="pano-teeth", patch=256, backbone_lr=0.1,
     ),
-    # Experiment against 2.0.0's overfitting (its val F1 peaked at epoch 4): the tooth network's
-    # encoder kept as pano-teeth learnt it on ~1,000 films, only the decoder and head learn.
-    "periapical-frozen": Recipe(
-        findings.PERIAPICAL_MODEL, "periapical-frozen", (), findings.PERIAPICAL_WORK_WIDTH,
-        20, 2, True, 40, "pano/tufts periapical polygons, split training/pano/split_tufts.json "
-        "(600 train / 100 val films); start: models/pano-teeth/model.onnx, encoder frozen", (232, 400),
-        (896, 800), "teeth", 800,
-        finding="periapical", backbone="pano-teeth", patch=256, backbone_lr=0.3,
-        frozen=("stem", "downs", "context"),
-    ),
 }
-
-
-def freeze(model: nn.Module, recipe: Recipe) -> list[nn.Module]:
-    """Stop the recipe's frozen modules learning; returns them, to be put back in eval mode (their
-    batch norms keep pano-teeth's statistics) after every `model.train()`."""
-    modules = [getattr(model, name) for name in recipe.frozen]
-    for module in modules:
-        module.requires_grad_(False)
-    return modules
 
 
 def build_model(recipe: Recipe, num_outputs: int = 1) -> nn.Module:
@@ -343,11 +322,10 @@ def main() -> None:
     model = build_model(recipe)
     # Pretrained layers at recipe.backbone_lr of --lr (param group key "scale"), the new head at --lr;
     # one group when nothing is pretrained (as the runs before, so that they resume).
-    frozen = freeze(model, recipe)
     groups: list[dict] = [{"params": list(model.parameters())}]
     if recipe.backbone != "findings-unet":
         head = list(model.head.parameters())
-        body = [p for p in model.parameters() if p.requires_grad and all(p is not q for q in head)]
+        body = [p for p in model.parameters() if all(p is not q for q in head)]
         groups = [{"params": body, "scale": recipe.backbone_lr}, {"params": head}]
     opt = torch.optim.AdamW(groups, lr=args.lr, weight_decay=1e-4)
     # The frame travels with the checkpoint, so that export writes the one the model was trained in.
@@ -375,8 +353,6 @@ def main() -> None:
     while state["elapsed_s"] < budget:
         start = time.perf_counter()
         model.train()
-        for module in frozen:
-            module.eval()
         total = 0.0
         for _ in range(STEPS_PER_EPOCH):
             progress = min(state["elapsed_s"] + time.perf_counter() - start, budget) / budget
