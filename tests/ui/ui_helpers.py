@@ -86,9 +86,11 @@ def drive(url: str, image: Path, task_type: str, screenshot: Path, timeout_s: fl
             page = browser.new_page(viewport={"width": 1400, "height": 1600})
             page.goto(url + "/", wait_until="networkidle")
             page.locator("#upload input[type=file]").set_input_files(str(image))
-            page.locator("#task-type").get_by_label(task_type, exact=True).check()
-            # The upload must finish before the click, or the function gets no file.
+            # The upload must finish before anything else: the function gets no file otherwise, and
+            # the page re-renders while it runs, which can swallow a click on the task type (seen
+            # once in CI: "Clicking the checkbox did not change its state").
             page.locator(f'#upload a[download="{image.name}"]').wait_for(timeout=15_000)
+            page.locator("#task-type").get_by_label(task_type, exact=True).check()
             page.locator("#submit").click()
             status = page.locator("#status")
             page.wait_for_function(
