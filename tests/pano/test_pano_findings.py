@@ -157,6 +157,27 @@ def test_blobs_below_the_minimum_size_are_dropped_and_scored_by_their_peak() -> 
     assert blob.score == pytest.approx(0.8) and int(blob.mask.sum()) == 20 and (blob.x, blob.y) == (20, 20)
 
 
+def test_blobs_close_together_are_one_lesion_outlined_by_the_largest() -> None:
+    assert findings.LESION_GAP_WORK == 4
+    prob = np.zeros((60, 80), np.float32)
+    prob[10:20, 10:20] = 0.6  # the lesion, 100 px
+    prob[22:24, 12:15] = 0.95  # a speck 2 px below it (gap of rows 20-21): the same lesion
+    prob[10:20, 24:26] = 0.7  # 20 px, 4 px to its right (columns 20-23): the same lesion too
+    prob[10:20, 31:36] = 0.65  # 50 px, 5 px further (columns 26-30): a lesion of its own
+    prob[40:42, 60:64] = 0.9  # 8 px on its own: below MIN_AREA_WORK
+    prob[40:42, 70:72] = 0.9  # 4 px, 6 px from it: not joined, so nothing reaches 10 px
+    found = sorted(findings.blobs(prob), key=lambda b: b.x)
+    assert [(b.x, b.y, int(b.mask.sum())) for b in found] == [(10, 10, 100), (31, 10, 50)]
+    assert found[0].score == pytest.approx(0.95)  # the speck's peak scores the lesion
+    assert found[1].score == pytest.approx(0.65)
+    # A speck and a 6-px piece 2 px apart: 10 px in all, so one lesion, outlined by the piece.
+    prob = np.zeros((20, 20), np.float32)
+    prob[5:7, 5:8] = 0.8
+    prob[9:13, 5:6] = 0.7
+    (blob,) = findings.blobs(prob)
+    assert (blob.x, blob.y, int(blob.mask.sum()), blob.score) == (5, 5, 6, pytest.approx(0.8))
+
+
 def test_lesion_metrics_on_hand_made_masks() -> None:
     gt = np.zeros((100, 100), bool)
     gt[10:20, 10:20] = True  # A, 100 px
