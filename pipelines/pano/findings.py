@@ -6,8 +6,9 @@ found, widened by a margin, at a fixed anatomical scale (the film resized so tha
 model's work width: WORK_WIDTH for caries, so that DC1000's 2943-px films are halved and a median
 caries lesion stays about 12 px across; periapical lesions are larger and need more context, so that
 model reads a coarser frame, PERIAPICAL_WORK_WIDTH). A model's per-pixel probabilities become
-lesions (8-connected blobs of at least MIN_AREA_WORK work px), each scored by its peak probability,
-outlined in input pixels and assigned to the tooth it overlaps most, or to the nearest tooth within
+lesions (8-connected blobs, those within LESION_GAP_WORK work px of each other one lesion, of at
+least MIN_AREA_WORK work px in all), each scored by its peak probability, outlined (by its largest
+blob) in input pixels and assigned to the tooth it overlaps most, or to the nearest tooth within
 ASSIGN_MARGIN_PX, or to none (FDI 0); a lesion of a tooth (`TOOTH_LESIONS`: caries, periapical)
 assigned to none is not reported.
 numpy and OpenCV only (no torch): training imports this module so that it crops and normalises
@@ -42,7 +43,7 @@ STRIDE = 8
 # Margin around the union of the tooth boxes, in work px (crowns' surroundings, contacts).
 ROI_MARGIN_WORK = 24
 # A pixel belongs to a lesion above this probability (unless the manifest sets a type's own);
-# blobs smaller than MIN_AREA_WORK work px (about 40 input px at DC1000's size) are dropped as noise:
+# lesions smaller than MIN_AREA_WORK work px (about 40 input px at DC1000's size) are dropped as noise:
 # the smallest tenth of the labelled lesions is below it.
 PIXEL_THRESHOLD = 0.5
 MIN_AREA_WORK = 10
