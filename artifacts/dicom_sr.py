@@ -40,8 +40,8 @@ from pydicom.dataset import Dataset
 from pydicom.sr.codedict import codes
 from pydicom.valuerep import DS
 
+from artifacts import deidentify, dicom_write
 from artifacts import dicom_codes as dc
-from artifacts import dicom_write
 from artifacts.dicom_study import MANUFACTURER, Study
 from dentalai.task_json import model_label
 from pipelines.pano.numbering import universal_to_fdi
@@ -49,7 +49,11 @@ from pipelines.pano.numbering import universal_to_fdi
 CONFIDENCE = dc.local("confidence", "Landmark confidence")
 SCORE = dc.local("score", "Detection score")
 AREA = CodedConcept(codes.SCT.Area.value, "SCT", "Area")
-SD = CodedConcept("386136009", "SCT", "Standard Deviation")
+# A measurement's norm is a population's (TID 311 with CID 226 "Population Statistical Descriptors"):
+# mean and standard deviation of the population, not a sample's or a region's ("Standard Deviation",
+# 386136009, is CID 7464's statistic of the pixel values in a region).
+MEAN = CodedConcept(codes.SCT.MeanValueOfPopulation.value, "SCT", "Mean value of population")
+SD = CodedConcept(codes.DCM.StandardDeviationOfPopulation.value, "DCM", "Standard deviation of population")
 PROPERTY = hd.sr.RelationshipTypeValues.HAS_PROPERTIES
 MISSING = dc.local("missing-tooth", "Missing tooth")
 EMPTY = (dc.local("result", "Result"), dc.local("empty", "No landmarks or teeth found"))
@@ -103,9 +107,9 @@ def structured_report(
     sr = hd.sr.ComprehensiveSR(
         evidence=[study.source],
         content=shell,
-        series_instance_uid=hd.UID(),
+        series_instance_uid=study.new_uid("report-series"),
         series_number=900,
-        sop_instance_uid=hd.UID(),
+        sop_instance_uid=study.new_uid("report"),
         instance_number=1,
         manufacturer=MANUFACTURER,
         is_complete=True,
@@ -120,6 +124,10 @@ def structured_report(
     if not study.from_dicom:
         # Said in the document: the referenced image is our capture of a non-DICOM upload.
         sr.SeriesDescription = "dentalai report on a capture of a non-DICOM upload"
+    elif study.input_capture is not None:
+        sr.SeriesDescription = "dentalai report on a de-identified capture of the DICOM input"
+    if study.pseudonyms is not None:
+        deidentify.mark(sr, study.pseudonyms, structured=True)
     sr.ContentQualification = "PRODUCT"
     sr.ContentSequence = root.ContentSequence
     container = next(
@@ -350,7 +358,7 @@ def _measurement(m: Measured) -> Measurement:
     if m.norm:
         values = [
             hd.sr.NumContentItem(name=name, value=value, unit=m.unit, relationship_type=PROPERTY)
-            for name, value in zip((codes.SCT.Mean, SD), m.norm, strict=True)
+            for name, value in zip((MEAN, SD), m.norm, strict=True)
         ]
         properties = hd.sr.MeasurementProperties(
             measurement_statistical_properties=hd.sr.MeasurementStatisticalProperties(

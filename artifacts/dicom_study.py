@@ -4,6 +4,9 @@ A DICOM input: its study (Study Instance UID, patient and study modules copied f
 and the input itself as the image the SR refers to. Any other input: a new study, whose referenced
 image is a Secondary Capture of the input made here (its descriptions say it was converted), so
 that the SR's pixel coordinates point at an instance a PACS can show.
+
+De-identified (`artifacts.deidentify`): every input is referenced through a Secondary Capture made
+here, in a study whose UIDs replace the input's; nothing else of a DICOM input's header is copied.
 """
 
 from __future__ import annotations
@@ -16,6 +19,8 @@ import highdicom as hd
 import numpy as np
 import pydicom
 from pydicom.dataset import Dataset
+
+from artifacts.deidentify import Pseudonyms, mark
 
 MANUFACTURER = "dentalai"
 # highdicom logs every module it copies at INFO (a dozen lines per file) into the worker's log.
@@ -39,12 +44,17 @@ PATIENT_STUDY = (
 @dataclass
 class Study:
     source: Dataset  # header of the referenced image (the DICOM input or the input's capture)
-    from_dicom: bool
-    input_capture: bytes | None  # the Secondary Capture of a non-DICOM input, else None
+    from_dicom: bool  # the input was DICOM
+    input_capture: bytes | None  # the Secondary Capture the SR refers to when made here, else None
+    pseudonyms: Pseudonyms | None = None  # set when the files are de-identified
 
     @property
     def uid(self) -> str:
         return str(self.source.StudyInstanceUID)
+
+    def new_uid(self, role: str) -> str:
+        """The UID of a series or instance made here: stable for the task when de-identified."""
+        return self.pseudonyms.new(role) if self.pseudonyms else hd.UID()
 
 
 def dicom_header(raw: bytes) -> Dataset | None:
@@ -67,55 +77,79 @@ def study_for(
     case_id: str,
     spacing: float | None,
     orientation: tuple[str, str],
+    pseudonyms: Pseudonyms | None = None,
 ) -> Study:
+    """The study of the artifacts; `pseudonyms`: de-identified (module docstring)."""
     header = dicom_header(raw)
-    if header is not None:
+    if header is not None and pseudonyms is None:
         return Study(source=header, from_dicom=True, input_capture=None)
-    capture = capture_of_input(pixels, source_format, case_id, spacing, orientation)
+    capture = capture_of_input(pixels, source_format, case_id, spacing, orientation, pseudonyms, header)
     data = _to_bytes(capture)
     return Study(
         source=pydicom.dcmread(io.BytesIO(data), stop_before_pixels=True),
-        from_dicom=False,
+        from_dicom=header is not None,
         input_capture=data,
+        pseudonyms=pseudonyms,
     )
 
 
 def capture_of_input(
-    pixels: np.ndarray, source_format: str, case_id: str, spacing: float | None, orientation: tuple[str, str]
+    pixels: np.ndarray,
+    source_format: str,
+    case_id: str,
+    spacing: float | None,
+    orientation: tuple[str, str],
+    pseudonyms: Pseudonyms | None = None,
+    header: Dataset | None = None,
 ) -> hd.sc.SCImage:
-    """A new study with the input as a Secondary Capture (uncompressed: a lossless copy, and
-    RLE in pure Python would cost seconds)."""
+    """The input as a Secondary Capture (uncompressed: a lossless copy, and RLE in pure Python
+    would cost seconds): in a new study, or de-identified (`pseudonyms`) in the study that replaces
+    a DICOM input's (`header`), under the UIDs that replace the input's."""
     bits = 8 if pixels.dtype == np.uint8 else 16
+    if header is None:
+        what = f"{source_format.upper() or 'non-DICOM'} upload"
+        derived = f"Secondary Capture of a {what} made by dentalai; not an original DICOM image"
+    else:
+        what = "DICOM input, de-identified"
+        derived = "De-identified Secondary Capture of a DICOM input made by dentalai; not the original image"
+    if pseudonyms is None:
+        uids = (hd.UID(), hd.UID(), hd.UID())
+        patient = {"patient_id": case_id[:64], "patient_name": "", "study_id": case_id[:16]}
+        when = {"study_date": _today(), "study_time": _now()}
+    else:
+        roles = {"StudyInstanceUID": "study", "SeriesInstanceUID": "input-series", "SOPInstanceUID": "input"}
+        known = header if header is not None else Dataset()
+        uids = tuple(
+            pseudonyms.replace(str(known[k].value)) if known.get(k) else pseudonyms.new(role)
+            for k, role in roles.items()
+        )
+        patient, when = {}, {}  # deidentify.mark gives the patient, study and dates their values
     sc = hd.sc.SCImage(
         pixel_array=np.ascontiguousarray(pixels),
         photometric_interpretation="MONOCHROME2",
         bits_allocated=bits,
         coordinate_system="PATIENT",
         patient_orientation=orientation,
-        study_instance_uid=hd.UID(),
-        series_instance_uid=hd.UID(),
+        study_instance_uid=uids[0],
+        series_instance_uid=uids[1],
         series_number=1,
-        sop_instance_uid=hd.UID(),
+        sop_instance_uid=uids[2],
         instance_number=1,
         manufacturer=MANUFACTURER,
-        patient_id=case_id[:64],
-        patient_name="",
         patient_birth_date="",
         patient_sex="",
         accession_number="",
-        study_id=case_id[:16],
-        study_date=_today(),
-        study_time=_now(),
         referring_physician_name="",
         pixel_spacing=(spacing, spacing) if spacing else None,
+        **patient,
+        **when,
     )
-    sc.SeriesDescription = f"Input image ({source_format.upper() or 'non-DICOM'} upload)"
-    sc.DerivationDescription = (
-        f"Secondary Capture of a {source_format.upper() or 'non-DICOM'} upload made by dentalai; "
-        "not an original DICOM image"
-    )[:1024]
+    sc.SeriesDescription = f"Input image ({what})"[:64]
+    sc.DerivationDescription = derived[:1024]
     sc.BurnedInAnnotation = "NO"
     sc.Laterality = ""  # type 2C; empty: jaws and skull are not paired structures
+    if pseudonyms is not None:
+        mark(sc, pseudonyms)
     return sc
 
 
@@ -132,9 +166,9 @@ def capture_of_overlay(
         coordinate_system="PATIENT",
         patient_orientation=orientation,
         study_instance_uid=study.uid,
-        series_instance_uid=hd.UID(),
+        series_instance_uid=study.new_uid("overlay-series"),
         series_number=901,
-        sop_instance_uid=hd.UID(),
+        sop_instance_uid=study.new_uid("overlay"),
         instance_number=1,
         manufacturer=MANUFACTURER,
         patient_id=str(src.PatientID),
@@ -154,6 +188,8 @@ def capture_of_overlay(
     sc.Laterality = ""
     sc.LossyImageCompression = "01"
     sc.LossyImageCompressionMethod = "ISO_10918_1"
+    if study.pseudonyms is not None:
+        mark(sc, study.pseudonyms)
     return _to_bytes(sc)
 
 

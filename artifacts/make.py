@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 
 from artifacts import dicom_sr, dicom_study, kinds, overlay_image, pdf_report
+from artifacts.deidentify import Pseudonyms
 from pipelines.base_pipeline import StageTimer
 
 
@@ -28,6 +29,11 @@ class Source:
     model: Mapping[str, Any] = field(default_factory=dict)  # ModelInfo as proto3 JSON
     finished_at: datetime | None = None
     dicom_spacing_mm: float | None = None  # from the input's DICOM header, for pano captures
+    # Patient data policy of the task (grpc_server.artifact_step.patient_data_policy): identifiers
+    # out of the DICOM files (artifacts.deidentify); the metadata keys the PDF may print.
+    deidentify: bool = True
+    pdf_metadata_keys: tuple[str, ...] = ()
+    owner: str = ""  # the client the task belongs to: de-identified UIDs are its task's own
 
 
 def orientation(kind: str, data: Mapping[str, Any]) -> tuple[str, str]:
@@ -44,8 +50,9 @@ def orientation(kind: str, data: Mapping[str, Any]) -> tuple[str, str]:
 def make_artifacts(
     src: Source, max_side: int, wanted: tuple[str, ...] = kinds.OPTIONS, timer: StageTimer | None = None
 ) -> dict[str, bytes]:
-    """overlay.png, report.pdf, report.dcm + overlay.dcm (+ image.dcm for a non-DICOM input);
-    `wanted` (options values) limits the set, for the CLI. `timer` gets one stage per step."""
+    """overlay.png, report.pdf, report.dcm + overlay.dcm (+ image.dcm for a non-DICOM input, and
+    for any input when de-identified); `wanted` (options values) limits the set, for the CLI.
+    `timer` gets one stage per step."""
     timer = timer or StageTimer()
     out: dict[str, bytes] = {}
     with timer.stage("overlay"):
@@ -64,13 +71,15 @@ def make_artifacts(
                 src.metadata,
                 src.model,
                 src.finished_at,
+                src.pdf_metadata_keys,
             )
     if "dcm" in wanted:
         spacing = (src.data.get("image") or {}).get("pixelSpacingMm") or src.dicom_spacing_mm
         facing = orientation(src.kind, src.data)
         with timer.stage("study"):
+            pseudonyms = Pseudonyms.for_task(src.owner, src.task_id, src.raw) if src.deidentify else None
             study = dicom_study.study_for(
-                src.raw, src.pixels, src.source_format, src.task_id, spacing, facing
+                src.raw, src.pixels, src.source_format, src.task_id, spacing, facing, pseudonyms
             )
         with timer.stage("sr"):
             out[kinds.REPORT_DCM.name] = dicom_sr.structured_report(src.kind, src.data, study, src.model)

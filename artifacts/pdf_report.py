@@ -1,16 +1,17 @@
 """The printable report: A4, two pages, drawn with reportlab in DejaVu Sans (Debian's
 fonts-dejavu-core, installed by scripts/setup.sh; it covers accents and Cyrillic in case names).
 
-Page 1: task, case (the caller's metadata), date, model, pixel spacing, the overlay, the
-machine-made notice. Page 2: the tables (ceph: landmarks, measurements, classes, summary; pano:
-tooth chart 18-48, with 55-85 when primary teeth are present, and findings).
+Page 1: task, case (the caller's metadata fields that its client's `pdf_metadata_keys` allow),
+date, model, pixel spacing, the overlay, the machine-made notice. Page 2: the tables (ceph:
+landmarks, measurements, classes, summary; pano: tooth chart 18-48, with 55-85 when primary teeth
+are present, and findings).
 """
 
 from __future__ import annotations
 
 import io
 import tempfile
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -63,9 +64,11 @@ def _fonts() -> tuple[str, str]:
     return "Helvetica", "Helvetica-Bold"
 
 
-def case_fields(metadata: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The caller's scalar metadata fields (the ones that name the case), in their order."""
-    fields = [(str(k), str(v)) for k, v in metadata.items() if isinstance(v, str | int | float | bool)]
+def case_fields(metadata: Mapping[str, Any], allowed: Collection[str]) -> list[tuple[str, str]]:
+    """The caller's scalar metadata fields whose keys are `allowed` (the client's allow-list: a
+    field may name the patient), in the metadata's order."""
+    scalar = str | int | float | bool
+    fields = [(str(k), str(v)) for k, v in metadata.items() if k in allowed and isinstance(v, scalar)]
     return [(k[:40], v[:80]) for k, v in fields[:MAX_CASE_FIELDS]]
 
 
@@ -78,6 +81,7 @@ def build_pdf(
     metadata: Mapping[str, Any],
     model: Mapping[str, Any],
     finished_at: datetime | None = None,
+    metadata_keys: Collection[str] = (),
 ) -> bytes:
     regular, bold = _fonts()
     body = ParagraphStyle("body", fontName=regular, fontSize=9, leading=11.5)
@@ -89,7 +93,7 @@ def build_pdf(
     spacing = image.get("pixelSpacingMm")
     facts = [
         ("Task", task_id),
-        *case_fields(metadata),
+        *case_fields(metadata, metadata_keys),
         ("Date", when),
         ("Model", model_label(model) or "unknown"),
         ("Image", f"{image.get('width', '?')} x {image.get('height', '?')} px"),

@@ -25,6 +25,7 @@ MODEL_CEPH = {
 }
 MODEL_PANO = {"name": "pano-teeth", "version": "1.0.0"}
 METADATA = {"patientRef": "A-17", "clinic": "Zürich Süd", "nested": {"ignored": True}}
+PDF_KEYS = ("patientRef", "clinic", "nested")  # the client's allow-list (a non-scalar is never printed)
 
 
 def dicom_input(pixels: np.ndarray) -> bytes:
@@ -38,9 +39,12 @@ def dicom_input(pixels: np.ndarray) -> bytes:
     )  # fmt: skip
 
 
-def _ceph(raw: bytes, fmt: str) -> tuple[dict, dict[str, bytes]]:
+def _ceph(raw: bytes, fmt: str, deidentify: bool = True) -> tuple[dict, dict[str, bytes]]:
     data = message_dict(samples.ceph_result())
-    src = Source("ceph", data, samples.ceph_image(), raw, fmt, "ceph-task-1", METADATA, MODEL_CEPH)
+    src = Source(
+        "ceph", data, samples.ceph_image(), raw, fmt, "ceph-task-1", METADATA, MODEL_CEPH,
+        deidentify=deidentify, pdf_metadata_keys=PDF_KEYS,
+    )  # fmt: skip
     return data, make_artifacts(src, MAX_SIDE)
 
 
@@ -51,15 +55,19 @@ def ceph_png() -> tuple[dict, dict[str, bytes]]:
 
 @pytest.fixture(scope="session")
 def ceph_dicom() -> tuple[dict, dict[str, bytes], Dataset]:
+    """A DICOM input of a client that keeps identifiers (deidentify off): the files join its study."""
     raw = dicom_input(samples.ceph_image())
-    data, files = _ceph(raw, "dicom")
+    data, files = _ceph(raw, "dicom", deidentify=False)
     return data, files, pydicom.dcmread(io.BytesIO(raw), stop_before_pixels=True)
 
 
 @pytest.fixture(scope="session")
 def pano_png() -> tuple[dict, dict[str, bytes]]:
     data = samples.pano_result()
-    src = Source("pano", data, samples.pano_image(), b"", "jpeg", "pano-task-1", METADATA, MODEL_PANO)
+    src = Source(
+        "pano", data, samples.pano_image(), b"", "jpeg", "pano-task-1", METADATA, MODEL_PANO,
+        pdf_metadata_keys=PDF_KEYS,
+    )  # fmt: skip
     return data, make_artifacts(src, MAX_SIDE)
 
 
