@@ -64,6 +64,7 @@ class AuthSettings(_Section):
 class LimitsSettings(_Section):
     max_image_bytes: int = Field(gt=0)
     max_image_pixels: int = Field(gt=0)
+    max_decoded_bytes: int = Field(gt=0)
     min_image_side: int = Field(ge=1)
     max_metadata_bytes: int = Field(gt=0)
     max_url_length: int = Field(gt=0)
