@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 def decode_checked(data: bytes, limits: LimitsSettings) -> DecodedImage:
     """The decoded image (11002 when it cannot be), 11003 when a side is under min_image_side."""
-    image = decode_image(data, limits.max_image_pixels)
+    image = decode_image(data, limits.max_image_pixels, limits.max_decoded_bytes)
     if min(image.width, image.height) < limits.min_image_side:
         raise DentalAIError(
             ErrorCode.IMAGE_CHECK_FAILED,
