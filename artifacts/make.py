@@ -60,12 +60,16 @@ def make_artifacts(
     if "png" in wanted:
         with timer.stage("png"):
             out[kinds.OVERLAY_PNG.name] = overlay_image.png(rgb)
+    jpeg = b""  # one JPEG of the overlay, for the PDF page and kept as it is in overlay.dcm
+    if "pdf" in wanted or "dcm" in wanted:
+        with timer.stage("jpeg"):
+            jpeg = overlay_image.jpeg(rgb)
     if "pdf" in wanted:
         with timer.stage("pdf"):
             out[kinds.REPORT_PDF.name] = pdf_report.build_pdf(
                 src.kind,
                 src.data,
-                overlay_image.jpeg(rgb),
+                jpeg,
                 (rgb.shape[1], rgb.shape[0]),
                 src.task_id,
                 src.metadata,
@@ -85,7 +89,9 @@ def make_artifacts(
             out[kinds.REPORT_DCM.name] = dicom_sr.structured_report(src.kind, src.data, study, src.model)
         with timer.stage("overlay_sc"):
             overlay_spacing = spacing * src.pixels.shape[1] / rgb.shape[1] if spacing else None
-            out[kinds.OVERLAY_DCM.name] = dicom_study.capture_of_overlay(rgb, study, overlay_spacing, facing)
+            out[kinds.OVERLAY_DCM.name] = dicom_study.capture_of_overlay(
+                rgb, study, overlay_spacing, facing, jpeg
+            )
         if study.input_capture is not None:
             out[kinds.IMAGE_DCM.name] = study.input_capture
     return out

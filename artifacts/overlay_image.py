@@ -56,7 +56,7 @@ def _chunk(kind: bytes, data: bytes) -> bytes:
 
 
 def jpeg(rgb: np.ndarray, quality: int = 88) -> bytes:
-    """JPEG bytes of the overlay, for the PDF page (a tenth of the PNG's size)."""
+    """JPEG bytes of the overlay, for the PDF page and overlay.dcm (a tenth of the PNG's size)."""
     ok, buf = cv2.imencode(".jpg", cv2.cvtColor(rgb, cv2.COLOR_RGB2BGR), [cv2.IMWRITE_JPEG_QUALITY, quality])
     if not ok:
         raise ValueError("JPEG encoding failed")
