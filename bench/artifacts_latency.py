@@ -8,7 +8,9 @@
 Inputs: the sample results of tests/reports/samples.py (19 landmarks with 17 measurements and 8
 classes; 30 teeth with 24-point outlines, 2 missing, one finding) on the ISBI image 100 (full
 resolution) and a DC1000 caries panoramic when ../shared/data has them, else generated images of
-the same sizes (said so). Input as PNG (so the input Secondary Capture is made, the costlier case).
+the same sizes (said so). Input as PNG (so the input Secondary Capture is encoded, JPEG-LS, the
+costlier case); `--uploads` passes each film's own file instead, so the DC1000 JPEG is kept as its
+stream in image.dcm (artifacts/jpeg_stream.py), as for a JPEG upload.
 
 Baseline measured in the same run, interleaved with the repetitions (the machine is shared):
 `ref`, a fixed single-threaded numpy workload (sorting 2**21 float32), as in pipeline_latency.py;
@@ -49,30 +51,39 @@ def ref_ms() -> float:
     return (time.perf_counter() - start) * 1000
 
 
-def pano_pixels() -> tuple[np.ndarray, str]:
+def pano_pixels() -> tuple[np.ndarray, str, bytes]:
     for path in sorted(PANO_DIR.glob("*"))[:1]:
         img = cv2.imread(str(path), cv2.IMREAD_GRAYSCALE)
         if img is not None:
-            return cv2.resize(img, samples.PANO_SIZE, interpolation=cv2.INTER_AREA), f"DC1000 {path.name}"
-    return samples.pano_image(), "generated"
+            resized = cv2.resize(img, samples.PANO_SIZE, interpolation=cv2.INTER_AREA)
+            # The file itself only when resizing left it as it was (DC1000 films are this size).
+            raw = path.read_bytes() if resized.shape == img.shape else b""
+            return resized, f"DC1000 {path.name}", raw
+    return samples.pano_image(), "generated", b""
 
 
-def cases() -> list[tuple[str, Source, str]]:
+def cases(uploads: bool = False) -> list[tuple[str, Source, str]]:
     ceph = samples.ceph_image()
-    ceph_note = "ISBI 100" if (samples.FULLRES / "images" / "100.png").exists() else "generated"
-    pano, pano_note = pano_pixels()
+    isbi = samples.FULLRES / "images" / "100.png"
+    ceph_note = "ISBI 100" if isbi.exists() else "generated"
+    ceph_raw = isbi.read_bytes() if uploads and isbi.exists() else b""
+    pano, pano_note, pano_raw = pano_pixels()
+    pano_raw = pano_raw if uploads else b""
     meta = {"patientRef": "A-17"}
     model = {"name": "bench", "version": "0"}
+    ceph_data = message_dict(samples.ceph_result())
+    pano_format = "jpeg" if pano_raw else "png"
     return [
-        ("ceph", Source("ceph", message_dict(samples.ceph_result()), ceph, b"", "png", "b1", meta, model),
-         ceph_note),
-        ("pano", Source("pano", samples.pano_result(), pano, b"", "png", "b2", meta, model), pano_note),
+        ("ceph", Source("ceph", ceph_data, ceph, ceph_raw, "png", "b1", meta, model), ceph_note),
+        ("pano", Source("pano", samples.pano_result(), pano, pano_raw, pano_format, "b2", meta, model),
+         pano_note + (" as uploaded" if pano_raw else "")),
     ]  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--reps", type=int, default=10)
+    parser.add_argument("--uploads", action="store_true", help="each film's own file as the upload")
     parser.add_argument("--max-side", type=int, default=1600)
     parser.add_argument("--json", type=Path)
     args = parser.parse_args(argv)
@@ -81,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
     cv2.setNumThreads(1)
     warm_up()
     rows = []
-    for name, src, note in cases():
+    for name, src, note in cases(args.uploads):
         make_artifacts(src, args.max_side)  # first call of this size
         totals, refs, stages = [], [], {}
         for _ in range(args.reps):
