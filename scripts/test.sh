@@ -13,4 +13,6 @@ if git rev-parse --verify -q main >/dev/null; then
   # main's protos/ as the baseline: its module root holds the same file paths as ours.
   .tools/node_modules/.bin/buf breaking --against "$root/.git#branch=main,subdir=protos"
 fi
-echo "== pytest"; .venv/bin/python -m pytest -q -p no:cacheprovider "$@"
+# -rs lists every skip with its reason; tests/skip_policy.py fails the run on a skip outside its
+# short allow-list when DENTALAI_STRICT_SKIPS=1 (.ci/run sets it: in CI every test must run).
+echo "== pytest"; .venv/bin/python -m pytest -q -p no:cacheprovider -rs -p tests.skip_policy "$@"

@@ -135,3 +135,36 @@ def test_failure_body_has_code_and_null_data() -> None:
 def test_rest_task_shows_timing_as_numbers_like_the_callback() -> None:
     task = _task(False)
     assert task_dict(task)["timing"] == callback_body(task)["timing"]
+
+
+class _Fixed(random.Random):
+    """A random source whose every draw is `u` in [0, 1] (uniform(a, b) = a + (b - a) * u)."""
+
+    def __init__(self, u: float) -> None:
+        super().__init__(0)
+        self.u = u
+
+    def random(self) -> float:
+        return self.u
+
+
+@pytest.mark.parametrize(("u", "factor"), [(0.0, 0.8), (0.5, 1.0), (1.0, 1.2)])
+def test_jitter_ends_are_the_delay_minus_and_plus_the_jitter(u: float, factor: float) -> None:
+    """+-20 % (CONTRACT section 4): the lowest draw gives 0.8 x the delay, the highest 1.2 x."""
+    delays = [5, 30, 120, 600, 1800]
+    for attempt, base in enumerate(delays, start=1):
+        assert retry_delay(attempt, delays, 0.2, rng=_Fixed(u)) == pytest.approx(base * factor)
+
+
+def test_jitter_is_symmetric_around_the_delay() -> None:
+    """Draws spread over the whole band on both sides of the nominal delay, centred on it: a jitter
+    that only ever delays (or only hastens) retries would bunch receivers' retries on one side."""
+    rng = random.Random(7)
+    base = 120
+    samples = [retry_delay(3, [5, 30, base, 600, 1800], 0.2, rng=rng) for _ in range(4000)]
+    below = sum(1 for d in samples if d < base)
+    above = sum(1 for d in samples if d > base)
+    assert min(samples) < base * 0.82 and max(samples) > base * 1.18
+    assert abs(below - above) < 400, (below, above)  # about half on each side
+    assert sum(samples) / len(samples) == pytest.approx(base, rel=0.01)
+    assert all(base * 0.8 <= d <= base * 1.2 for d in samples)

@@ -8,6 +8,11 @@ A fake plan is JSON naming an ONNX file; "executing" it runs that ONNX file with
 the bytes the engine copied into fake device memory, so results can be compared with the real
 OnnxRuntimeEngine. The fake refuses any CUDA call made while its context is not current on the
 calling thread, which is how the push/pop discipline is checked.
+
+Asynchronous like CUDA: `memcpy_htod_async`, `memcpy_dtoh_async` and `execute_async_v3` only
+enqueue their work on the stream; it is done, in order, when the stream is synchronized. Until
+then an output's host buffer holds whatever it held before (garbage: page-locked buffers start as
+NaN), so an engine that reads its outputs without `stream.synchronize()` gets wrong numbers.
 """
 
 from __future__ import annotations
@@ -17,8 +22,10 @@ import itertools
 import json
 import threading
 import types
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnxruntime as ort
@@ -45,6 +52,7 @@ class FakeState:
     calls: list[tuple] = field(default_factory=list)
     contexts_made: int = 0
     thread_ids: set[int] = field(default_factory=set)
+    streams: dict[int, Any] = field(default_factory=dict)  # handle -> Stream
 
 
 class _ContextStack(threading.local):
@@ -54,6 +62,7 @@ class _ContextStack(threading.local):
 
 _STACK = _ContextStack()
 _ADDRESSES = itertools.count(0x1000, 0x1000)
+_HANDLES = itertools.count(0xABC)
 
 
 class FakeCudaError(RuntimeError):
@@ -125,12 +134,22 @@ def make_driver(state: FakeState) -> types.ModuleType:
             return ctx
 
     class Stream:
+        """A queue of work: enqueued by the *_async calls, done by `synchronize` (in order)."""
+
         def __init__(self) -> None:
             _require_current(state, "Stream()")
-            self.handle = 0xABC
+            self.handle = next(_HANDLES)
+            self.pending: list[Callable[[], None]] = []
+            state.streams[self.handle] = self
+
+        def enqueue(self, work: Callable[[], None]) -> None:
+            self.pending.append(work)
 
         def synchronize(self) -> None:
             _require_current(state, "synchronize")
+            state.calls.append(("synchronize",))
+            while self.pending:
+                self.pending.pop(0)()
 
     def mem_alloc(nbytes: int) -> FakeDeviceAllocation:
         _require_current(state, "mem_alloc")
@@ -138,19 +157,38 @@ def make_driver(state: FakeState) -> types.ModuleType:
 
     def memcpy_htod_async(dest: FakeDeviceAllocation, src: np.ndarray, stream: Stream) -> None:
         _require_current(state, "memcpy_htod_async")
-        raw = np.ascontiguousarray(src).tobytes()
-        state.memory[int(dest)][: len(raw)] = raw
+        address = int(dest)
+
+        def copy() -> None:  # reads the (pinned) host buffer when the stream gets to it
+            raw = np.ascontiguousarray(src).tobytes()
+            state.memory[address][: len(raw)] = raw
+
+        stream.enqueue(copy)
 
     def memcpy_dtoh_async(dest: np.ndarray, src: FakeDeviceAllocation, stream: Stream) -> None:
         _require_current(state, "memcpy_dtoh_async")
-        raw = state.memory[int(src)][: dest.nbytes]
-        dest[...] = np.frombuffer(bytes(raw), dtype=dest.dtype).reshape(dest.shape)
+        address = int(src)
+
+        def copy() -> None:
+            raw = state.memory[address][: dest.nbytes]
+            dest[...] = np.frombuffer(bytes(raw), dtype=dest.dtype).reshape(dest.shape)
+
+        stream.enqueue(copy)
+
+    def pagelocked_empty(shape: Any, dtype: Any) -> np.ndarray:
+        """Uninitialised memory: NaN for floats, a byte pattern otherwise (never the right answer)."""
+        buffer = np.empty(shape, dtype)
+        if np.issubdtype(buffer.dtype, np.floating):
+            buffer.fill(np.nan)
+        else:
+            buffer.view(np.uint8).fill(0xA5)
+        return buffer
 
     cuda.init = lambda: None
     cuda.Device = Device
     cuda.Stream = Stream
     cuda.mem_alloc = mem_alloc
-    cuda.pagelocked_empty = lambda shape, dtype: np.empty(shape, dtype)
+    cuda.pagelocked_empty = pagelocked_empty
     cuda.memcpy_htod_async = memcpy_htod_async
     cuda.memcpy_dtoh_async = memcpy_dtoh_async
     cuda.Error = FakeCudaError
@@ -250,18 +288,28 @@ class FakeExecutionContext:
         return True
 
     def execute_async_v3(self, stream_handle: int) -> bool:
+        """Enqueues the inference on the stream of that handle, with the shapes and addresses set
+        now (as TensorRT does); it runs when the stream is synchronized."""
         _require_current(self.state, "execute_async_v3")
         self.state.calls.append(("execute_async_v3",))
+        stream = self.state.streams.get(stream_handle)
+        if stream is None:
+            raise FakeCudaError(f"execute_async_v3: no stream with handle {stream_handle:#x}")
         memory = self.state.memory
-        feeds = {}
-        for name in self.engine.inputs:
-            shape = self.shapes[name]
-            count = int(np.prod(shape))
-            raw = bytes(memory[self.addresses[name]][: count * 4])
-            feeds[name] = np.frombuffer(raw, np.float32).reshape(shape)
-        for name, value in self._run(feeds).items():
-            raw = value.astype(np.float32).tobytes()
-            memory[self.addresses[name]][: len(raw)] = raw
+        shapes, addresses = dict(self.shapes), dict(self.addresses)
+
+        def run() -> None:
+            feeds = {}
+            for name in self.engine.inputs:
+                shape = shapes[name]
+                count = int(np.prod(shape))
+                raw = bytes(memory[addresses[name]][: count * 4])
+                feeds[name] = np.frombuffer(raw, np.float32).reshape(shape)
+            for name, value in self._run(feeds).items():
+                raw = value.astype(np.float32).tobytes()
+                memory[addresses[name]][: len(raw)] = raw
+
+        stream.enqueue(run)
         return True
 
 

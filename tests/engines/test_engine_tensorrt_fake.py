@@ -58,6 +58,43 @@ def test_results_match_onnxruntime(trt_engine, manifest, fake, batch):
         np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
 
 
+def test_the_fake_runs_async_work_only_when_the_stream_is_synchronized(fake):
+    """The premise of the next test: like CUDA, nothing enqueued is done before synchronize."""
+    import pycuda.driver as cuda
+
+    ctx = cuda.Device(0).make_context()
+    try:
+        stream = cuda.Stream()
+        device = cuda.mem_alloc(16)
+        host_in = np.arange(4, dtype=np.float32)
+        host_out = cuda.pagelocked_empty(4, np.float32)
+        cuda.memcpy_htod_async(device, host_in, stream)
+        cuda.memcpy_dtoh_async(host_out, device, stream)
+        assert np.isnan(host_out).all()  # still the uninitialised pinned memory
+        stream.synchronize()
+        np.testing.assert_array_equal(host_out, host_in)
+        device.free()
+    finally:
+        ctx.pop()
+        ctx.detach()
+
+
+def test_outputs_are_read_only_after_the_stream_is_synchronized(trt_engine, manifest, fake):
+    """Each call returns its own outputs, copied to the host and waited for: without
+    stream.synchronize() they would be the pinned buffers' previous (or uninitialised) contents."""
+    reference = OnnxRuntimeEngine(manifest, intra_threads=1)
+    for seed in (11, 12, 13):
+        image = np.random.default_rng(seed).standard_normal((2, 1, 32, 32)).astype(np.float32)
+        got = trt_engine.infer({"image": image})
+        want = reference.infer({"image": image})
+        for name in want:
+            assert np.isfinite(got[name]).all(), name
+            np.testing.assert_allclose(got[name], want[name], rtol=1e-5, atol=1e-5)
+    names = [c[0] for c in fake.calls]
+    last_run = len(names) - 1 - names[::-1].index("execute_async_v3")
+    assert "synchronize" in names[last_run:]
+
+
 def test_results_are_copies_not_the_reused_pinned_buffer(trt_engine):
     first = trt_engine.infer({"image": np.ones((1, 1, 32, 32), np.float32)})["logits"]
     kept = first.copy()

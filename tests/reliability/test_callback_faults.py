@@ -1,11 +1,10 @@
 """Callback delivery against misbehaving receivers, and a dispatcher killed mid-delivery, through
 real processes (gRPC server, echo worker, `dentalai dispatcher`) and only the contract (section 4):
-black-box, so they hold for any dispatcher implementation. Skipped until grpc_server/dispatcher.py
-exists. The retry schedule itself and signatures are the dispatcher's own tests."""
+black-box, so they hold for any dispatcher implementation. The retry schedule itself and signatures
+are the dispatcher's own tests."""
 
 from __future__ import annotations
 
-import importlib.util
 import signal
 import time
 from collections.abc import Iterator
@@ -21,12 +20,7 @@ from dentalai.v1 import task_pb2
 from tests.backbone.helpers import stub, submit_request, wait_status
 from tests.conftest import CallbackReceiver, Processes, RedisServer, make_settings
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(
-        importlib.util.find_spec("grpc_server.dispatcher") is None, reason="callback dispatcher not built yet"
-    ),
-]
+pytestmark = pytest.mark.slow
 FINAL = {task_pb2.SUCCEEDED, task_pb2.FAILED}
 
 

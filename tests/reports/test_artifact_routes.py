@@ -115,6 +115,33 @@ def test_unknown_task_is_404_10009(stack) -> None:
     assert_error(http.get("/api/v1/tasks/no-such-task/report.pdf"), 404, 10009)
 
 
+def test_failed_task_has_no_artifacts_404_10011_over_rest_and_grpc(stack) -> None:
+    """A FAILED task is final: its artifacts will never exist (404 / 10011), unlike a task still
+    running (409 / 10010, "ask again later")."""
+    settings, http, receiver = stack
+    task_id = f"failed-{uuid.uuid4().hex[:8]}"
+    body = {
+        "taskType": "pano",
+        "imageUrl": receiver.url_for("/no-such-image.png"),  # 404 at fetch time: FAILED with 11001
+        "callbackUrl": receiver.url,
+        "taskId": task_id,
+        "options": {"artifacts": ["png", "pdf", "dcm"]},
+    }
+    assert http.post("/api/v1/analyze", json=body).status_code == 202
+    (callback,) = callbacks_for(receiver, task_id, timeout=60)
+    sent = json.loads(callback.body)
+    assert (sent["status"], sent["code"]) == ("FAILED", 11001)
+    assert "artifacts" not in sent
+    for name in ALL:
+        assert_error(http.get(f"/api/v1/tasks/{task_id}/{name}"), 404, 10011)
+    channel, client = stub(settings.api.grpc_target)
+    with channel:
+        status, code, _ = code_of(
+            lambda: client.GetArtifact(pb.GetArtifactRequest(task_id=task_id, name="report.pdf"))
+        )
+        assert (status, code) == (grpc.StatusCode.NOT_FOUND, 10011)
+
+
 async def test_unfinished_task_is_409_10010(redis_server: RedisServer) -> None:
     """No worker runs beside this gRPC server: the task stays QUEUED."""
     settings: Settings = make_settings(redis_server.url, key_prefix="art409:")

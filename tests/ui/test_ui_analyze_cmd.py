@@ -1,16 +1,17 @@
 """`dentalai analyze`: path expansion, outputs, summary and exit status (server mode via the
-scripted gRPC service; in-process mode with whatever the registry offers)."""
+scripted gRPC service; in-process mode with the shipped models on real films from ../shared/data)."""
 
 from __future__ import annotations
 
 import json
-from pathlib import Path
+import shutil
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from dentalai import analyze_cmd
+from tests import real_films
 
 
 def _png(path, size=(64, 48)):
@@ -74,56 +75,33 @@ def test_bad_usage_exits_2(tmp_path):
         analyze_cmd.main([str(tmp_path), "--type", "ceph", "--pixel-spacing", "0"])
 
 
-def _model_installed(task_type: str) -> bool:
-    """What the registry will find: the pipeline class and its model's manifest."""
-    import importlib
-
-    from dentalai.config import load_config
-    from pipelines.registry import PIPELINES
-
-    module, _, cls = PIPELINES[task_type].partition(":")
-    try:
-        model_name = getattr(importlib.import_module(module), cls).model_name
-    except Exception:
-        return False
-    return (Path(load_config().worker.models_dir) / model_name / "manifest.json").is_file()
-
-
 @pytest.mark.parametrize("task_type", ["ceph", "pano"])
-def test_in_process_uses_worker_decode_and_registry(tmp_path, task_type, capsys):
-    pytest.importorskip("grpc_server.decode", reason="in-process mode needs grpc_server/decode.py")
-    pytest.importorskip("pipelines.registry", reason="in-process mode needs pipelines/registry.py")
-    size = (640, 800) if task_type == "ceph" else (1024, 512)
-    image = _png(tmp_path / f"{task_type}.png", size)
-    code = analyze_cmd.main([str(image), "--type", task_type, "--out", str(tmp_path / "o"), "--no-progress"])
-    printed = capsys.readouterr().out
-    if not _model_installed(task_type):
-        assert code == 1 and f"{image}: 12004 model for taskType '{task_type}' is not available" in printed
-    elif code == 0:
-        assert (tmp_path / "o" / f"{task_type}.json").exists() and (
-            tmp_path / "o" / f"{task_type}.png"
-        ).exists()
-    else:  # a flat generated image may honestly fail the input check or give no usable result
-        assert ": 11003 " in printed or ": 12003 " in printed, printed
-
-
-@pytest.mark.skipif(
-    not Path(__file__)
-    .resolve()
-    .parents[3]
-    .joinpath("shared/data/ceph/isbi2015_640x800/images/151.png")
-    .exists(),
-    reason="../shared/data (ISBI ceph images) is absent",
-)
-def test_in_process_ceph_on_a_real_image(tmp_path):
-    if not _model_installed("ceph"):
-        pytest.skip("no ceph model in models/")
-    image = Path(__file__).resolve().parents[3] / "shared/data/ceph/isbi2015_640x800/images/151.png"
+def test_in_process_on_a_real_film(tmp_path, task_type, capsys):
+    """In-process mode (the worker's decode and the registry's pipelines with the shipped models)
+    on a real film: it must succeed, with results only working models give."""
+    film = real_films.CEPH_FILM if task_type == "ceph" else real_films.PANO_FILM
+    real_films.require(film)
+    image = tmp_path / film.name
+    shutil.copy(film, image)
     out = tmp_path / "o"
-    assert analyze_cmd.main([str(image), "--type", "ceph", "--out", str(out), "--pixel-spacing", "0.3"]) == 0
-    data = json.loads((out / "151.json").read_text())
-    assert [lm["id"] for lm in data["landmarks"]][:3] == ["S", "N", "Or"] and data["measurements"]
-    assert data["image"]["spacingSource"] == "request"
+    argv = [str(image), "--type", task_type, "--out", str(out), "--no-progress"]
+    if task_type == "ceph":
+        argv += ["--pixel-spacing", "0.3"]
+    code = analyze_cmd.main(argv)
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    assert "1 succeeded, 0 failed" in printed
+    data = json.loads((out / f"{film.stem}.json").read_text())
+    assert (out / f"{film.stem}.png").exists()
+    if task_type == "ceph":
+        errors = real_films.ceph_errors_mm(data["landmarks"])
+        assert max(errors.values()) < 4.0, errors
+        assert data["measurements"] and len(data["classifications"]) == 8
+        assert data["image"]["spacingSource"] == "request"
+    else:
+        found = {t["fdi"] for t in data["teeth"]}
+        truth = real_films.pano_truth()
+        assert abs(len(found) - len(truth)) <= 2 and len(found & truth) >= len(truth) - 2, (found, truth)
 
 
 def test_findings_option_reaches_the_request_and_unknown_types_are_refused(tmp_path, scripted_server, capsys):
