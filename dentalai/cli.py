@@ -1,5 +1,5 @@
 """`dentalai` command: `up` (everything on one machine), or one process: grpc | api | worker | dispatcher;
-`analyze` and `ui` belong to the tester tools.
+`analyze` and `ui` belong to the tester tools; `key` prints a new API key and its digest.
 
 Every process reads the same settings (`--config FILE`, DENTALAI_CONFIG, DENTALAI_* variables);
 a bad value prints one message and exits with status 2.
@@ -11,6 +11,7 @@ import argparse
 import importlib
 import importlib.util
 import json
+import logging
 import os
 import signal
 import socket
@@ -19,10 +20,13 @@ import sys
 import time
 from pathlib import Path
 
+from dentalai.api_keys import key_digest, new_key
 from dentalai.config import ConfigError, Settings, load_config
+from dentalai.local_secrets import demo_client_key, redis_password, webhook_secret
 from dentalai.logs import setup_logging
-from dentalai.signing import installation_secret
 
+# The client `dentalai up` configures when none is (its key in var/demo-client-key).
+DEMO_CLIENT_ID = "demo"
 # Process name -> "module:function(settings)".
 PROCESSES = {
     "grpc": "grpc_server.server:main",
@@ -61,14 +65,32 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="dentalai", description=__doc__)
     parser.add_argument("--config", help="YAML file with settings (else $DENTALAI_CONFIG)")
     parser.add_argument(
-        "command", choices=["up", *PROCESSES, *TOOLS], help="what to run (analyze, ui: own options)"
+        "command", choices=["up", "key", *PROCESSES, *TOOLS], help="what to run (analyze, ui: own options)"
     )
     args = parser.parse_args(argv)
+    if args.command == "key":
+        return print_new_key()
     settings = _settings(args.config)
     if args.command == "up":
         return up(settings, args.config)
     setup_logging(settings.log.level, args.command)
+    problem = settings.auth_problem()
+    if problem:
+        print(f"dentalai: {problem}", file=sys.stderr)
+        return 2
+    if settings.auth.open:
+        logging.getLogger("dentalai").warning(
+            "auth.open: no API keys, every caller is the client 'dev' (development only)"
+        )
     _load(PROCESSES[args.command])(settings)  # type: ignore[operator]
+    return 0
+
+
+def print_new_key() -> int:
+    """A new API key for a client and the digest that goes into its `key_sha256`."""
+    key = new_key()
+    print(f"key         {key}\nkey_sha256  {key_digest(key)}")
+    print("Give the key to the client (it is shown once); configure only the key_sha256.", file=sys.stderr)
     return 0
 
 
@@ -93,19 +115,30 @@ def _wait_port(host: str, port: int, timeout: float) -> bool:
 
 
 def _start_redis(var: Path) -> tuple[subprocess.Popen, str]:
-    var.mkdir(parents=True, exist_ok=True)
+    """A local redis-server with a generated password, its data (the AOF holds images and results)
+    in a directory only this user can read."""
+    data = var / "redis"
+    data.mkdir(mode=0o700, parents=True, exist_ok=True)
+    data.chmod(0o700)
+    password, _path, _created = redis_password(var)
     port = _free_port()
-    # appendonly: pending callbacks and queued jobs survive a restart of `dentalai up`.
+    # appendonly: pending callbacks and queued jobs survive a restart of `dentalai up`. The
+    # password goes in on stdin (a config file read from "-"), not on the command line.
     proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(var),
+        ["redis-server", "-", "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data),
          "--appendonly", "yes", "--save", ""],
+        stdin=subprocess.PIPE,
         stdout=open(var / "redis.log", "ab"),  # noqa: SIM115 (lives as long as the process)
         stderr=subprocess.STDOUT,
+        umask=0o077,
     )
+    assert proc.stdin is not None
+    proc.stdin.write(f'requirepass "{password}"\n'.encode())
+    proc.stdin.close()
     if not _wait_port("127.0.0.1", port, 10):
         proc.terminate()
         raise SystemExit(f"dentalai: redis-server did not start (see {var / 'redis.log'})")
-    return proc, f"redis://127.0.0.1:{port}/0"
+    return proc, f"redis://:{password}@127.0.0.1:{port}/0"
 
 
 def up(settings: Settings, config_path: str | None) -> int:
@@ -122,15 +155,27 @@ def up(settings: Settings, config_path: str | None) -> int:
             return 2
         children.append(("redis", proc))
         env["DENTALAI_REDIS_URL"] = url
-        print(f"redis       {url} (data in var/)", flush=True)
+        where_port = url.rsplit("@", 1)[1]
+        print(f"redis       {where_port} (data in var/redis, password in var/redis-password)", flush=True)
     else:
-        print(f"redis       {settings.redis_url}", flush=True)
+        print("redis       " + settings.redis_url.rsplit("@", 1)[-1], flush=True)
     if not settings.callbacks.signing_secrets:
         # Signed by default: one secret per installation, made on the first start.
-        secret, path, created = installation_secret(Path("var"))
+        secret, path, created = webhook_secret(Path("var"))
         env["DENTALAI_CALLBACKS__SIGNING_SECRETS"] = json.dumps([secret])
         made = "created now" if created else "kept from an earlier start"
         print(f"callbacks   signed with the secret in {path.resolve()} ({made})", flush=True)
+    if not settings.auth.clients and not settings.auth.open:
+        # Secure by default: a key for the demo client, made on the first start; the UI uses it.
+        key, path, created = demo_client_key(Path("var"))
+        env["DENTALAI_AUTH__CLIENTS"] = json.dumps([{"id": DEMO_CLIENT_ID, "key_sha256": [key_digest(key)]}])
+        env.setdefault("DENTALAI_TOKEN", key)
+        made = "created now" if created else "kept from an earlier start"
+        print(f"clients     '{DEMO_CLIENT_ID}', API key in {path.resolve()} ({made})", flush=True)
+    elif settings.auth.open:
+        print("clients     NONE: auth.open, every caller is 'dev' (development only)", flush=True)
+    else:
+        print("clients     " + ", ".join(c.id for c in settings.auth.clients), flush=True)
     stopping = False
 
     def stop(*_: object) -> None:

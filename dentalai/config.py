@@ -11,6 +11,7 @@ import os
 from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
+from urllib.parse import unquote, urlsplit
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
@@ -32,6 +33,7 @@ class GrpcSettings(_Section):
     port: int = Field(ge=0, le=65535)
     tls_cert: str
     tls_key: str
+    reflection: bool
 
     @model_validator(mode="after")
     def _tls_pair(self) -> GrpcSettings:
@@ -48,17 +50,64 @@ class ApiSettings(_Section):
     grpc_tls_ca: str
     max_body_bytes: int = Field(gt=0)
     request_timeout_s: float = Field(gt=0)
+    metrics_enabled: bool
+
+
+CLIENT_ID_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+# Words that mark a value copied from an example rather than generated (deploy/k8s/secret.yaml).
+_PLACEHOLDER_MARKS = ("replace", "changeme", "change-me", "example", "placeholder", "secret-here")
+MIN_SECRET_CHARS = 32
+
+
+def refuse_placeholder(value: str, what: str) -> str:
+    """A secret must be generated: at least MIN_SECRET_CHARS characters and no example marker."""
+    lowered = value.lower()
+    if any(mark in lowered for mark in _PLACEHOLDER_MARKS):
+        raise ValueError(f"{what} looks like a placeholder; generate one (see docs/security.md)")
+    if len(value) < MIN_SECRET_CHARS:
+        raise ValueError(f"{what} must have at least {MIN_SECRET_CHARS} characters")
+    return value
+
+
+class ClientSettings(_Section):
+    """One caller of the service: its keys (as SHA-256 hex digests only), its share of the queue
+    and what its patients' data may show (docs/security.md)."""
+
+    id: str = Field(pattern=CLIENT_ID_PATTERN)
+    key_sha256: list[str] = Field(min_length=1)
+    queue_share: int = Field(default=1000, gt=0)
+    task_types: list[str] = Field(default_factory=list)
+    deidentify: bool = True
+    pdf_metadata_keys: list[str] = Field(default_factory=list)
+
+    @field_validator("key_sha256")
+    @classmethod
+    def _digests(cls, digests: list[str]) -> list[str]:
+        out = [d.strip().lower() for d in digests]
+        for digest in out:
+            if len(digest) != 64 or any(c not in "0123456789abcdef" for c in digest):
+                raise ValueError("each key_sha256 must be a SHA-256 hex digest (64 hex characters)")
+        return out
 
 
 class AuthSettings(_Section):
-    tokens: list[str]
+    # Development only: no keys, every caller is the client OPEN_CLIENT_ID. Refused with clients.
+    open: bool
+    clients: list[ClientSettings]
+    # In open mode, requests whose Host is not one of these are refused (DNS rebinding).
+    open_hosts: list[str]
 
-    @field_validator("tokens")
-    @classmethod
-    def _non_empty(cls, tokens: list[str]) -> list[str]:
-        if any(not t.strip() for t in tokens):
-            raise ValueError("tokens must not be empty strings")
-        return tokens
+    @model_validator(mode="after")
+    def _one_mode(self) -> AuthSettings:
+        if self.open and self.clients:
+            raise ValueError("auth.open is for development without clients; remove one of them")
+        ids = [c.id for c in self.clients]
+        if len(ids) != len(set(ids)):
+            raise ValueError("client ids must be unique")
+        digests = [d for c in self.clients for d in c.key_sha256]
+        if len(digests) != len(set(digests)):
+            raise ValueError("a key (key_sha256) may belong to one client only")
+        return self
 
 
 class LimitsSettings(_Section):
@@ -106,6 +155,11 @@ class CallbacksSettings(_Section):
     poll_interval_s: float = Field(gt=0)
     lease_s: float = Field(gt=0)
 
+    @field_validator("signing_secrets")
+    @classmethod
+    def _generated(cls, secrets: list[str]) -> list[str]:
+        return [refuse_placeholder(s, "a signing secret") for s in secrets]
+
     @field_validator("retry_delays_s")
     @classmethod
     def _non_negative(cls, delays: list[float]) -> list[float]:
@@ -146,6 +200,11 @@ class UiSettings(_Section):
     grpc_target: str = ""
 
 
+# The one client of the open development mode (auth.open): every caller is it.
+OPEN_CLIENT_ID = "dev"
+OPEN_CLIENT = ClientSettings(id=OPEN_CLIENT_ID, key_sha256=["0" * 64], deidentify=True)
+
+
 class LogSettings(_Section):
     level: Literal["DEBUG", "INFO", "WARNING", "ERROR"]
 
@@ -172,7 +231,29 @@ class Settings(_Section):
     def _redis_scheme(cls, url: str) -> str:
         if url and not url.startswith(("redis://", "rediss://", "unix://")):
             raise ValueError("must start with redis://, rediss:// or unix:// (or be empty)")
+        password = urlsplit(url).password if url else None
+        if password:
+            refuse_placeholder(unquote(password), "the Redis password")
         return url
+
+    def auth_problem(self) -> str | None:
+        """Why the service must not start as configured: secure by default, so with no client
+        configured it serves only in the explicit open development mode."""
+        if not self.auth.clients and not self.auth.open:
+            return (
+                "no clients configured (auth.clients) and auth.open is false: configure a client "
+                "(docs/security.md) or, for development only, set DENTALAI_AUTH__OPEN=true"
+            )
+        return None
+
+    def client(self, client_id: str) -> ClientSettings:
+        """The configured client of that id; in open mode the one open client."""
+        for client in self.auth.clients:
+            if client.id == client_id:
+                return client
+        if self.auth.open and client_id == OPEN_CLIENT_ID:
+            return OPEN_CLIENT
+        raise KeyError(client_id)
 
     def with_overrides(self, **sections: Any) -> Settings:
         """A copy with some values replaced, e.g. `s.with_overrides(tasks={"max_deliveries": 1})`

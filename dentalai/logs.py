@@ -1,7 +1,7 @@
 """JSON-lines logging with the current taskId attached.
 
-`setup_logging(level)` once per process; `task_context(task_id)` around a task's work puts
-"taskId" on every record logged inside it (contextvars, so asyncio tasks keep their own).
+`setup_logging(level)` once per process; `task_context(task_id, client_id)` around a task's work
+puts "taskId" and "clientId" on every record logged inside it (contextvars, so asyncio tasks keep their own).
 Never log image bytes, base64 or metadata values: only ids, codes, sizes and timings.
 """
 
@@ -17,6 +17,7 @@ from contextvars import ContextVar
 from typing import Any
 
 _task_id: ContextVar[str | None] = ContextVar("dentalai_task_id", default=None)
+_client_id: ContextVar[str | None] = ContextVar("dentalai_client_id", default=None)
 _STANDARD = set(vars(logging.makeLogRecord({}))) | {"message", "asctime", "taskName"}
 
 
@@ -38,6 +39,9 @@ class JsonFormatter(logging.Formatter):
         task_id = getattr(record, "taskId", None) or _task_id.get()
         if task_id:
             line["taskId"] = task_id
+        client_id = getattr(record, "clientId", None) or _client_id.get()
+        if client_id:
+            line["clientId"] = client_id
         for key, value in vars(record).items():
             if key not in _STANDARD and key not in line:
                 line[key] = value if isinstance(value, (str, int, float, bool, type(None))) else str(value)
@@ -58,10 +62,13 @@ def setup_logging(level: str = "INFO", process_name: str = "") -> None:
 
 
 @contextmanager
-def task_context(task_id: str) -> Iterator[None]:
-    """Every log record inside carries taskId."""
+def task_context(task_id: str, client_id: str | None = None) -> Iterator[None]:
+    """Every log record inside carries taskId (and clientId, the task's owner, when given)."""
     token = _task_id.set(task_id)
+    client_token = _client_id.set(client_id) if client_id is not None else None
     try:
         yield
     finally:
         _task_id.reset(token)
+        if client_token is not None:
+            _client_id.reset(client_token)

@@ -8,11 +8,12 @@ from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import task_pb2
 from grpc_server.artifact_store import ArtifactStore
-from grpc_server.store import TaskStore, status_name
+from grpc_server.keys import TaskRef
+from grpc_server.store import TaskStore, not_found, status_name
 
 
 async def get_artifact(
-    tasks: TaskStore, artifacts: ArtifactStore, task_id: str, name: str
+    tasks: TaskStore, artifacts: ArtifactStore, ref: TaskRef, name: str
 ) -> pb.GetArtifactResponse:
     kind = KINDS.get(name)
     if kind is None:
@@ -21,9 +22,10 @@ async def get_artifact(
             f"name: must be one of {', '.join(KINDS)}",
             [("name", "unknown artifact")],
         )
-    task = await tasks.get(task_id) if task_id else None
+    task = await tasks.get(ref)
     if task is None:
-        raise DentalAIError(ErrorCode.TASK_NOT_FOUND, f"task {task_id[:64]!r} not found")
+        raise not_found(ref)
+    task_id = ref.task_id
     status = status_name(task.status)
     if task.status in (task_pb2.QUEUED, task_pb2.RUNNING):
         raise DentalAIError(
@@ -34,7 +36,7 @@ async def get_artifact(
         raise DentalAIError(
             ErrorCode.ARTIFACT_NOT_AVAILABLE, f"task {task_id} is {status}: no result, no artifacts"
         )
-    data = await artifacts.get(task_id, name) if name in task.artifacts.ready else None
+    data = await artifacts.get(ref, name) if name in task.artifacts.ready else None
     if data is None:
         raise DentalAIError(ErrorCode.ARTIFACT_NOT_AVAILABLE, _why_missing(task, name))
     return pb.GetArtifactResponse(name=name, media_type=kind.media_type, data=data)

@@ -1,6 +1,6 @@
 """The callback dispatcher process: posts finished tasks to their callbackUrl with retries.
 
-The schedule is the Redis sorted set `{p}callbacks:schedule` (member = task id, score = due unix
+The schedule is the Redis sorted set `{p}callbacks:schedule` (member = task ref, score = due unix
 time), written by the task store when a task finishes or its callback is re-sent. Each loop:
 
 1. claim: one Lua call takes the due members and re-scores them to now + lease_s, so a second
@@ -31,7 +31,7 @@ from dentalai.task_json import callback_bytes
 from dentalai.v1 import task_pb2
 from grpc_server.callbacks import Outcome, classify, parse_retry_after, retry_delay, webhook_headers
 from grpc_server.connection import redis_client
-from grpc_server.keys import Keys
+from grpc_server.keys import Keys, TaskRef
 from grpc_server.netguard import AddressRefused, PinnedTransport
 from grpc_server.store import TaskStore
 
@@ -94,14 +94,14 @@ class Dispatcher:
         """Claim and deliver until `stop` is set; then let the attempts in flight finish."""
         while not stop.is_set():
             free = self.cfg.concurrency - len(self.inflight)
-            claimed: list[tuple[str, str]] = []
+            claimed: list[tuple[TaskRef, str]] = []
             if free > 0:
                 try:
                     claimed = await self.claim(free)
                 except (RedisError, OSError) as exc:
                     log.warning("cannot read the callback schedule: %s", exc)
-            for task_id, lease in claimed:
-                job = asyncio.create_task(self.deliver(task_id, lease))
+            for ref, lease in claimed:
+                job = asyncio.create_task(self.deliver(ref, lease))
                 self.inflight.add(job)
                 job.add_done_callback(self.inflight.discard)
             if claimed and len(claimed) == free:
@@ -121,34 +121,34 @@ class Dispatcher:
             if waiter not in self.inflight:
                 waiter.cancel()
 
-    async def claim(self, count: int) -> list[tuple[str, str]]:
-        """Due task ids with the lease score they now carry."""
+    async def claim(self, count: int) -> list[tuple[TaskRef, str]]:
+        """Due tasks with the lease score they now carry."""
         now = time.time()
         lease = repr(now + self.cfg.lease_s)
         members = await self._claim(keys=[self.keys.callback_schedule], args=[repr(now), lease, count])
-        return [(m.decode() if isinstance(m, bytes) else str(m), lease) for m in members]
+        return [(TaskRef.parse(m), lease) for m in members]
 
     # ---- one attempt ---------------------------------------------------------------------------
 
-    async def deliver(self, task_id: str, lease: str) -> None:
-        with task_context(task_id):
+    async def deliver(self, ref: TaskRef, lease: str) -> None:
+        with task_context(ref.task_id, ref.client_id):
             try:
-                await self._deliver(task_id, lease)
+                await self._deliver(ref, lease)
             except (RedisError, OSError) as exc:
                 # The lease runs out and the entry is due again: at least once, never lost.
                 log.warning("callback not settled (Redis): %s", exc)
             except Exception:
                 log.exception("callback delivery failed unexpectedly")
 
-    async def _deliver(self, task_id: str, lease: str) -> None:
-        stored = await self.store.get_stored(task_id)
+    async def _deliver(self, ref: TaskRef, lease: str) -> None:
+        stored = await self.store.get_stored(ref)
         if stored is None or stored.task.callback.state != task_pb2.PENDING:
             # Expired task, or nothing pending (stale entry): drop it from the schedule.
-            await self._write(task_id, lease, None, "", None)
+            await self._write(ref, lease, None, "", None)
             return
         task = stored.task
         body = callback_bytes(task)
-        msg_id = stored.webhook_id or f"msg_{task_id}"
+        msg_id = stored.webhook_id or f"msg_{ref.task_id}"
         headers = webhook_headers(msg_id, int(time.time()), body, self.cfg.signing_secrets)
         attempt = await self.post(task.callback.url, body, headers)
         now = time.time()
@@ -179,7 +179,7 @@ class Dispatcher:
         else:
             info.state = task_pb2.EXHAUSTED
             info.ClearField("next_attempt_at")
-        settled = await self._write(task_id, lease, info, outcome, next_due)
+        settled = await self._write(ref, lease, info, outcome, next_due)
         log.info(
             "callback attempt",
             extra={
@@ -209,14 +209,14 @@ class Dispatcher:
 
     async def _write(
         self,
-        task_id: str,
+        ref: TaskRef,
         lease: str,
         info: task_pb2.CallbackInfo | None,
         outcome: str,
         next_due: float | None,
     ) -> bool:
         stat = self.keys.callback_stat(outcome) if outcome else None
-        return await self.store.settle_callback(task_id, lease, info, stat, next_due)
+        return await self.store.settle_callback(ref, lease, info, stat, next_due)
 
 
 async def serve(settings: Settings) -> None:

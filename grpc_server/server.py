@@ -1,4 +1,4 @@
-"""Runs AnalysisService with grpc.health.v1 and reflection on grpc.host:grpc.port."""
+"""Runs AnalysisService with grpc.health.v1 and reflection (grpc.reflection) on grpc.host:grpc.port."""
 
 from __future__ import annotations
 
@@ -15,10 +15,10 @@ from grpc_reflection.v1alpha import reflection
 from dentalai.config import Settings
 from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import analysis_service_pb2_grpc as pb_grpc
+from grpc_server.clients import Clients
 from grpc_server.connection import redis_client
-from grpc_server.queue import JobQueue
 from grpc_server.service import AnalysisService
-from grpc_server.status import BearerAuthInterceptor
+from grpc_server.status import AuthInterceptor
 
 log = logging.getLogger(__name__)
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AnalysisService"].full_name
@@ -26,27 +26,23 @@ SERVICE_NAME = pb.DESCRIPTOR.services_by_name["AnalysisService"].full_name
 
 async def build_server(settings: Settings) -> tuple[grpc.aio.Server, int, health.aio.HealthServicer]:
     """The configured server, bound but not started, with its bound port and health servicer."""
-    interceptors = [BearerAuthInterceptor(settings.auth.tokens)] if settings.auth.tokens else []
     server = grpc.aio.server(
-        interceptors=interceptors,
+        interceptors=[AuthInterceptor(Clients(settings.auth))],
         options=[
             # An imageData submission may be as large as limits.max_image_bytes plus the rest.
             ("grpc.max_receive_message_length", settings.limits.max_image_bytes + 1024 * 1024),
             ("grpc.max_send_message_length", 64 * 1024 * 1024),
         ],
     )
-    redis = redis_client(settings)
-    service = AnalysisService(settings, redis)
-    try:
-        await JobQueue(redis, service.keys).ensure_group()
-    except Exception as exc:  # Redis may come later; workers create the group too
-        log.warning("could not create the consumer group yet: %s", exc)
+    service = AnalysisService(settings, redis_client(settings))
     pb_grpc.add_AnalysisServiceServicer_to_server(service, server)
     health_servicer = health.aio.HealthServicer()
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     for name in ("", SERVICE_NAME):
         await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
-    reflection.enable_server_reflection((SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    if settings.grpc.reflection:
+        names = (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME)
+        reflection.enable_server_reflection(names, server)
     address = f"{settings.grpc.host}:{settings.grpc.port}"
     if settings.grpc.tls_cert:
         credentials = grpc.ssl_server_credentials(

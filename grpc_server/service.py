@@ -16,7 +16,7 @@ import redis.asyncio as aioredis
 from google.protobuf.message import DecodeError
 from redis.exceptions import RedisError
 
-from dentalai.config import Settings
+from dentalai.config import ClientSettings, Settings
 from dentalai.contract import FINAL_STATUSES
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.logs import task_context
@@ -25,14 +25,21 @@ from dentalai.v1 import analysis_service_pb2_grpc as pb_grpc
 from dentalai.v1 import results_pb2, task_pb2
 from grpc_server.artifact_rpc import get_artifact
 from grpc_server.artifact_store import ArtifactStore
-from grpc_server.keys import Keys
+from grpc_server.clients import Clients
+from grpc_server.keys import Keys, TaskRef
 from grpc_server.queue import JobQueue
-from grpc_server.status import abort
-from grpc_server.store import CreateOutcome, TaskStore, now_ts
+from grpc_server.status import abort, unauthenticated
+from grpc_server.store import CreateOutcome, TaskStore, not_found, now_ts
 from grpc_server.validation import validate_submission
 
 log = logging.getLogger(__name__)
+audit_log = logging.getLogger("dentalai.audit")
 R = TypeVar("R")
+
+
+def ref_of(client: ClientSettings, task_id: str) -> TaskRef:
+    """The task a caller names: always one of its own client's (keys.TaskRef)."""
+    return TaskRef(client.id, task_id)
 
 
 def submission_hash(request: pb.SubmitAnalysisRequest, image: bytes | None) -> str:
@@ -71,31 +78,65 @@ def unavailable() -> DentalAIError:
 
 
 def rpc(method: Callable[..., Awaitable[R]]) -> Callable[..., Awaitable[R]]:
-    """Turns DentalAIError into its rich status, Redis failures into 10008, anything else into 13001."""
+    """Resolves the caller's client and passes it on; writes the access's audit line; turns
+    DentalAIError into its rich status, Redis failures into 10008, anything else into 13001."""
 
     @wraps(method)
     async def wrapper(self: AnalysisService, request: Any, context: grpc.aio.ServicerContext) -> R:
+        client = self.clients.resolve(context.invocation_metadata())
+        outcome, task_id = "ok", _request_task_id(request)
         try:
-            return await method(self, request, context)
+            if client is None:  # the interceptor refused it already; never reached in practice
+                raise unauthenticated()
+            reply = await method(self, request, context, client)
+            task_id = task_id or _reply_task_id(reply)
+            return reply
         except DentalAIError as exc:
+            outcome = str(int(exc.code))
             await abort(context, exc)
         except (RedisError, OSError):
+            outcome = str(int(ErrorCode.QUEUE_UNAVAILABLE))
             log.warning("redis unreachable in %s", method.__name__)
             await abort(context, unavailable())
         except (asyncio.CancelledError, grpc.aio.AbortError):
+            outcome = "aborted"
             raise
         except Exception:
+            outcome = str(int(ErrorCode.INTERNAL))
             log.exception("internal error in %s", method.__name__)
             await abort(context, DentalAIError(ErrorCode.INTERNAL, "internal error"))
+        finally:
+            audit(client, method.__name__, task_id, outcome)
         raise AssertionError("unreachable")
 
     return wrapper
+
+
+def audit(client: ClientSettings | None, route: str, task_id: str, outcome: str) -> None:
+    """One line per access: who, which route, which task, how it ended; never patient data."""
+    audit_log.info(
+        "access",
+        extra={
+            "clientId": client.id if client else "", "route": route, "taskId": task_id, "outcome": outcome
+        },
+    )
+
+
+def _request_task_id(request: Any) -> str:
+    inner = getattr(request, "request", request)  # Analyze wraps a SubmitAnalysisRequest
+    return str(getattr(inner, "task_id", "") or "")[:64]
+
+
+def _reply_task_id(reply: Any) -> str:
+    task = getattr(reply, "task", None)
+    return str(getattr(reply, "task_id", "") or getattr(task, "task_id", "") or "")
 
 
 class AnalysisService(pb_grpc.AnalysisServiceServicer):
     def __init__(self, settings: Settings, redis: aioredis.Redis) -> None:
         self.settings = settings
         self.redis = redis
+        self.clients = Clients(settings.auth)
         self.keys = Keys(settings.key_prefix)
         self.store = TaskStore(redis, self.keys, settings.tasks.result_ttl_s)
         self.queue = JobQueue(redis, self.keys)
@@ -103,25 +144,30 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
 
     @rpc
     async def SubmitAnalysis(  # noqa: N802 (gRPC method names)
-        self, request: pb.SubmitAnalysisRequest, context: grpc.aio.ServicerContext
+        self, request: pb.SubmitAnalysisRequest, context: grpc.aio.ServicerContext, client: ClientSettings
     ) -> pb.SubmitAnalysisResponse:
-        task = await self._submit(request)
+        task = await self._submit(client, request)
         return pb.SubmitAnalysisResponse(task_id=task.task_id, status=task.status)
 
     @rpc
     async def GetTask(  # noqa: N802
-        self, request: pb.GetTaskRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetTaskRequest, context: grpc.aio.ServicerContext, client: ClientSettings
     ) -> pb.GetTaskResponse:
-        return pb.GetTaskResponse(task=await self._get(request.task_id))
+        return pb.GetTaskResponse(task=await self._get(ref_of(client, request.task_id)))
 
     async def WatchTask(  # noqa: N802
         self, request: pb.WatchTaskRequest, context: grpc.aio.ServicerContext
     ) -> AsyncIterator[pb.WatchTaskResponse]:
-        # A generator cannot use @rpc: errors are mapped here.
+        # A generator cannot use @rpc: the client, the audit line and errors are handled here.
+        client = self.clients.resolve(context.invocation_metadata())
+        outcome = "ok"
         try:
+            if client is None:
+                raise unauthenticated()
+            ref = ref_of(client, request.task_id)
             last: int | None = None
             while True:
-                task = await self._get(request.task_id)
+                task = await self._get(ref)
                 if task.status != last:
                     last = task.status
                     yield pb.WatchTaskResponse(task=task)
@@ -129,44 +175,51 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
                     return
                 await asyncio.sleep(self.settings.tasks.watch_poll_s)
         except DentalAIError as exc:
+            outcome = str(int(exc.code))
             await abort(context, exc)
         except (RedisError, OSError):
+            outcome = str(int(ErrorCode.QUEUE_UNAVAILABLE))
             await abort(context, unavailable())
+        finally:
+            audit(client, "WatchTask", request.task_id[:64], outcome)
 
     @rpc
     async def CancelTask(  # noqa: N802
-        self, request: pb.CancelTaskRequest, context: grpc.aio.ServicerContext
+        self, request: pb.CancelTaskRequest, context: grpc.aio.ServicerContext, client: ClientSettings
     ) -> pb.CancelTaskResponse:
-        with task_context(request.task_id):
-            task = await self.store.cancel(request.task_id)
-            log.info("task cancelled")
-        return pb.CancelTaskResponse(task=task)
+        ref = ref_of(client, request.task_id)
+        with task_context(ref.task_id, ref.client_id):
+            task, erased = await self.store.cancel(ref)
+            log.info("task erased" if erased else "task cancelled")
+        return pb.CancelTaskResponse(task=task, erased=erased)
 
     @rpc
     async def Analyze(  # noqa: N802
-        self, request: pb.AnalyzeRequest, context: grpc.aio.ServicerContext
+        self, request: pb.AnalyzeRequest, context: grpc.aio.ServicerContext, client: ClientSettings
     ) -> pb.AnalyzeResponse:
         # Waits until final; the caller's deadline ends the wait (DEADLINE_EXCEEDED), not the task.
-        task = await self._submit(request.request)
+        task = await self._submit(client, request.request)
+        ref = ref_of(client, task.task_id)
         while task.status not in FINAL_STATUSES:
             await asyncio.sleep(self.settings.tasks.watch_poll_s)
-            task = await self._get(task.task_id)
+            task = await self._get(ref)
         return pb.AnalyzeResponse(task=task)
 
     @rpc
     async def ResendCallback(  # noqa: N802
-        self, request: pb.ResendCallbackRequest, context: grpc.aio.ServicerContext
+        self, request: pb.ResendCallbackRequest, context: grpc.aio.ServicerContext, client: ClientSettings
     ) -> pb.ResendCallbackResponse:
-        with task_context(request.task_id):
-            task = await self.store.resend(request.task_id)
+        ref = ref_of(client, request.task_id)
+        with task_context(ref.task_id, ref.client_id):
+            task = await self.store.resend(ref)
             log.info("callback re-armed")
         return pb.ResendCallbackResponse(task=task)
 
     @rpc
     async def GetArtifact(  # noqa: N802
-        self, request: pb.GetArtifactRequest, context: grpc.aio.ServicerContext
+        self, request: pb.GetArtifactRequest, context: grpc.aio.ServicerContext, client: ClientSettings
     ) -> pb.GetArtifactResponse:
-        return await get_artifact(self.store, self.artifacts, request.task_id, request.name)
+        return await get_artifact(self.store, self.artifacts, ref_of(client, request.task_id), request.name)
 
     async def GetServiceStatus(  # noqa: N802
         self, request: pb.GetServiceStatusRequest, context: grpc.aio.ServicerContext
@@ -178,15 +231,22 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
 
     # ---- helpers -------------------------------------------------------------------------------
 
-    async def _get(self, task_id: str) -> task_pb2.Task:
-        task = await self.store.get(task_id) if task_id else None
+    async def _get(self, ref: TaskRef) -> task_pb2.Task:
+        task = await self.store.get(ref)
         if task is None:
-            raise DentalAIError(ErrorCode.TASK_NOT_FOUND, f"task {task_id[:64]!r} not found")
+            raise not_found(ref)
         return task
 
-    async def _submit(self, request: pb.SubmitAnalysisRequest) -> task_pb2.Task:
+    async def _submit(self, client: ClientSettings, request: pb.SubmitAnalysisRequest) -> task_pb2.Task:
         validate_submission(request, self.settings)
+        if client.task_types and request.task_type not in client.task_types:
+            raise DentalAIError(
+                ErrorCode.UNSUPPORTED_TASK_TYPE,
+                f"taskType {request.task_type!r} is not enabled for this client",
+                [("taskType", "not enabled for this client")],
+            )
         task_id = request.task_id or uuid.uuid4().hex
+        ref = TaskRef(client.id, task_id)
         image = request.image_data if request.WhichOneof("image") == "image_data" else None
         request_hash = submission_hash(request, image)
         task = task_pb2.Task(
@@ -201,23 +261,31 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
         task.options.CopyFrom(request.options)
         if task.options.tooth_numbering == 0:
             task.options.tooth_numbering = results_pb2.FDI
-        with task_context(task_id):
+        with task_context(task_id, client.id):
             outcome, existing_hash = await self.store.create(
+                ref,
                 task,
                 image,
                 request.image_url,
                 request_hash,
                 self.settings.limits.queue_max_length,
+                client.queue_share,
             )
             if outcome == CreateOutcome.FULL:
                 raise DentalAIError(ErrorCode.QUEUE_FULL, "queue full; retry later")
+            if outcome == CreateOutcome.FULL_CLIENT:
+                raise DentalAIError(
+                    ErrorCode.QUEUE_FULL,
+                    f"this client's share of the queue ({client.queue_share} open tasks) is full; "
+                    "retry later",
+                )
             if outcome == CreateOutcome.EXISTS:
                 if existing_hash != request_hash and existing_hash != legacy_hash(existing_hash, request):
                     raise DentalAIError(
                         ErrorCode.TASK_ID_CONFLICT, f"taskId {task_id} already used with a different body"
                     )
                 log.info("resubmission of an existing task")
-                return await self._get(task_id)
+                return await self._get(ref)
             log.info("task queued", extra={"taskType": task.task_type})
             return task
 

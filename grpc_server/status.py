@@ -1,4 +1,4 @@
-"""Contract errors as gRPC rich status, and the bearer-token interceptor.
+"""Contract errors as gRPC rich status, and the interceptor that refuses unknown callers.
 
 Every error carries `google.rpc.ErrorInfo(reason=str(code), domain="dentalai")` in the
 `grpc-status-details-bin` trailer; field problems (10001) also carry a `google.rpc.BadRequest`
@@ -7,7 +7,6 @@ whose field violations (field = REST camelCase name, description = reason) are t
 
 from __future__ import annotations
 
-import hmac
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -18,6 +17,7 @@ from grpc_status import rpc_status
 
 from dentalai.contract import ERROR_DOMAIN
 from dentalai.errors import DentalAIError, ErrorCode
+from grpc_server.clients import Clients
 
 GRPC_CODE = {
     ErrorCode.INVALID_PARAMETER: grpc.StatusCode.INVALID_ARGUMENT,
@@ -49,31 +49,29 @@ def to_grpc_status(error: DentalAIError) -> grpc.Status:
     return rpc_status.to_status(status_pb2.Status(code=code.value[0], message=error.message, details=details))
 
 
+def unauthenticated() -> DentalAIError:
+    return DentalAIError(
+        ErrorCode.UNAUTHENTICATED, "missing or unknown API key (authorization: Bearer <key>)"
+    )
+
+
 async def abort(context: grpc.aio.ServicerContext, error: DentalAIError) -> None:
     """End the call with the error's rich status (raises, like context.abort)."""
     status = to_grpc_status(error)
     await context.abort(status.code, status.details, status.trailing_metadata)
 
 
-# Health checks and reflection stay open so that probes and grpcurl work without a token.
-_OPEN_PREFIXES = ("/grpc.health.v1.", "/grpc.reflection.")
+# Health checks, reflection and the service status (queue depth and workers: no task, no patient
+# data) stay open so that probes, grpcurl and the bridge's /readyz work without a key.
+OPEN_METHODS = ("/grpc.health.v1.", "/grpc.reflection.", "/dentalai.v1.AnalysisService/GetServiceStatus")
 
 
-class BearerAuthInterceptor(grpc.aio.ServerInterceptor):
-    """Accepts a call when its `authorization: Bearer <token>` matches one configured token."""
+class AuthInterceptor(grpc.aio.ServerInterceptor):
+    """Refuses (10003) a call whose bearer key belongs to no client, before the servicer runs.
+    The servicer resolves the same key again (grpc_server.clients) to know whose call it is."""
 
-    def __init__(self, tokens: list[str]) -> None:
-        self.tokens = [t.encode() for t in tokens]
-
-    def _authorized(self, metadata: tuple[tuple[str, Any], ...] | None) -> bool:
-        for key, value in metadata or ():
-            if key.lower() == "authorization":
-                text = value.decode() if isinstance(value, bytes) else str(value)
-                scheme, _, token = text.partition(" ")
-                if scheme.lower() == "bearer":
-                    given = token.strip().encode()
-                    return any(hmac.compare_digest(given, t) for t in self.tokens)
-        return False
+    def __init__(self, clients: Clients) -> None:
+        self.clients = clients
 
     async def intercept_service(
         self,
@@ -81,11 +79,11 @@ class BearerAuthInterceptor(grpc.aio.ServerInterceptor):
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
         handler = await continuation(handler_call_details)
-        if handler is None or handler_call_details.method.startswith(_OPEN_PREFIXES):
+        if handler is None or handler_call_details.method.startswith(OPEN_METHODS):
             return handler
-        if self._authorized(handler_call_details.invocation_metadata):
+        if self.clients.resolve(handler_call_details.invocation_metadata) is not None:
             return handler
-        error = DentalAIError(ErrorCode.UNAUTHENTICATED, "missing or wrong bearer token")
+        error = unauthenticated()
 
         async def deny(request: Any, context: grpc.aio.ServicerContext) -> None:
             await abort(context, error)

@@ -32,24 +32,43 @@ from redis.exceptions import WatchError
 from dentalai.contract import FINAL_STATUSES
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.v1 import task_pb2
-from grpc_server.keys import Keys
+from grpc_server.keys import CONSUMER_GROUP, Keys, TaskRef
+from grpc_server.queue import WAKE_TOKENS
 
 TaskStatus = task_pb2.TaskStatus
 
-# Create and enqueue in one step: an existing taskId answers "exists" with its request hash, a full
-# queue answers "full"; otherwise the hash is written, expires, and the job is appended.
+# Create and enqueue in one step: an existing task of this client and taskId answers "exists" with
+# its request hash; a client at its queue share answers "full-client", a full queue (open jobs of
+# all clients) "full"; otherwise the hash is written, expires, and the job is appended to the
+# client's stream (queue.py), whose client joins the rotation on its first job, at the head: next.
+# KEYS: task, client stream, stats, rotation, clients set, wake list.
+# ARGV: task, request hash, callback, image, total cap, ttl, ref, image_url, client share,
+#       client id, stream key prefix, consumer group, wake tokens kept.
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
   return {'exists', redis.call('HGET', KEYS[1], 'request_hash') or ''}
 end
-if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[5]) then
+if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[9]) then
+  return {'full-client', ''}
+end
+local open = 0
+for _, client in ipairs(redis.call('LRANGE', KEYS[4], 0, -1)) do
+  open = open + redis.call('XLEN', ARGV[11] .. client)
+end
+if open >= tonumber(ARGV[5]) then
   return {'full', ''}
 end
 redis.call('HSET', KEYS[1], 'task', ARGV[1], 'status', 'QUEUED', 'request_hash', ARGV[2], 'callback', ARGV[3])
 if ARGV[4] ~= '' then redis.call('HSET', KEYS[1], 'image', ARGV[4]) end
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[6]))
 if ARGV[8] ~= '' then redis.call('HSET', KEYS[1], 'image_url', ARGV[8]) end
-redis.call('XADD', KEYS[2], '*', 'task_id', ARGV[7])
+if redis.call('SADD', KEYS[5], ARGV[10]) == 1 then
+  pcall(redis.call, 'XGROUP', 'CREATE', KEYS[2], ARGV[12], '0', 'MKSTREAM')
+  redis.call('LPUSH', KEYS[4], ARGV[10])
+end
+redis.call('XADD', KEYS[2], '*', 'task', ARGV[7])
+redis.call('LPUSH', KEYS[6], '1')
+redis.call('LTRIM', KEYS[6], 0, tonumber(ARGV[13]) - 1)
 redis.call('HINCRBY', KEYS[3], 'QUEUED', 1)
 return {'created', ''}
 """
@@ -73,6 +92,12 @@ else
 end
 return 1
 """
+
+
+def not_found(ref: TaskRef) -> DentalAIError:
+    """10009 for a task the caller cannot see: unknown, expired, erased or another client's; the
+    same words for each, so an answer never tells that another client uses a taskId."""
+    return DentalAIError(ErrorCode.TASK_NOT_FOUND, f"task {ref.task_id[:64]!r} not found")
 
 
 def now_ts() -> Timestamp:
@@ -99,7 +124,8 @@ class StoredTask:
 class CreateOutcome(StrEnum):
     CREATED = "created"
     EXISTS = "exists"
-    FULL = "full"
+    FULL = "full"  # the queue as a whole
+    FULL_CLIENT = "full-client"  # this client's share
 
 
 class RunOutcome(StrEnum):
@@ -120,15 +146,15 @@ class TaskStore:
 
     # ---- reading -------------------------------------------------------------------------------
 
-    async def get(self, task_id: str) -> task_pb2.Task | None:
+    async def get(self, ref: TaskRef) -> task_pb2.Task | None:
         """The task with its CallbackInfo merged in, or None when unknown or expired."""
-        stored = await self.get_stored(task_id, with_image=False)
+        stored = await self.get_stored(ref, with_image=False)
         return stored.task if stored else None
 
-    async def get_stored(self, task_id: str, with_image: bool = False) -> StoredTask | None:
+    async def get_stored(self, ref: TaskRef, with_image: bool = False) -> StoredTask | None:
         """The task plus image (when asked), request hash and webhook id; None when unknown."""
         fields = _FIELDS + ([b"image", b"image_url"] if with_image else [])
-        values = await self.redis.hmget(self.keys.task(task_id), fields)
+        values = await self.redis.hmget(self.keys.task(ref), fields)
         if values[0] is None:
             return None
         return _decode(values, with_image)
@@ -137,23 +163,33 @@ class TaskStore:
 
     async def create(
         self,
+        ref: TaskRef,
         task: task_pb2.Task,
         image: bytes | None,
         image_url: str,
         request_hash: str,
         queue_max_length: int,
+        client_share: int,
     ) -> tuple[CreateOutcome, str]:
-        """Store a new QUEUED task and append its job to the stream, atomically.
+        """Store a new QUEUED task of `ref`'s client and append its job to that client's stream,
+        atomically.
 
         Returns (outcome, stored request hash): CREATED; EXISTS (nothing written; compare the hash
-        to tell a resubmission from a conflict); FULL (nothing written: 10007).
+        to tell a resubmission from a conflict); FULL or FULL_CLIENT (nothing written: 10007).
         """
         callback = task.callback
         bare = task_pb2.Task()
         bare.CopyFrom(task)
         bare.ClearField("callback")
         outcome, existing = await self._create(
-            keys=[self.keys.task(task.task_id), self.keys.jobs, self.keys.task_stats],
+            keys=[
+                self.keys.task(ref),
+                self.keys.queue(ref.client_id),
+                self.keys.task_stats,
+                self.keys.queue_rotation,
+                self.keys.queue_clients,
+                self.keys.queue_wake,
+            ],
             args=[
                 bare.SerializeToString(),
                 request_hash,
@@ -161,15 +197,20 @@ class TaskStore:
                 image or b"",
                 queue_max_length,
                 self.result_ttl_s,
-                task.task_id,
+                str(ref),
                 image_url,
+                client_share,
+                ref.client_id,
+                self.keys.queue_prefix,
+                CONSUMER_GROUP,
+                WAKE_TOKENS,
             ],
         )
         return CreateOutcome(outcome.decode()), existing.decode()
 
     async def settle_callback(
         self,
-        task_id: str,
+        ref: TaskRef,
         lease: str,
         info: task_pb2.CallbackInfo | None,
         stat_key: str | None,
@@ -180,9 +221,9 @@ class TaskStore:
         `next_due` (None: remove it) - the last two only while the member still carries `lease`.
         False when the lease was lost (re-sent or re-claimed meanwhile)."""
         result = await self._settle(
-            keys=[self.keys.callback_schedule, self.keys.task(task_id), stat_key or ""],
+            keys=[self.keys.callback_schedule, self.keys.task(ref), stat_key or ""],
             args=[
-                task_id,
+                str(ref),
                 lease,
                 info.SerializeToString() if info is not None else b"",
                 "" if next_due is None else repr(next_due),
@@ -191,7 +232,7 @@ class TaskStore:
         )
         return bool(result)
 
-    async def mark_running(self, task_id: str, max_deliveries: int) -> tuple[RunOutcome, StoredTask | None]:
+    async def mark_running(self, ref: TaskRef, max_deliveries: int) -> tuple[RunOutcome, StoredTask | None]:
         """A worker takes the task. Returns (RUN, task with image) after setting RUNNING and
         counting the delivery; (SKIP, task-or-None) when it is final, cancelled or gone;
         (ABANDON, task) when this delivery would exceed max_deliveries (caller fails it 12005)."""
@@ -211,11 +252,11 @@ class TaskStore:
             return {b"task": _without_callback(task), b"status": b"RUNNING"}
 
         stored = await self._transition(
-            task_id, change, with_image=True, schedule_callback=False, drop_image=False, count_status=True
+            ref, change, with_image=True, schedule_callback=False, drop_image=False, count_status=True
         )
         return result[0], stored
 
-    async def release(self, task_id: str) -> bool:
+    async def release(self, ref: TaskRef) -> bool:
         """Put a RUNNING task back to QUEUED (graceful worker stop); the delivery is not counted."""
 
         def change(stored: StoredTask) -> dict[bytes, bytes] | None:
@@ -228,13 +269,13 @@ class TaskStore:
             return {b"task": _without_callback(task), b"status": b"QUEUED"}
 
         stored = await self._transition(
-            task_id, change, with_image=False, schedule_callback=False, drop_image=False, count_status=True
+            ref, change, with_image=False, schedule_callback=False, drop_image=False, count_status=True
         )
         return stored is not None
 
     async def finish(
         self,
-        task_id: str,
+        ref: TaskRef,
         result: Message | None = None,
         error: task_pb2.TaskError | None = None,
         model: Message | None = None,
@@ -274,34 +315,49 @@ class TaskStore:
             }
 
         stored = await self._transition(
-            task_id, change, with_image=False, schedule_callback=True, drop_image=False, count_status=True
+            ref, change, with_image=False, schedule_callback=True, drop_image=False, count_status=True
         )
         return stored is not None
 
-    async def cancel(self, task_id: str) -> task_pb2.Task:
-        """Cancel a QUEUED task (no callback is sent). Raises 10009 when unknown, 10010 when it is
-        RUNNING or final. The job stays in the stream; the worker skips it."""
+    async def cancel(self, ref: TaskRef) -> tuple[task_pb2.Task, bool]:
+        """DELETE of a task: a QUEUED task is cancelled (no callback is sent; the job stays in the
+        stream and the worker skips it); a final one is erased at once with its artifacts, image
+        and pending callback. Returns (the task, erased). Raises 10009 when unknown, 10010 when
+        RUNNING (its worker holds it: erase it once it has finished)."""
+        key, artifacts = self.keys.task(ref), self.keys.artifacts(ref)
+        while True:
+            async with self.redis.pipeline(transaction=True) as pipe:
+                try:
+                    await pipe.watch(key)
+                    values = await pipe.hmget(key, _FIELDS)
+                    if values[0] is None:
+                        raise not_found(ref)
+                    task = _decode(values, with_image=False).task
+                    if task.status == task_pb2.RUNNING:
+                        raise DentalAIError(
+                            ErrorCode.TASK_NOT_CANCELLABLE,
+                            f"task {ref.task_id} is RUNNING; it can be erased once it has finished",
+                        )
+                    erase = task.status != task_pb2.QUEUED
+                    pipe.multi()
+                    if not erase:
+                        task.status = task_pb2.CANCELLED
+                        task.finished_at.CopyFrom(now_ts())
+                        _fill_timing(task)
+                        pipe.hset(key, mapping={b"task": _without_callback(task), b"status": b"CANCELLED"})
+                        pipe.hdel(key, b"image")
+                        pipe.expire(key, self.result_ttl_s)
+                        pipe.hincrby(self.keys.task_stats, "QUEUED", -1)
+                        pipe.hincrby(self.keys.task_stats, "CANCELLED", 1)
+                    else:
+                        pipe.delete(key, artifacts)
+                        pipe.zrem(self.keys.callback_schedule, str(ref))
+                    await pipe.execute()
+                    return task, erase
+                except WatchError:
+                    continue
 
-        def change(stored: StoredTask) -> dict[bytes, bytes] | None:
-            task = stored.task
-            if task.status != task_pb2.QUEUED:
-                raise DentalAIError(
-                    ErrorCode.TASK_NOT_CANCELLABLE,
-                    f"task {task_id} is {status_name(task.status)}; only a QUEUED task can be cancelled",
-                )
-            task.status = task_pb2.CANCELLED
-            task.finished_at.CopyFrom(now_ts())
-            _fill_timing(task)
-            return {b"task": _without_callback(task), b"status": b"CANCELLED"}
-
-        stored = await self._transition(
-            task_id, change, with_image=False, schedule_callback=False, drop_image=True, count_status=True
-        )
-        if stored is None:
-            raise DentalAIError(ErrorCode.TASK_NOT_FOUND, f"task {task_id} not found")
-        return stored.task
-
-    async def resend(self, task_id: str) -> task_pb2.Task:
+    async def resend(self, ref: TaskRef) -> task_pb2.Task:
         """Re-arm a finished task's callback: state PENDING, attempts reset, due now (same
         webhook id). Raises 10009 when unknown, 10010 when the task is not SUCCEEDED/FAILED."""
 
@@ -310,7 +366,7 @@ class TaskStore:
             if task.status not in (task_pb2.SUCCEEDED, task_pb2.FAILED):
                 raise DentalAIError(
                     ErrorCode.TASK_NOT_CANCELLABLE,
-                    f"task {task_id} is {status_name(task.status)}; only a finished task's callback "
+                    f"task {ref.task_id} is {status_name(task.status)}; only a finished task's callback "
                     "can be sent again",
                 )
             callback = task.callback
@@ -320,17 +376,17 @@ class TaskStore:
             return {b"callback": callback.SerializeToString()}
 
         stored = await self._transition(
-            task_id, change, with_image=False, schedule_callback=True, drop_image=False, count_status=False
+            ref, change, with_image=False, schedule_callback=True, drop_image=False, count_status=False
         )
         if stored is None:
-            raise DentalAIError(ErrorCode.TASK_NOT_FOUND, f"task {task_id} not found")
+            raise not_found(ref)
         return stored.task
 
     # ---- internals -----------------------------------------------------------------------------
 
     async def _transition(
         self,
-        task_id: str,
+        ref: TaskRef,
         change: Callable[[StoredTask], dict[bytes, bytes] | None],
         *,
         with_image: bool,
@@ -346,7 +402,7 @@ class TaskStore:
         too (and returns the task even when `change` declines), `schedule_callback` puts the task
         on the callback schedule due now, `drop_image` deletes the image, `count_status` moves the
         stats:tasks counters and, for a final status, drops the image and restarts the TTL."""
-        key = self.keys.task(task_id)
+        key = self.keys.task(ref)
         fields = _FIELDS + ([b"image", b"image_url"] if with_image else [])
         while True:
             async with self.redis.pipeline(transaction=True) as pipe:
@@ -373,7 +429,7 @@ class TaskStore:
                     elif drop_image:
                         pipe.hdel(key, b"image")
                     if schedule_callback:
-                        pipe.zadd(self.keys.callback_schedule, {task_id: time.time()})
+                        pipe.zadd(self.keys.callback_schedule, {str(ref): time.time()})
                     await pipe.execute()
                     if b"callback" in updates:
                         stored.task.callback.ParseFromString(updates[b"callback"])

@@ -75,20 +75,13 @@ class Worker:
                 "runtime": self.loaded.runtime,
             },
         )
-        group_ready = False
         try:
             while not self.stopping.is_set():
                 try:
-                    # Once, not every loop; again after a Redis error, since a Redis restarted
-                    # without its data has lost the group (NOGROUP) as well as the stream.
-                    if not group_ready:
-                        await self.queue.ensure_group()
-                        group_ready = True
                     job = await self._next_job()
                     if job is not None:
                         await self.handle(job)
                 except (RedisError, OSError) as exc:
-                    group_ready = False
                     log.warning("redis unreachable, retrying: %s", type(exc).__name__)
                     await self._sleep(1.0)
         finally:
@@ -104,14 +97,17 @@ class Worker:
             self._last_claim = time.monotonic()
             stale = await self.queue.claim_stale(self.worker_id, self.settings.tasks.visibility_timeout_s)
             if stale:
-                log.info("took over a stale job", extra={"taskId": stale[0].task_id})
+                log.info(
+                    "took over a stale job",
+                    extra={"taskId": stale[0].task_id, "clientId": stale[0].ref.client_id},
+                )
                 return stale[0]
         return await self.queue.read(self.worker_id, self.settings.worker.block_ms)
 
     async def handle(self, job: Job) -> None:
         """Run one job to a final state; acknowledge only once that state is stored."""
-        with task_context(job.task_id):
-            outcome, stored = await self.store.mark_running(job.task_id, self.settings.tasks.max_deliveries)
+        with task_context(job.task_id, job.ref.client_id):
+            outcome, stored = await self.store.mark_running(job.ref, self.settings.tasks.max_deliveries)
             if outcome == RunOutcome.SKIP:
                 log.info("job skipped: task cancelled, final or expired")
                 await self.queue.ack(job)
@@ -120,7 +116,7 @@ class Worker:
             if outcome == RunOutcome.ABANDON:
                 deliveries = stored.task.deliveries
                 await self.store.finish(
-                    job.task_id,
+                    job.ref,
                     error=task_pb2.TaskError(
                         code=ErrorCode.TASK_ABANDONED,
                         message=f"task abandoned after {deliveries} deliveries (workers crashed)",
@@ -139,10 +135,10 @@ class Worker:
                 raise
             finally:
                 keeper.cancel()
-            artifacts = await self._artifacts(stored, result, model, inputs)
+            artifacts = await self._artifacts(job, stored, result, model, inputs)
             finished = await self._through_outage(
                 lambda: self.store.finish(
-                    job.task_id, result=result, error=error, model=model, artifacts=artifacts
+                    job.ref, result=result, error=error, model=model, artifacts=artifacts
                 )
             )
             if not finished:
@@ -159,6 +155,7 @@ class Worker:
 
     async def _artifacts(
         self,
+        job: Job,
         stored: StoredTask,
         result: Message | None,
         model: results_pb2.ModelInfo | None,
@@ -169,7 +166,9 @@ class Worker:
             return None
         raw, image = inputs
         return await self._through_outage(
-            lambda: make_and_store(self.settings, self.artifacts, stored.task, result, model, raw, image)
+            lambda: make_and_store(
+                self.settings, self.artifacts, job.ref, stored.task, result, model, raw, image
+            )
         )
 
     async def _through_outage(self, call: Callable[[], Awaitable[T]]) -> T:
@@ -195,7 +194,7 @@ class Worker:
                 pass  # an outage: if it outlasts the visibility timeout, the job is re-run (at least once)
 
     async def _release(self, job: Job) -> None:
-        await self.store.release(job.task_id)
+        await self.store.release(job.ref)
         await self.queue.requeue(job)
         log.info("job released on shutdown")
 

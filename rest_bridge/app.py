@@ -51,9 +51,6 @@ class GrpcLink:
         self.settings = settings
         self._channel: grpc.aio.Channel | None = None
         self._stub: pb_grpc.AnalysisServiceStub | None = None
-        # The bridge's own calls (readiness, metrics) use the first configured token.
-        tokens = settings.auth.tokens
-        self.own_metadata = (("authorization", f"Bearer {tokens[0]}"),) if tokens else ()
 
     @property
     def stub(self) -> pb_grpc.AnalysisServiceStub:
@@ -76,14 +73,16 @@ class GrpcLink:
         self._channel = self._stub = None
 
     async def call(self, method: str, message: Any, request: Request | None = None) -> Any:
-        """Call `method` forwarding the client's Authorization; failures become DentalAIError."""
+        """Call `method` with the caller's own Authorization (the bridge has no key of its own:
+        the gRPC service decides whose call it is); without a request, an open method (the
+        service status). Failures become DentalAIError."""
+        metadata: tuple[tuple[str, str], ...] = ()
+        timeout = STATUS_TIMEOUT_S
         if request is not None:
             auth = request.headers.get("authorization", "")
-            valid = valid_authorization(auth)  # gRPC refuses to send other values at all
-            metadata: tuple[tuple[str, str], ...] = (("authorization", auth),) if valid else ()
+            if valid_authorization(auth):  # gRPC refuses to send other values at all
+                metadata = (("authorization", auth),)
             timeout = self.settings.api.request_timeout_s
-        else:
-            metadata, timeout = self.own_metadata, STATUS_TIMEOUT_S
         try:
             return await getattr(self.stub, method)(message, timeout=timeout, metadata=metadata)
         except grpc.aio.AioRpcError as err:
@@ -161,6 +160,8 @@ def submit_request(body: AnalyzeBody, settings: Settings) -> pb.SubmitAnalysisRe
             request.options.artifacts.extend(body.options.artifacts)
         if body.options.findings is not None:
             request.options.findings.extend(body.options.findings)
+        if body.options.deidentify is not None:
+            request.options.deidentify = body.options.deidentify
     return request
 
 
@@ -244,10 +245,12 @@ def build_router(settings: Settings, link: GrpcLink, metrics: Metrics) -> APIRou
         "/api/v1/tasks/{taskId}",
         response_model=Envelope,
         responses=ERROR_RESPONSES,
-        summary="Cancel a QUEUED task",
+        summary="Cancel a QUEUED task; erase a finished one (result, artifacts, image) at once",
     )
     async def cancel_task(taskId: str, request: Request) -> JSONResponse:  # noqa: N803
         reply = await link.call("CancelTask", pb.CancelTaskRequest(task_id=taskId), request)
+        if reply.erased:
+            return envelope("erased", {"taskId": reply.task.task_id, "erased": True})
         return envelope("cancelled", task_dict(reply.task))
 
     @router.post(
@@ -303,13 +306,15 @@ def build_router(settings: Settings, link: GrpcLink, metrics: Metrics) -> APIRou
             return JSONResponse({**body, "data": data}, status_code=503)
         return envelope("ready", data)
 
-    @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
-    async def prometheus() -> Response:
-        try:
-            status = await link.call("GetServiceStatus", pb.GetServiceStatusRequest())
-        except DentalAIError:
-            status = None
-        return Response(metrics.render(status), media_type="text/plain; version=0.0.4; charset=utf-8")
+    if settings.api.metrics_enabled:
+
+        @router.get("/metrics", summary="Prometheus metrics", response_class=Response)
+        async def prometheus() -> Response:
+            try:
+                status = await link.call("GetServiceStatus", pb.GetServiceStatusRequest())
+            except DentalAIError:
+                status = None
+            return Response(metrics.render(status), media_type="text/plain; version=0.0.4; charset=utf-8")
 
     return router
 
@@ -364,7 +369,10 @@ def create_app(settings: Settings) -> FastAPI:
 
     # Outermost first: latency covers the guard's answers too.
     app.add_middleware(
-        RequestGuard, max_body_bytes=settings.api.max_body_bytes, auth_on=bool(settings.auth.tokens)
+        RequestGuard,
+        max_body_bytes=settings.api.max_body_bytes,
+        auth_on=not settings.auth.open,
+        open_hosts=settings.auth.open_hosts if settings.auth.open else None,
     )
     app.add_middleware(LatencyMetrics, metrics=metrics)
     return app

@@ -58,28 +58,47 @@ def valid_authorization(value: str) -> bool:
     return 0 < len(value) <= MAX_AUTHORIZATION_CHARS and all(" " <= c <= "~" for c in value)
 
 
+def host_name(host: str) -> str:
+    """The name of a Host header without its port ("[::1]:8000" -> "[::1]")."""
+    host = host.strip().lower()
+    if host.startswith("["):
+        return host[: host.find("]") + 1]
+    return host.rsplit(":", 1)[0] if ":" in host else host
+
+
 def _is_json(content_type: str) -> bool:
     media = content_type.split(";", 1)[0].strip().lower()
     return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
 
 
 class RequestGuard:
-    """For /api/ routes, in this order: 401 when auth is on and no Authorization header was sent,
-    or one that no token can match (not printable ASCII, too long; the token itself is checked by
+    """In the open development mode, every request whose Host is not an allowed name answers 400
+    (a page on another site cannot reach a keyless service through DNS rebinding). For /api/
+    routes, in this order: 401 when auth is on and no Authorization header was sent,
+    or one that no key can match (not printable ASCII, too long; the key itself is checked by
     the gRPC server); 415 when a JSON route gets another content
     type; 413 when the body exceeds max_body_bytes - by Content-Length, or by counting while
     reading, before anything parses it. The body read here is replayed to the app."""
 
-    def __init__(self, app: ASGIApp, max_body_bytes: int, auth_on: bool) -> None:
+    def __init__(
+        self, app: ASGIApp, max_body_bytes: int, auth_on: bool, open_hosts: list[str] | None = None
+    ) -> None:
         self.app = app
         self.max_body_bytes = max_body_bytes
         self.auth_on = auth_on
+        self.open_hosts = {h.lower() for h in open_hosts} if open_hosts is not None else None
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http" or not scope["path"].startswith("/api/"):
+        if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        if self.open_hosts is not None and host_name(headers.get("host", "")) not in self.open_hosts:
+            await send_error(send, ErrorCode.INVALID_PARAMETER, "Host not allowed (auth.open_hosts)")
+            return
+        if not scope["path"].startswith("/api/"):
+            await self.app(scope, receive, send)
+            return
         declared = headers.get("content-length", "")
         has_body = declared not in ("", "0") or "transfer-encoding" in headers
         refusal: tuple[ErrorCode, str] | None = None

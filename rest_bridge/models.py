@@ -22,6 +22,12 @@ class AnalyzeOptions(BaseModel):
         None,
         description='pano finding types ("caries", "periapical"); absent: the models\' default types',
     )
+    deidentify: bool | None = Field(
+        None,
+        strict=True,
+        description="patient identifiers out of the DICOM artifacts and the PDF; "
+        "absent: the client's default",
+    )
 
 
 class AnalyzeBody(BaseModel):

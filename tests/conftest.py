@@ -36,7 +36,9 @@ from typing import Any
 
 import pytest
 
-from dentalai.config import Settings, load_config
+from dentalai.api_keys import key_digest
+from dentalai.config import OPEN_CLIENT_ID, Settings, load_config
+from grpc_server.keys import CONSUMER_GROUP, Keys, TaskRef
 
 REPO = Path(__file__).resolve().parents[1]
 # The repository's packages import from the checkout even when the editable install predates them.
@@ -115,8 +117,30 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 # ---- settings ---------------------------------------------------------------------------------
 
 
+def api_key(label: str) -> str:
+    """A test API key as long as a real one (keys under 32 characters are refused)."""
+    return f"{label}-{uuid.uuid5(uuid.NAMESPACE_URL, label).hex}"
+
+
+def client_entry(client_id: str, *keys: str, **extra: Any) -> dict[str, Any]:
+    """One `auth.clients` entry with the digests of `keys`."""
+    return {"id": client_id, "key_sha256": [key_digest(k) for k in keys], **extra}
+
+
+def open_ref(task_id: str) -> TaskRef:
+    """The task `task_id` of the open mode's one client (make_settings' default)."""
+    return TaskRef(OPEN_CLIENT_ID, task_id)
+
+
+def queue_drained(r: Any, keys: Keys) -> bool:
+    """No job of the open client is waiting or held (a sync redis client)."""
+    stream = keys.queue(OPEN_CLIENT_ID)
+    return r.xlen(stream) == 0 and r.xpending(stream, CONSUMER_GROUP)["pending"] == 0
+
+
 def make_settings(redis_url: str, **overrides: Any) -> Settings:
-    """Settings for tests: unique key prefix, loopback allowed, free ports, short timeouts."""
+    """Settings for tests: unique key prefix, loopback allowed, free ports, short timeouts; the open
+    development mode unless `auth` is given (then exactly that)."""
     base = load_config(environ={})
     grpc_port = free_port()
     defaults: dict[str, Any] = {
@@ -130,6 +154,8 @@ def make_settings(redis_url: str, **overrides: Any) -> Settings:
         "callbacks": {"retry_delays_s": [0.2, 0.2], "jitter": 0.0, "poll_interval_s": 0.05, "timeout_s": 3},
         "fetch": {"timeout_s": 5},
     }
+    if "auth" not in overrides:
+        defaults["auth"] = {"open": True}
     merged = base.with_overrides(**defaults)
     return merged.with_overrides(**overrides) if overrides else merged
 
@@ -359,12 +385,13 @@ class Service:
 @pytest.fixture(scope="session")
 def service(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
     """gRPC server, a real worker (models from models/), and the REST bridge and callback dispatcher
-    when those modules exist, all as `dentalai <name>` processes with bearer auth on."""
+    when those modules exist, all as `dentalai <name>` processes with one client (`token` is its key)."""
     import importlib.util
 
-    token = "test-token"
+    token = api_key("test-client")
     models = str(REPO / "models")
-    settings = make_settings(redis_server.url, auth={"tokens": [token]}, worker={"models_dir": models})
+    auth = {"clients": [client_entry("test-client", token)]}
+    settings = make_settings(redis_server.url, auth=auth, worker={"models_dir": models})
     procs = Processes(log_dir=tmp_path_factory.mktemp("service"))
     try:
         procs.start(["grpc"], settings, wait_port=settings.grpc.port)

@@ -58,9 +58,10 @@ def _local(host: str) -> str:
 
 
 def config_from_settings(settings: Settings) -> UIConfig:
-    """UIConfig from the service Settings (`ui`, else `api`/`grpc`; `auth` for the token), as
-    every process reads them: config file, then DENTALAI_* variables (DENTALAI_UI_BACKEND and
-    DENTALAI_UI__BACKEND alike). DENTALAI_TOKEN, the CLI's token variable, overrides the token."""
+    """UIConfig from the service Settings (`ui`, else `api`/`grpc`), as every process reads them:
+    config file, then DENTALAI_* variables (DENTALAI_UI_BACKEND and DENTALAI_UI__BACKEND alike).
+    The UI is a client like any other: its API key is DENTALAI_TOKEN, the CLI's key variable
+    (`dentalai up` sets it to the demo client's key); the configuration holds only key digests."""
     ui = settings.ui
     api_url = ui.api_url or f"http://{_local(settings.api.host)}:{settings.api.port}"
     grpc_target = ui.grpc_target or f"{_local(settings.grpc.host)}:{settings.grpc.port}"
@@ -68,7 +69,7 @@ def config_from_settings(settings: Settings) -> UIConfig:
         backend=ui.backend,
         api_url=api_url,
         grpc_target=grpc_target,
-        token=os.environ.get("DENTALAI_TOKEN") or (settings.auth.tokens or [None])[0],
+        token=os.environ.get("DENTALAI_TOKEN") or None,
         callback_url=ui.callback_url,
         host=ui.host,
         port=ui.port,

@@ -27,7 +27,7 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"dentalai/v1/analysis_service.proto\x12\x0b\x64\x65ntalai.v1\x1a\x16\x64\x65ntalai/v1/task.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x01\n\x15SubmitAnalysisRequest\x12\x11\n\ttask_type\x18\x01 \x01(\t\x12\x13\n\timage_url\x18\x02 \x01(\tH\x00\x12\x14\n\nimage_data\x18\x03 \x01(\x0cH\x00\x12\x14\n\x0c\x63\x61llback_url\x18\x04 \x01(\t\x12\x0f\n\x07task_id\x18\x05 \x01(\t\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x07options\x18\x07 \x01(\x0b\x32\x1c.dentalai.v1.AnalysisOptionsB\x07\n\x05image\"R\n\x16SubmitAnalysisResponse\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.dentalai.v1.TaskStatus\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"2\n\x0fGetTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.dentalai.v1.Task\"#\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"4\n\x11WatchTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.dentalai.v1.Task\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"5\n\x12\x43\x61ncelTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.dentalai.v1.Task\"E\n\x0e\x41nalyzeRequest\x12\x33\n\x07request\x18\x01 \x01(\x0b\x32\".dentalai.v1.SubmitAnalysisRequest\"2\n\x0f\x41nalyzeResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.dentalai.v1.Task\"(\n\x15ResendCallbackRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"9\n\x16ResendCallbackResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.dentalai.v1.Task\"\x19\n\x17GetServiceStatusRequest\"\x83\x01\n\nWorkerInfo\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07runtime\x18\x02 \x01(\t\x12\x0e\n\x06models\x18\x03 \x03(\t\x12\x12\n\ntask_types\x18\x04 \x03(\t\x12-\n\tlast_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb6\x03\n\x18GetServiceStatusResponse\x12\x17\n\x0fstore_reachable\x18\x01 \x01(\x08\x12\r\n\x05ready\x18\x02 \x01(\x08\x12\x13\n\x0bqueue_depth\x18\x03 \x01(\x03\x12Q\n\x0ftasks_by_status\x18\x04 \x03(\x0b\x32\x38.dentalai.v1.GetServiceStatusResponse.TasksByStatusEntry\x12(\n\x07workers\x18\x05 \x03(\x0b\x32\x17.dentalai.v1.WorkerInfo\x12V\n\x11\x63\x61llback_attempts\x18\x06 \x03(\x0b\x32;.dentalai.v1.GetServiceStatusResponse.CallbackAttemptsEntry\x12\x19\n\x11\x64\x65\x61\x64_letter_depth\x18\x07 \x01(\x03\x1a\x34\n\x12TasksByStatusEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x37\n\x15\x43\x61llbackAttemptsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"3\n\x12GetArtifactRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"E\n\x13GetArtifactResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x32\xa3\x05\n\x0f\x41nalysisService\x12Y\n\x0eSubmitAnalysis\x12\".dentalai.v1.SubmitAnalysisRequest\x1a#.dentalai.v1.SubmitAnalysisResponse\x12\x44\n\x07GetTask\x12\x1b.dentalai.v1.GetTaskRequest\x1a\x1c.dentalai.v1.GetTaskResponse\x12L\n\tWatchTask\x12\x1d.dentalai.v1.WatchTaskRequest\x1a\x1e.dentalai.v1.WatchTaskResponse0\x01\x12M\n\nCancelTask\x12\x1e.dentalai.v1.CancelTaskRequest\x1a\x1f.dentalai.v1.CancelTaskResponse\x12\x44\n\x07\x41nalyze\x12\x1b.dentalai.v1.AnalyzeRequest\x1a\x1c.dentalai.v1.AnalyzeResponse\x12Y\n\x0eResendCallback\x12\".dentalai.v1.ResendCallbackRequest\x1a#.dentalai.v1.ResendCallbackResponse\x12_\n\x10GetServiceStatus\x12$.dentalai.v1.GetServiceStatusRequest\x1a%.dentalai.v1.GetServiceStatusResponse\x12P\n\x0bGetArtifact\x12\x1f.dentalai.v1.GetArtifactRequest\x1a .dentalai.v1.GetArtifactResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\"dentalai/v1/analysis_service.proto\x12\x0b\x64\x65ntalai.v1\x1a\x16\x64\x65ntalai/v1/task.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdf\x01\n\x15SubmitAnalysisRequest\x12\x11\n\ttask_type\x18\x01 \x01(\t\x12\x13\n\timage_url\x18\x02 \x01(\tH\x00\x12\x14\n\nimage_data\x18\x03 \x01(\x0cH\x00\x12\x14\n\x0c\x63\x61llback_url\x18\x04 \x01(\t\x12\x0f\n\x07task_id\x18\x05 \x01(\t\x12)\n\x08metadata\x18\x06 \x01(\x0b\x32\x17.google.protobuf.Struct\x12-\n\x07options\x18\x07 \x01(\x0b\x32\x1c.dentalai.v1.AnalysisOptionsB\x07\n\x05image\"R\n\x16SubmitAnalysisResponse\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\'\n\x06status\x18\x02 \x01(\x0e\x32\x17.dentalai.v1.TaskStatus\"!\n\x0eGetTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"2\n\x0fGetTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.dentalai.v1.Task\"#\n\x10WatchTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"4\n\x11WatchTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.dentalai.v1.Task\"$\n\x11\x43\x61ncelTaskRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"E\n\x12\x43\x61ncelTaskResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.dentalai.v1.Task\x12\x0e\n\x06\x65rased\x18\x02 \x01(\x08\"E\n\x0e\x41nalyzeRequest\x12\x33\n\x07request\x18\x01 \x01(\x0b\x32\".dentalai.v1.SubmitAnalysisRequest\"2\n\x0f\x41nalyzeResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.dentalai.v1.Task\"(\n\x15ResendCallbackRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\"9\n\x16ResendCallbackResponse\x12\x1f\n\x04task\x18\x01 \x01(\x0b\x32\x11.dentalai.v1.Task\"\x19\n\x17GetServiceStatusRequest\"\x83\x01\n\nWorkerInfo\x12\x11\n\tworker_id\x18\x01 \x01(\t\x12\x0f\n\x07runtime\x18\x02 \x01(\t\x12\x0e\n\x06models\x18\x03 \x03(\t\x12\x12\n\ntask_types\x18\x04 \x03(\t\x12-\n\tlast_seen\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb6\x03\n\x18GetServiceStatusResponse\x12\x17\n\x0fstore_reachable\x18\x01 \x01(\x08\x12\r\n\x05ready\x18\x02 \x01(\x08\x12\x13\n\x0bqueue_depth\x18\x03 \x01(\x03\x12Q\n\x0ftasks_by_status\x18\x04 \x03(\x0b\x32\x38.dentalai.v1.GetServiceStatusResponse.TasksByStatusEntry\x12(\n\x07workers\x18\x05 \x03(\x0b\x32\x17.dentalai.v1.WorkerInfo\x12V\n\x11\x63\x61llback_attempts\x18\x06 \x03(\x0b\x32;.dentalai.v1.GetServiceStatusResponse.CallbackAttemptsEntry\x12\x19\n\x11\x64\x65\x61\x64_letter_depth\x18\x07 \x01(\x03\x1a\x34\n\x12TasksByStatusEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\x1a\x37\n\x15\x43\x61llbackAttemptsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x03:\x02\x38\x01\"3\n\x12GetArtifactRequest\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x0c\n\x04name\x18\x02 \x01(\t\"E\n\x13GetArtifactResponse\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x12\n\nmedia_type\x18\x02 \x01(\t\x12\x0c\n\x04\x64\x61ta\x18\x03 \x01(\x0c\x32\xa3\x05\n\x0f\x41nalysisService\x12Y\n\x0eSubmitAnalysis\x12\".dentalai.v1.SubmitAnalysisRequest\x1a#.dentalai.v1.SubmitAnalysisResponse\x12\x44\n\x07GetTask\x12\x1b.dentalai.v1.GetTaskRequest\x1a\x1c.dentalai.v1.GetTaskResponse\x12L\n\tWatchTask\x12\x1d.dentalai.v1.WatchTaskRequest\x1a\x1e.dentalai.v1.WatchTaskResponse0\x01\x12M\n\nCancelTask\x12\x1e.dentalai.v1.CancelTaskRequest\x1a\x1f.dentalai.v1.CancelTaskResponse\x12\x44\n\x07\x41nalyze\x12\x1b.dentalai.v1.AnalyzeRequest\x1a\x1c.dentalai.v1.AnalyzeResponse\x12Y\n\x0eResendCallback\x12\".dentalai.v1.ResendCallbackRequest\x1a#.dentalai.v1.ResendCallbackResponse\x12_\n\x10GetServiceStatus\x12$.dentalai.v1.GetServiceStatusRequest\x1a%.dentalai.v1.GetServiceStatusResponse\x12P\n\x0bGetArtifact\x12\x1f.dentalai.v1.GetArtifactRequest\x1a .dentalai.v1.GetArtifactResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -53,29 +53,29 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CANCELTASKREQUEST']._serialized_start=626
   _globals['_CANCELTASKREQUEST']._serialized_end=662
   _globals['_CANCELTASKRESPONSE']._serialized_start=664
-  _globals['_CANCELTASKRESPONSE']._serialized_end=717
-  _globals['_ANALYZEREQUEST']._serialized_start=719
-  _globals['_ANALYZEREQUEST']._serialized_end=788
-  _globals['_ANALYZERESPONSE']._serialized_start=790
-  _globals['_ANALYZERESPONSE']._serialized_end=840
-  _globals['_RESENDCALLBACKREQUEST']._serialized_start=842
-  _globals['_RESENDCALLBACKREQUEST']._serialized_end=882
-  _globals['_RESENDCALLBACKRESPONSE']._serialized_start=884
-  _globals['_RESENDCALLBACKRESPONSE']._serialized_end=941
-  _globals['_GETSERVICESTATUSREQUEST']._serialized_start=943
-  _globals['_GETSERVICESTATUSREQUEST']._serialized_end=968
-  _globals['_WORKERINFO']._serialized_start=971
-  _globals['_WORKERINFO']._serialized_end=1102
-  _globals['_GETSERVICESTATUSRESPONSE']._serialized_start=1105
-  _globals['_GETSERVICESTATUSRESPONSE']._serialized_end=1543
-  _globals['_GETSERVICESTATUSRESPONSE_TASKSBYSTATUSENTRY']._serialized_start=1434
-  _globals['_GETSERVICESTATUSRESPONSE_TASKSBYSTATUSENTRY']._serialized_end=1486
-  _globals['_GETSERVICESTATUSRESPONSE_CALLBACKATTEMPTSENTRY']._serialized_start=1488
-  _globals['_GETSERVICESTATUSRESPONSE_CALLBACKATTEMPTSENTRY']._serialized_end=1543
-  _globals['_GETARTIFACTREQUEST']._serialized_start=1545
-  _globals['_GETARTIFACTREQUEST']._serialized_end=1596
-  _globals['_GETARTIFACTRESPONSE']._serialized_start=1598
-  _globals['_GETARTIFACTRESPONSE']._serialized_end=1667
-  _globals['_ANALYSISSERVICE']._serialized_start=1670
-  _globals['_ANALYSISSERVICE']._serialized_end=2345
+  _globals['_CANCELTASKRESPONSE']._serialized_end=733
+  _globals['_ANALYZEREQUEST']._serialized_start=735
+  _globals['_ANALYZEREQUEST']._serialized_end=804
+  _globals['_ANALYZERESPONSE']._serialized_start=806
+  _globals['_ANALYZERESPONSE']._serialized_end=856
+  _globals['_RESENDCALLBACKREQUEST']._serialized_start=858
+  _globals['_RESENDCALLBACKREQUEST']._serialized_end=898
+  _globals['_RESENDCALLBACKRESPONSE']._serialized_start=900
+  _globals['_RESENDCALLBACKRESPONSE']._serialized_end=957
+  _globals['_GETSERVICESTATUSREQUEST']._serialized_start=959
+  _globals['_GETSERVICESTATUSREQUEST']._serialized_end=984
+  _globals['_WORKERINFO']._serialized_start=987
+  _globals['_WORKERINFO']._serialized_end=1118
+  _globals['_GETSERVICESTATUSRESPONSE']._serialized_start=1121
+  _globals['_GETSERVICESTATUSRESPONSE']._serialized_end=1559
+  _globals['_GETSERVICESTATUSRESPONSE_TASKSBYSTATUSENTRY']._serialized_start=1450
+  _globals['_GETSERVICESTATUSRESPONSE_TASKSBYSTATUSENTRY']._serialized_end=1502
+  _globals['_GETSERVICESTATUSRESPONSE_CALLBACKATTEMPTSENTRY']._serialized_start=1504
+  _globals['_GETSERVICESTATUSRESPONSE_CALLBACKATTEMPTSENTRY']._serialized_end=1559
+  _globals['_GETARTIFACTREQUEST']._serialized_start=1561
+  _globals['_GETARTIFACTREQUEST']._serialized_end=1612
+  _globals['_GETARTIFACTRESPONSE']._serialized_start=1614
+  _globals['_GETARTIFACTRESPONSE']._serialized_end=1683
+  _globals['_ANALYSISSERVICE']._serialized_start=1686
+  _globals['_ANALYSISSERVICE']._serialized_end=2361
 # @@protoc_insertion_point(module_scope)

@@ -105,7 +105,7 @@ class AnalysisServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def CancelTask(self, request, context):
-        """Cancels a QUEUED task.
+        """Cancels a QUEUED task; erases a finished one (result, artifacts, image) at once.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

@@ -41,16 +41,18 @@ DELIVERED: CallbackState
 EXHAUSTED: CallbackState
 
 class AnalysisOptions(_message.Message):
-    __slots__ = ("pixel_spacing_mm", "tooth_numbering", "artifacts", "findings")
+    __slots__ = ("pixel_spacing_mm", "tooth_numbering", "artifacts", "findings", "deidentify")
     PIXEL_SPACING_MM_FIELD_NUMBER: _ClassVar[int]
     TOOTH_NUMBERING_FIELD_NUMBER: _ClassVar[int]
     ARTIFACTS_FIELD_NUMBER: _ClassVar[int]
     FINDINGS_FIELD_NUMBER: _ClassVar[int]
+    DEIDENTIFY_FIELD_NUMBER: _ClassVar[int]
     pixel_spacing_mm: float
     tooth_numbering: _results_pb2.ToothNumbering
     artifacts: _containers.RepeatedScalarFieldContainer[str]
     findings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, pixel_spacing_mm: _Optional[float] = ..., tooth_numbering: _Optional[_Union[_results_pb2.ToothNumbering, str]] = ..., artifacts: _Optional[_Iterable[str]] = ..., findings: _Optional[_Iterable[str]] = ...) -> None: ...
+    deidentify: bool
+    def __init__(self, pixel_spacing_mm: _Optional[float] = ..., tooth_numbering: _Optional[_Union[_results_pb2.ToothNumbering, str]] = ..., artifacts: _Optional[_Iterable[str]] = ..., findings: _Optional[_Iterable[str]] = ..., deidentify: _Optional[bool] = ...) -> None: ...
 
 class TaskError(_message.Message):
     __slots__ = ("code", "message")

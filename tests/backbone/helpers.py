@@ -46,11 +46,15 @@ def code_of(call: Callable[[], Any]) -> tuple[grpc.StatusCode, int, list[tuple[s
 
 
 def wait_status(
-    client: pb_grpc.AnalysisServiceStub, task_id: str, statuses: set[int], timeout: float = 30.0
+    client: pb_grpc.AnalysisServiceStub,
+    task_id: str,
+    statuses: set[int],
+    timeout: float = 30.0,
+    metadata: tuple[tuple[str, str], ...] = (),
 ) -> task_pb2.Task:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        task = client.GetTask(pb.GetTaskRequest(task_id=task_id)).task
+        task = client.GetTask(pb.GetTaskRequest(task_id=task_id), metadata=metadata).task
         if task.status in statuses:
             return task
         time.sleep(0.05)

@@ -4,14 +4,17 @@ serves a task to a final state through REST, and stops everything on SIGTERM."""
 from __future__ import annotations
 
 import os
+import re
 import signal
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+import grpc
 import httpx
 import pytest
+import redis
 from standardwebhooks.webhooks import Webhook
 
 from dentalai.v1 import task_pb2
@@ -19,6 +22,22 @@ from tests.backbone.helpers import stub, submit_request, wait_status
 from tests.conftest import REPO, free_port, start_callback_receiver, wait_port
 
 pytestmark = pytest.mark.slow
+
+
+def log_text(tmp_path: Path) -> str:
+    return (tmp_path / "up.log").read_text(errors="replace")
+
+
+def test_processes_refuse_to_start_without_clients_or_open_mode(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DENTALAI_")}
+    env.update(DENTALAI_REDIS_URL="redis://127.0.0.1:1/0", PYTHONPATH=str(REPO))
+    for process in ("grpc", "api", "worker", "dispatcher"):
+        done = subprocess.run(
+            [sys.executable, "-m", "dentalai.cli", process], cwd=tmp_path, env=env,
+            capture_output=True, text=True, timeout=60,
+        )
+        assert done.returncode == 2, (process, done.stderr)
+        assert "no clients configured" in done.stderr and "DENTALAI_AUTH__OPEN" in done.stderr
 
 
 def test_up_runs_the_service_and_stops_it(tmp_path: Path) -> None:
@@ -40,14 +59,29 @@ def test_up_runs_the_service_and_stops_it(tmp_path: Path) -> None:
     receiver = start_callback_receiver()
     try:
         wait_port(grpc_port, timeout=60)
+        # Secure by default: no client configured, so `up` made the demo client's key.
+        key = (tmp_path / "var" / "demo-client-key").read_text().strip()
+        auth = (("authorization", f"Bearer {key}"),)
         channel, client = stub(f"127.0.0.1:{grpc_port}")
-        reply = client.SubmitAnalysis(submit_request(receiver.url))
-        task = wait_status(client, reply.task_id, {task_pb2.FAILED, task_pb2.SUCCEEDED}, timeout=60)
+        with pytest.raises(grpc.RpcError) as refused:
+            client.SubmitAnalysis(submit_request(receiver.url))
+        assert refused.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        reply = client.SubmitAnalysis(submit_request(receiver.url), metadata=auth)
+        final = {task_pb2.FAILED, task_pb2.SUCCEEDED}
+        task = wait_status(client, reply.task_id, final, timeout=60, metadata=auth)
         assert task.error.code == 12004
         channel.close()
         wait_port(api_port, timeout=60)
-        ready = httpx.get(f"http://127.0.0.1:{api_port}/api/v1/tasks/{reply.task_id}", timeout=10)
+        url = f"http://127.0.0.1:{api_port}/api/v1/tasks/{reply.task_id}"
+        assert httpx.get(url, timeout=10).status_code == 401
+        ready = httpx.get(url, headers={"authorization": f"Bearer {key}"}, timeout=10)
         assert ready.json()["data"]["status"] == "FAILED"
+        # The local Redis wants its generated password; its data directory is this user's alone.
+        password = (tmp_path / "var" / "redis-password").read_text().strip()
+        redis_port = int(re.search(r"redis       127\.0\.0\.1:(\d+)", log_text(tmp_path)).group(1))
+        with pytest.raises(redis.AuthenticationError):
+            redis.Redis(port=redis_port).ping()
+        assert redis.Redis(port=redis_port, password=password).ping()
         wait_port(ui_port, timeout=90)
         page = httpx.get(f"http://127.0.0.1:{ui_port}/", timeout=30)
         assert page.status_code == 200 and "gradio" in page.text.lower()
@@ -66,8 +100,14 @@ def test_up_runs_the_service_and_stops_it(tmp_path: Path) -> None:
         receiver.server.server_close()
     output = (tmp_path / "up.log").read_text()
     assert code == 0, output
-    assert "redis       redis://127.0.0.1:" in output and f"grpc        127.0.0.1:{grpc_port}" in output
+    assert "redis       127.0.0.1:" in output and f"grpc        127.0.0.1:{grpc_port}" in output
+    assert password not in output and key not in output  # printed: where they are, not what
     assert (tmp_path / "var").is_dir()
+    for private in ("redis-password", "demo-client-key"):
+        assert (tmp_path / "var" / private).stat().st_mode & 0o077 == 0
+    assert (tmp_path / "var" / "redis").stat().st_mode & 0o777 == 0o700
+    for data_file in (tmp_path / "var" / "redis").rglob("*"):  # the AOF holds images and results
+        assert data_file.stat().st_mode & 0o077 == 0, data_file
     secret_file = tmp_path / "var" / "webhook-secret"
     assert f"callbacks   signed with the secret in {secret_file} (created now)" in output
     assert (tmp_path / "var" / "webhook-secret").stat().st_mode & 0o077 == 0

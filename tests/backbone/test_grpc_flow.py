@@ -13,14 +13,21 @@ import pytest
 import redis
 from google.protobuf import struct_pb2
 
-from dentalai.config import Settings
+from dentalai.config import OPEN_CLIENT_ID, Settings
 from dentalai.contract import FINAL_STATUSES
 from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import analysis_service_pb2_grpc as pb_grpc
 from dentalai.v1 import task_pb2
 from grpc_server.keys import Keys
 from tests.backbone.helpers import code_of, png_bytes, stub, submit_request, wait_status
-from tests.conftest import CallbackReceiver, Processes, RedisServer, make_settings, start_callback_receiver
+from tests.conftest import (
+    CallbackReceiver,
+    Processes,
+    RedisServer,
+    make_settings,
+    open_ref,
+    start_callback_receiver,
+)
 
 pytestmark = pytest.mark.slow
 FINAL = FINAL_STATUSES  # the contract's set (dentalai.contract)
@@ -67,10 +74,10 @@ def test_submit_then_get_reaches_succeeded_with_callback_scheduled(stack: Stack)
     assert task.callback.state == task_pb2.PENDING and task.callback.url == stack.receiver.url
     assert task.metadata["patient"] == "p-1"
     assert task.timing.total_ms >= task.timing.processing_ms
-    assert stack.redis.zscore(stack.keys.callback_schedule, reply.task_id) is not None
-    assert stack.redis.hget(stack.keys.task(reply.task_id), "webhook_id")
-    assert stack.redis.hget(stack.keys.task(reply.task_id), "image") is None  # dropped when final
-    assert 0 < stack.redis.ttl(stack.keys.task(reply.task_id)) <= stack.settings.tasks.result_ttl_s
+    assert stack.redis.zscore(stack.keys.callback_schedule, str(open_ref(reply.task_id))) is not None
+    assert stack.redis.hget(stack.keys.task(open_ref(reply.task_id)), "webhook_id")
+    assert stack.redis.hget(stack.keys.task(open_ref(reply.task_id)), "image") is None  # dropped when final
+    assert 0 < stack.redis.ttl(stack.keys.task(open_ref(reply.task_id))) <= stack.settings.tasks.result_ttl_s
 
 
 def test_watch_streams_each_status_until_final(stack: Stack) -> None:
@@ -113,10 +120,10 @@ def test_idempotent_resubmission_and_conflict(stack: Stack) -> None:
     request = submit_request(stack.receiver.url, task_id="same-id.1")
     first = stack.client.SubmitAnalysis(request)
     wait_status(stack.client, "same-id.1", FINAL)
-    depth = stack.redis.xlen(stack.keys.jobs)
+    depth = stack.redis.xlen(stack.keys.queue(OPEN_CLIENT_ID))
     again = stack.client.SubmitAnalysis(request)
     assert again.task_id == first.task_id and again.status == task_pb2.SUCCEEDED  # current state
-    assert stack.redis.xlen(stack.keys.jobs) == depth  # nothing queued
+    assert stack.redis.xlen(stack.keys.queue(OPEN_CLIENT_ID)) == depth  # nothing queued
     other = submit_request(stack.receiver.url, task_id="same-id.1", task_type="ceph")
     status, code, _ = code_of(lambda: stack.client.SubmitAnalysis(other))
     assert (status, code) == (grpc.StatusCode.ALREADY_EXISTS, 10004)
@@ -125,12 +132,12 @@ def test_idempotent_resubmission_and_conflict(stack: Stack) -> None:
 def test_resend_rearms_a_final_task_and_refuses_others(stack: Stack) -> None:
     reply = stack.client.SubmitAnalysis(submit_request(stack.receiver.url))
     wait_status(stack.client, reply.task_id, FINAL)
-    stack.redis.zrem(stack.keys.callback_schedule, reply.task_id)
-    webhook_id = stack.redis.hget(stack.keys.task(reply.task_id), "webhook_id")
+    stack.redis.zrem(stack.keys.callback_schedule, str(open_ref(reply.task_id)))
+    webhook_id = stack.redis.hget(stack.keys.task(open_ref(reply.task_id)), "webhook_id")
     task = stack.client.ResendCallback(pb.ResendCallbackRequest(task_id=reply.task_id)).task
     assert task.callback.state == task_pb2.PENDING and task.callback.attempts == 0
-    assert stack.redis.zscore(stack.keys.callback_schedule, reply.task_id) is not None
-    assert stack.redis.hget(stack.keys.task(reply.task_id), "webhook_id") == webhook_id
+    assert stack.redis.zscore(stack.keys.callback_schedule, str(open_ref(reply.task_id))) is not None
+    assert stack.redis.hget(stack.keys.task(open_ref(reply.task_id)), "webhook_id") == webhook_id
     status, code, _ = code_of(lambda: stack.client.ResendCallback(pb.ResendCallbackRequest(task_id="nope")))
     assert (status, code) == (grpc.StatusCode.NOT_FOUND, 10009)
 

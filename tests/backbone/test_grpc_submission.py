@@ -14,7 +14,15 @@ from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import task_pb2
 from grpc_server.keys import Keys
 from tests.backbone.helpers import code_of, stub, submit_request
-from tests.conftest import Processes, RedisServer, make_settings, start_redis
+from tests.conftest import (
+    Processes,
+    RedisServer,
+    api_key,
+    client_entry,
+    make_settings,
+    open_ref,
+    start_redis,
+)
 
 HOOK = "http://127.0.0.1:9/hook"  # loopback is allow-listed in test settings
 INVALID = grpc.StatusCode.INVALID_ARGUMENT
@@ -86,19 +94,26 @@ def test_valid_submission_with_options_is_queued(api) -> None:
     assert task.options.tooth_numbering == 2 and task.callback.state == task_pb2.NOT_DUE
 
 
-def test_cancel_queued_then_10010_and_10009(api) -> None:
+def test_cancel_queued_then_erase_then_10009(api) -> None:
     settings, client = api
     client.SubmitAnalysis(submit_request(HOOK, task_id="cancel-me"))
-    task = client.CancelTask(pb.CancelTaskRequest(task_id="cancel-me")).task
-    assert task.status == task_pb2.CANCELLED
-    status, code, _ = code_of(lambda: client.CancelTask(pb.CancelTaskRequest(task_id="cancel-me")))
-    assert (status, code) == (grpc.StatusCode.FAILED_PRECONDITION, 10010)
-    status, code, _ = code_of(lambda: client.CancelTask(pb.CancelTaskRequest(task_id="never")))
-    assert (status, code) == (grpc.StatusCode.NOT_FOUND, 10009)
+    reply = client.CancelTask(pb.CancelTaskRequest(task_id="cancel-me"))
+    assert reply.task.status == task_pb2.CANCELLED and not reply.erased
+    assert client.GetTask(pb.GetTaskRequest(task_id="cancel-me")).task.status == task_pb2.CANCELLED
     status, code, _ = code_of(lambda: client.ResendCallback(pb.ResendCallbackRequest(task_id="cancel-me")))
     assert code == 10010  # only SUCCEEDED / FAILED tasks have a callback to resend
     r = redis.Redis.from_url(settings.redis_url)
-    assert r.zscore(Keys(settings.key_prefix).callback_schedule, "cancel-me") is None
+    assert r.zscore(Keys(settings.key_prefix).callback_schedule, str(open_ref("cancel-me"))) is None
+    # A final task (CANCELLED too) is erased by the next DELETE, and is unknown from then on.
+    reply = client.CancelTask(pb.CancelTaskRequest(task_id="cancel-me"))
+    assert reply.erased and reply.task.status == task_pb2.CANCELLED
+    assert not r.exists(Keys(settings.key_prefix).task(open_ref("cancel-me")))
+    for call in (
+        lambda: client.GetTask(pb.GetTaskRequest(task_id="cancel-me")),
+        lambda: client.CancelTask(pb.CancelTaskRequest(task_id="cancel-me")),
+        lambda: client.CancelTask(pb.CancelTaskRequest(task_id="never")),
+    ):
+        assert code_of(call)[:2] == (grpc.StatusCode.NOT_FOUND, 10009)
 
 
 def test_queue_cap_answers_10007(redis_server: RedisServer, processes: Processes) -> None:
@@ -116,8 +131,9 @@ def test_queue_cap_answers_10007(redis_server: RedisServer, processes: Processes
         channel.close()
 
 
-def test_bearer_tokens_when_configured(redis_server: RedisServer, processes: Processes) -> None:
-    settings = make_settings(redis_server.url, auth={"tokens": ["old-token", "new-token"]})
+def test_client_keys_when_configured(redis_server: RedisServer, processes: Processes) -> None:
+    keys = [api_key("old-key"), api_key("new-key")]
+    settings = make_settings(redis_server.url, auth={"clients": [client_entry("clinic", *keys)]})
     processes.start(["grpc"], settings, wait_port=settings.grpc.port)
     channel, client = stub(f"127.0.0.1:{settings.grpc.port}")
     try:
@@ -126,7 +142,7 @@ def test_bearer_tokens_when_configured(redis_server: RedisServer, processes: Pro
         assert (status, code) == (grpc.StatusCode.UNAUTHENTICATED, 10003)
         bad = (("authorization", "Bearer wrong"),)
         assert code_of(lambda: client.SubmitAnalysis(request, metadata=bad))[1] == 10003
-        for token in ("old-token", "new-token"):
+        for token in keys:
             ok = client.SubmitAnalysis(request, metadata=(("authorization", f"Bearer {token}"),))
             assert ok.status == task_pb2.QUEUED
         watch = client.WatchTask(pb.WatchTaskRequest(task_id="x"))

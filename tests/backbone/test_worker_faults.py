@@ -12,9 +12,9 @@ import redis
 from dentalai.contract import FINAL_STATUSES
 from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import task_pb2
-from grpc_server.keys import CONSUMER_GROUP, Keys
+from grpc_server.keys import Keys
 from tests.backbone.helpers import stub, submit_request, wait_status
-from tests.conftest import Processes, RedisServer, make_settings
+from tests.conftest import Processes, RedisServer, make_settings, open_ref, queue_drained
 
 pytestmark = pytest.mark.slow
 HOOK = "http://127.0.0.1:9/hook"
@@ -50,7 +50,7 @@ def test_sigkill_mid_task_is_taken_over_with_one_final_state(
     assert [s for s in statuses if s in FINAL] == [task_pb2.SUCCEEDED]
     r = redis.Redis.from_url(settings.redis_url)
     keys = Keys(settings.key_prefix)
-    assert r.xlen(keys.jobs) == 0 and r.xpending(keys.jobs, CONSUMER_GROUP)["pending"] == 0
+    assert queue_drained(r, keys)
     assert r.zcard(keys.callback_schedule) == 1  # one callback, not two
     channel.close()
 
@@ -79,7 +79,7 @@ def test_delivery_cap_fails_12005_and_dead_letters(
     r = redis.Redis.from_url(settings.redis_url)
     keys = Keys(settings.key_prefix)
     dead = r.xrange(keys.dead_letter)
-    assert [e[1][b"task_id"].decode() for e in dead] == [reply.task_id]
+    assert [e[1][b"task"].decode() for e in dead] == [str(open_ref(reply.task_id))]
     assert client.GetServiceStatus(pb.GetServiceStatusRequest()).dead_letter_depth == 1
     channel.close()
 

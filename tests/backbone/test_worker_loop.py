@@ -1,4 +1,5 @@
-"""The worker loop's Redis traffic: the consumer group is created once, not on every read."""
+"""The worker loop's Redis traffic: an idle worker takes (one script call) and then waits on the
+wake list (one BLPOP of block_ms), and never creates consumer groups while idle."""
 
 from __future__ import annotations
 
@@ -16,18 +17,21 @@ async def _calls(redis: aioredis.Redis, command: str) -> int:
     return int(stats.get(f"cmdstat_{command}", {}).get("calls", 0))
 
 
-async def test_consumer_group_is_created_once(redis_server: RedisServer) -> None:
-    settings = make_settings(redis_server.url, worker={"block_ms": 10})
+async def test_idle_worker_waits_on_the_wake_list(redis_server: RedisServer) -> None:
+    settings = make_settings(redis_server.url, worker={"block_ms": 20})
     redis = aioredis.Redis.from_url(settings.redis_url)
     try:
-        creates, reads = await _calls(redis, "xgroup|create"), await _calls(redis, "xreadgroup")
+        before = {c: await _calls(redis, c) for c in ("xgroup|create", "blpop", "evalsha")}
         worker = Worker(settings, redis, LoadedPipelines())
         loop = asyncio.create_task(worker.run())
-        # Wait for many empty reads (counted by Redis itself), then stop the worker.
-        while await _calls(redis, "xreadgroup") - reads < 20:
+        while await _calls(redis, "blpop") - before["blpop"] < 10:
             await asyncio.sleep(0.01)
         worker.stopping.set()
         await loop
-        assert await _calls(redis, "xgroup|create") - creates == 1
+        blpops = await _calls(redis, "blpop") - before["blpop"]
+        takes = await _calls(redis, "evalsha") - before["evalsha"]
+        assert await _calls(redis, "xgroup|create") == before["xgroup|create"]
+        # One take before each wait and one after it: no busy loop between waits.
+        assert blpops <= takes <= 2 * blpops + 2
     finally:
         await redis.aclose()

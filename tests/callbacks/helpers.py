@@ -13,9 +13,10 @@ from dentalai.config import Settings
 from dentalai.v1 import results_pb2, task_pb2
 from grpc_server.connection import redis_client
 from grpc_server.dispatcher import Dispatcher
-from grpc_server.keys import Keys
+from grpc_server.keys import Keys, TaskRef
 from grpc_server.store import TaskStore, now_ts
 
+CLIENT = "clinic"
 # The callback body's fields, from CONTRACT.md section 4 (written out here, not taken from the code).
 CALLBACK_FIELDS = {
     "taskId", "taskType", "status", "code", "message", "data", "metadata", "model", "timing", "completedAt",
@@ -24,24 +25,25 @@ CALLBACK_FIELDS = {
 
 async def finished_task(
     store: TaskStore, hook: str, failed: bool = False, metadata: dict | None = None
-) -> str:
-    """Create, run and finish a pano task whose callback goes to `hook`; returns its id."""
+) -> TaskRef:
+    """Create, run and finish a pano task of client CLIENT whose callback goes to `hook`."""
     task_id = f"t-{uuid.uuid4().hex[:12]}"
+    ref = TaskRef(CLIENT, task_id)
     task = task_pb2.Task(
         task_id=task_id, task_type="pano", status=task_pb2.QUEUED, created_at=now_ts(),
         callback=task_pb2.CallbackInfo(url=hook, state=task_pb2.NOT_DUE),
     )
     if metadata is not None:
         task.metadata.CopyFrom(json_format.ParseDict(metadata, struct_pb2.Struct()))
-    await store.create(task, b"img", "", "h", 1000)
-    await store.mark_running(task_id, 3)
+    await store.create(ref, task, b"img", "", "h", 1000, 1000)
+    await store.mark_running(ref, 3)
     model = results_pb2.ModelInfo(name="pano-teeth", version="1.0.0")
     if failed:
-        await store.finish(task_id, error=task_pb2.TaskError(code=11002, message="not an image"), model=model)
+        await store.finish(ref, error=task_pb2.TaskError(code=11002, message="not an image"), model=model)
     else:
         result = results_pb2.PanoResult(image=results_pb2.PanoImage(width=640, height=320))
-        await store.finish(task_id, result=result, model=model)
-    return task_id
+        await store.finish(ref, result=result, model=model)
+    return ref
 
 
 class Harness:
@@ -51,15 +53,15 @@ class Harness:
         self.keys = Keys(settings.key_prefix)
         self.store = TaskStore(self.redis, self.keys, settings.tasks.result_ttl_s)
 
-    async def callback(self, task_id: str) -> task_pb2.CallbackInfo:
-        task = await self.store.get(task_id)
+    async def callback(self, ref: TaskRef) -> task_pb2.CallbackInfo:
+        task = await self.store.get(ref)
         assert task is not None
         return task.callback
 
-    async def wait_state(self, task_id: str, state: int, timeout: float = 10) -> task_pb2.CallbackInfo:
+    async def wait_state(self, ref: TaskRef, state: int, timeout: float = 10) -> task_pb2.CallbackInfo:
         deadline = asyncio.get_running_loop().time() + timeout
         while True:
-            info = await self.callback(task_id)
+            info = await self.callback(ref)
             if info.state == state:
                 return info
             if asyncio.get_running_loop().time() > deadline:

@@ -15,6 +15,9 @@ from dentalai.v1 import task_pb2
 from grpc_server import callbacks
 from tests.callbacks.helpers import Harness, finished_task, received, running_dispatcher
 
+OLD_SECRET = "old-secret-0123456789abcdef0123456789abcdef"
+NEW_SECRET = "new-secret-0123456789abcdef0123456789abcdef"
+
 
 @pytest.fixture
 def harness(settings: Settings) -> Harness:
@@ -22,13 +25,13 @@ def harness(settings: Settings) -> Harness:
 
 
 async def test_delivers_signed_body_once(settings: Settings, callback_receiver, harness: Harness) -> None:
-    settings = settings.with_overrides(callbacks={"signing_secrets": ["old-secret", "new-secret"]})
+    settings = settings.with_overrides(callbacks={"signing_secrets": [OLD_SECRET, NEW_SECRET]})
     task_id = await finished_task(harness.store, callback_receiver.url, metadata={"clinic": "c1", "n": 3})
     async with running_dispatcher(settings):
         [request] = await received(callback_receiver, 1)
         info = await harness.wait_state(task_id, task_pb2.DELIVERED)
     body = request.json()
-    assert body["taskId"] == task_id and body["status"] == "SUCCEEDED" and body["code"] == 0
+    assert body["taskId"] == task_id.task_id and body["status"] == "SUCCEEDED" and body["code"] == 0
     assert body["metadata"] == {"clinic": "c1", "n": 3}
     assert body["data"]["image"] == {"width": 640, "height": 320, "pixelSpacingMm": 0.0, "spacingSource": ""}
     assert body["model"] == {"name": "pano-teeth", "version": "1.0.0"}
@@ -37,7 +40,7 @@ async def test_delivers_signed_body_once(settings: Settings, callback_receiver, 
     assert headers["webhook-id"].startswith("msg_")
     assert abs(int(headers["webhook-timestamp"]) - time.time()) < 30
     assert len(headers["webhook-signature"].split()) == 2
-    for secret in ("old-secret", "new-secret"):  # either side of a rotation verifies
+    for secret in (OLD_SECRET, NEW_SECRET):  # either side of a rotation verifies
         assert callbacks.verify(secret, headers, request.body)
     assert not callbacks.verify("wrong", headers, request.body)
     assert info.attempts == 1 and info.last_status_code == 200 and info.HasField("delivered_at")
@@ -166,7 +169,7 @@ async def test_two_dispatchers_deliver_each_callback_once(
             await harness.wait_state(task_id, task_pb2.DELIVERED)
         await asyncio.sleep(0.3)
     got = [json.loads(r.body)["taskId"] for r in callback_receiver.requests]
-    assert sorted(got) == sorted(ids)
+    assert sorted(got) == sorted(ref.task_id for ref in ids)
 
 
 async def test_callback_host_resolving_to_loopback_is_refused(

@@ -16,9 +16,18 @@ import redis
 
 from dentalai.contract import FINAL_STATUSES
 from dentalai.v1 import task_pb2
-from grpc_server.keys import CONSUMER_GROUP, Keys
+from grpc_server.keys import Keys
 from tests.backbone.helpers import png_bytes, stub, submit_request, wait_status
-from tests.conftest import REDIS_SERVER, Processes, RedisServer, free_port, make_settings, wait_port
+from tests.conftest import (
+    REDIS_SERVER,
+    Processes,
+    RedisServer,
+    free_port,
+    make_settings,
+    open_ref,
+    queue_drained,
+    wait_port,
+)
 from tests.reliability.poison_worker import POISON_WIDTH
 
 pytestmark = pytest.mark.slow
@@ -81,8 +90,8 @@ def test_poison_image_fails_12005_and_nothing_else_stalls(
         channel.close()
     r = redis.Redis.from_url(settings.redis_url)
     keys = Keys(settings.key_prefix)
-    assert [e[1][b"task_id"].decode() for e in r.xrange(keys.dead_letter)] == [poison]
-    assert r.xlen(keys.jobs) == 0 and r.xpending(keys.jobs, CONSUMER_GROUP)["pending"] == 0
+    assert [e[1][b"task"].decode() for e in r.xrange(keys.dead_letter)] == [str(open_ref(poison))]
+    assert queue_drained(r, keys)
 
 
 class OwnRedis:
@@ -144,7 +153,7 @@ def test_redis_restart_mid_run_loses_no_accepted_task(
         r = redis.Redis.from_url(own.url)
         keys = Keys(settings.key_prefix)
         assert r.zcard(keys.callback_schedule) == len(accepted)  # one callback each, none lost
-        assert r.xlen(keys.jobs) == 0 and r.xpending(keys.jobs, CONSUMER_GROUP)["pending"] == 0
+        assert queue_drained(r, keys)
         channel.close()
     finally:
         own.stop()

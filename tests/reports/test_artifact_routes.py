@@ -88,7 +88,10 @@ def test_ceph_artifacts_over_rest_grpc_and_in_the_callback(stack) -> None:
     assert files["report.pdf"].startswith(b"%PDF")
     sr = pydicom.dcmread(io.BytesIO(files["report.dcm"]))
     assert sr.StudyInstanceUID == pydicom.dcmread(io.BytesIO(files["image.dcm"])).StudyInstanceUID
-    assert sr.PatientID == task_id  # a non-DICOM input's study is named by the task
+    # De-identified by default: the study carries a pseudonym, never the client's taskId (which may
+    # name the patient); tests/reports/test_deidentify.py checks the profile itself.
+    assert sr.PatientID.startswith("ANON") and sr.PatientIdentityRemoved == "YES"
+    assert task_id not in files["report.dcm"].decode("latin-1")
     channel, client = stub(settings.api.grpc_target)
     with channel:
         reply = client.GetArtifact(pb.GetArtifactRequest(task_id=task_id, name="report.dcm"))

@@ -1,8 +1,8 @@
 """REST test stacks: real redis-server, real `dentalai grpc` / echo worker / `dentalai dispatcher` /
 `dentalai api` processes, and a real loopback callback receiver.
 
-- `rest` (module): the whole service with bearer auth on (tokens tok-a, tok-b) and two signing
-  secrets; `.http` is an httpx.Client with tok-a.
+- `rest` (module): the whole service with one client, `clinic` (keys KEYS[0] and KEYS[1], as
+  during a rotation), and two signing secrets; `.http` is an httpx.Client with KEYS[0].
 - `bridge_to(settings)`: an in-process bridge (create_app over httpx.ASGITransport) talking to a
   real gRPC server, for the stacks that only a few tests need (no worker, Redis down, gRPC down).
   `grpc_for(settings)` runs that real gRPC server (grpc_server.server.build_server) in the test's
@@ -34,12 +34,14 @@ from tests.conftest import (
     Processes,
     ReceivedRequest,
     RedisServer,
+    api_key,
+    client_entry,
     make_settings,
     start_callback_receiver,
 )
 
-TOKENS = ["tok-a", "tok-b"]
-SECRETS = ["secret-old", "secret-new"]
+KEYS = [api_key("clinic-key-a"), api_key("clinic-key-b")]
+SECRETS = ["secret-old-0123456789abcdef0123456789abcdef", "secret-new-0123456789abcdef0123456789abcdef"]
 MAX_IMAGE = 1_000_000  # shortened limits.max_image_bytes (contract default 20 MiB)
 MAX_BODY = 1_500_000  # shortened api.max_body_bytes
 
@@ -56,7 +58,7 @@ class RestStack:
 def stack_settings(redis_url: str, **overrides: object) -> Settings:
     base = make_settings(
         redis_url,
-        auth={"tokens": TOKENS},
+        auth={"clients": [client_entry("clinic", *KEYS)]},
         limits={"max_image_bytes": MAX_IMAGE, "min_image_side": 16},
         api={"max_body_bytes": MAX_BODY},
         callbacks={"signing_secrets": SECRETS, "retry_delays_s": [0.2, 0.2, 0.2]},
@@ -77,7 +79,7 @@ def rest(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) ->
         procs.start(["dispatcher"], settings, wait_line="dispatcher started")
         procs.start(["api"], settings, wait_port=settings.api.port)
         url = f"http://127.0.0.1:{settings.api.port}"
-        with httpx.Client(base_url=url, headers={"authorization": "Bearer tok-a"}, timeout=10) as http:
+        with httpx.Client(base_url=url, headers={"authorization": f"Bearer {KEYS[0]}"}, timeout=10) as http:
             yield RestStack(settings, url, http, receiver, procs)
     finally:
         procs.stop_all()
@@ -97,13 +99,13 @@ async def grpc_for(settings: Settings) -> AsyncIterator[None]:
 
 
 @asynccontextmanager
-async def bridge_to(settings: Settings, token: str | None = "tok-a") -> AsyncIterator[httpx.AsyncClient]:
+async def bridge_to(settings: Settings, token: str | None = KEYS[0]) -> AsyncIterator[httpx.AsyncClient]:
     """The bridge app of `settings` in process; its gRPC channel goes to settings.api.grpc_target."""
     app = create_app(settings)
     headers = {"authorization": f"Bearer {token}"} if token else {}
     transport = httpx.ASGITransport(app=app)
     try:
-        async with httpx.AsyncClient(transport=transport, base_url="http://bridge", headers=headers) as c:
+        async with httpx.AsyncClient(transport=transport, base_url="http://localhost", headers=headers) as c:
             yield c
     finally:
         await app.state.link.close()

@@ -12,6 +12,7 @@ import uuid
 
 from tests.callbacks.helpers import CALLBACK_FIELDS
 from tests.rest.conftest import (
+    KEYS,
     SECRETS,
     RestStack,
     analyze_body,
@@ -89,7 +90,7 @@ def test_generated_task_id_and_rotated_token(rest: RestStack) -> None:
     response = rest.http.post(
         "/api/v1/analyze",
         json=analyze_body(rest.receiver.url),
-        headers={"authorization": "Bearer tok-b"},
+        headers={"authorization": f"Bearer {KEYS[1]}"},
     )
     assert response.status_code == 202, response.text
     task_id = response.json()["data"]["taskId"]
@@ -155,12 +156,14 @@ def test_processing_failure_reaches_the_callback(rest: RestStack) -> None:
     assert task["status"] == "FAILED" and task["error"]["code"] == 11002
 
 
-def test_cancel_of_a_finished_task_is_409(rest: RestStack) -> None:
+def test_delete_of_a_finished_task_erases_it(rest: RestStack) -> None:
     task_id = f"done-{uuid.uuid4().hex[:8]}"
     assert (
         rest.http.post("/api/v1/analyze", json=analyze_body(rest.receiver.url, taskId=task_id)).status_code
         == 202
     )
     wait_task(rest.http, task_id, lambda t: t["status"] == "SUCCEEDED")
-    assert_error(rest.http.delete(f"/api/v1/tasks/{task_id}"), 409, 10010)
-    assert rest.http.get(f"/api/v1/tasks/{task_id}").json()["data"]["status"] == "SUCCEEDED"
+    erased = rest.http.delete(f"/api/v1/tasks/{task_id}")
+    assert erased.status_code == 200 and erased.json()["data"] == {"taskId": task_id, "erased": True}
+    assert_error(rest.http.get(f"/api/v1/tasks/{task_id}"), 404, 10009)
+    assert_error(rest.http.delete(f"/api/v1/tasks/{task_id}"), 404, 10009)

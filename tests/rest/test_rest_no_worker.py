@@ -32,12 +32,14 @@ async def test_cancel_a_queued_task(redis_server: RedisServer) -> None:
 
         task = (await http.get(f"/api/v1/tasks/{task_id}")).json()["data"]
         assert task["status"] == "CANCELLED" and "finishedAt" in task
-        # Once cancelled it is final: a second cancel and a replay are 409 10010.
-        assert_error(await http.delete(f"/api/v1/tasks/{task_id}"), 409, 10010)
+        # Once cancelled it is final: a replay is 409 10010, the same body again is the same
+        # (cancelled) task, not a new one; a second DELETE erases it.
         assert_error(await http.post(f"/api/v1/tasks/{task_id}/callback"), 409, 10010)
-        # The same body again is the same (cancelled) task, not a new one.
         again = await http.post("/api/v1/analyze", json=analyze_body(HOOK, taskId=task_id))
         assert again.status_code == 202 and again.json()["data"]["status"] == "CANCELLED"
+        erased = await http.delete(f"/api/v1/tasks/{task_id}")
+        assert erased.status_code == 200 and erased.json()["message"] == "erased"
+        assert_error(await http.get(f"/api/v1/tasks/{task_id}"), 404, 10009)
 
 
 async def test_replay_of_an_unfinished_task_is_409(redis_server: RedisServer) -> None:

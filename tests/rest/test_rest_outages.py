@@ -10,7 +10,7 @@ import pytest
 
 from rest_bridge.app import create_app
 from tests.conftest import free_port, start_redis
-from tests.rest.conftest import analyze_body, assert_error, bridge_to, grpc_for, stack_settings
+from tests.rest.conftest import KEYS, analyze_body, assert_error, bridge_to, grpc_for, stack_settings
 
 HOOK = "https://hooks.example.com/cb"
 
@@ -71,5 +71,5 @@ async def test_an_unexpected_failure_is_still_the_envelope(monkeypatch: pytest.M
     monkeypatch.setattr(app.state.link, "call", broken)
     transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
     async with httpx.AsyncClient(transport=transport, base_url="http://bridge") as http:
-        response = await http.get("/api/v1/tasks/x", headers={"authorization": "Bearer tok-a"})
+        response = await http.get("/api/v1/tasks/x", headers={"authorization": f"Bearer {KEYS[0]}"})
     assert_error(response, 500, 13001)

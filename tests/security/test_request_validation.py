@@ -13,9 +13,9 @@ from hypothesis import strategies as st
 from dentalai.errors import DentalAIError
 from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import results_pb2
-from grpc_server.status import BearerAuthInterceptor
+from grpc_server.clients import Clients
 from grpc_server.validation import TASK_ID, validate_submission
-from tests.conftest import make_settings
+from tests.conftest import api_key, client_entry, make_settings
 
 SETTINGS = make_settings("redis://127.0.0.1:1/0", ssrf={"allow_cidrs": []})
 FIELDS = {
@@ -153,8 +153,13 @@ def test_metadata_exactly_at_and_over_the_limit() -> None:
         raise AssertionError("metadata over the limit accepted")
 
 
-TOKENS = ["tok-current-3b1e", "tok-previous-99a0"]
-AUTH = BearerAuthInterceptor(TOKENS)
+KEYS = [api_key("clinic-current"), api_key("clinic-previous"), api_key("lab")]
+CLIENTS = Clients(
+    make_settings("redis://127.0.0.1:1/0", auth={"clients": [
+        client_entry("clinic", KEYS[0], KEYS[1]), client_entry("lab", KEYS[2])
+    ]}).auth
+)
+OWNER = {KEYS[0]: "clinic", KEYS[1]: "clinic", KEYS[2]: "lab"}
 
 
 @settings(max_examples=300, deadline=None)
@@ -165,22 +170,34 @@ AUTH = BearerAuthInterceptor(TOKENS)
         st.builds(
             lambda s, t: f"{s} {t}",
             st.sampled_from(["Bearer", "bearer", "Basic", "Token", ""]),
-            st.sampled_from(TOKENS)
+            st.sampled_from(KEYS)
             | text
-            | st.sampled_from([t[:-1] for t in TOKENS] + [t + "x" for t in TOKENS]),
+            | st.sampled_from([t[:-1] for t in KEYS] + [t + "x" for t in KEYS]),
         ),
     ),
 )
-def test_only_an_exact_configured_bearer_token_authorizes(key: str, value: str) -> None:
+def test_only_an_exact_configured_key_names_its_client(key: str, value: str) -> None:
     scheme, _, token = value.partition(" ")
-    expected = key.lower() == "authorization" and scheme.lower() == "bearer" and token.strip() in TOKENS
-    assert AUTH._authorized(((key, value),)) == expected
+    valid = key.lower() == "authorization" and scheme.lower() == "bearer" and token.strip() in OWNER
+    client = CLIENTS.resolve(((key, value),))
+    assert (client.id if client else None) == (OWNER[token.strip()] if valid else None)
 
 
-def test_both_rotated_tokens_and_nothing_else() -> None:
-    for token in TOKENS:
-        assert AUTH._authorized((("authorization", f"Bearer {token}"),))
-    assert not AUTH._authorized((("authorization", "Bearer "),))
-    assert not AUTH._authorized((("authorization", f"Bearer {TOKENS[0]},{TOKENS[1]}"),))
-    assert not AUTH._authorized(None)
-    assert not BearerAuthInterceptor([TOKENS[0]])._authorized((("authorization", f"Bearer {TOKENS[1]}"),))
+def test_rotated_keys_name_their_own_client_and_nothing_else() -> None:
+    for key, owner in OWNER.items():
+        client = CLIENTS.resolve((("authorization", f"Bearer {key}"),))
+        assert client is not None and client.id == owner
+    assert CLIENTS.resolve((("authorization", "Bearer "),)) is None
+    assert CLIENTS.resolve((("authorization", f"Bearer {KEYS[0]},{KEYS[1]}"),)) is None
+    assert CLIENTS.resolve(None) is None
+
+
+def _only_client_with(key: str) -> Clients:
+    return Clients(make_settings("redis://127.0.0.1:1/0", auth={"clients": [client_entry("c", key)]}).auth)
+
+
+def test_a_short_key_is_refused_even_when_its_digest_is_configured() -> None:
+    short = "short-key"
+    assert _only_client_with(short).resolve((("authorization", f"Bearer {short}"),)) is None
+    long_key = short * 4
+    assert _only_client_with(long_key).resolve((("authorization", f"Bearer {long_key}"),)) is not None

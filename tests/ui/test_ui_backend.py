@@ -97,10 +97,13 @@ def test_views_for_ceph_pano_and_failure():
 
 def test_config_from_settings_and_env(monkeypatch):
     env = {"DENTALAI_API__HOST": "0.0.0.0", "DENTALAI_API__PORT": "8100", "DENTALAI_GRPC__HOST": "10.0.0.2",
-           "DENTALAI_GRPC__PORT": "50100", "DENTALAI_AUTH__TOKENS": '["t1", "t2"]'}  # fmt: skip
-    monkeypatch.delenv("DENTALAI_TOKEN", raising=False)
+           "DENTALAI_GRPC__PORT": "50100"}  # fmt: skip
+    monkeypatch.setenv("DENTALAI_TOKEN", "the-ui-clients-key")
     cfg = config_from_settings(load_config(environ=env))
-    assert (cfg.api_url, cfg.grpc_target, cfg.token) == ("http://127.0.0.1:8100", "10.0.0.2:50100", "t1")
+    assert (cfg.api_url, cfg.grpc_target) == ("http://127.0.0.1:8100", "10.0.0.2:50100")
+    assert cfg.token == "the-ui-clients-key"
+    monkeypatch.delenv("DENTALAI_TOKEN")
+    assert config_from_settings(load_config(environ=env)).token is None
     assert cfg.effective_callback_url == "http://localhost:7860/ui-callback"
     # The UI's variables are config keys like any other (the single-underscore spelling too).
     env |= {"DENTALAI_UI_CALLBACK_URL": "https://cb.example/x", "DENTALAI_UI_API_URL": "http://api:8000",
