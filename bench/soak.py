@@ -45,7 +45,7 @@ import redis  # noqa: E402
 from dentalai.contract import FINAL_STATUSES  # noqa: E402
 from dentalai.v1 import analysis_service_pb2 as pb  # noqa: E402
 from dentalai.v1 import task_pb2  # noqa: E402
-from grpc_server.keys import Keys  # noqa: E402
+from grpc_server.keys import CONSUMER_GROUP, Keys  # noqa: E402
 from tests.backbone.helpers import png_bytes, stub  # noqa: E402
 from tests.conftest import (  # noqa: E402
     CallbackReceiver,
@@ -56,6 +56,7 @@ from tests.conftest import (  # noqa: E402
 )
 
 FINAL = FINAL_STATUSES  # the contract's set (dentalai.contract)
+BENCH_CLIENT = "bench"
 
 
 @dataclass
@@ -256,8 +257,11 @@ async def _stream_consumer(url: str, prefix: str, n: int) -> None:
     from grpc_server.queue import JobQueue
 
     client = redis.asyncio.Redis.from_url(url)
-    queue = JobQueue(client, Keys(prefix))
-    await queue.ensure_group()
+    keys = Keys(prefix)
+    queue = JobQueue(client, keys)
+    # What store.create does on a client's first job: its stream, group and place in the rotation.
+    await client.xgroup_create(keys.queue(BENCH_CLIENT), CONSUMER_GROUP, id="0", mkstream=True)
+    await client.lpush(keys.queue_rotation, BENCH_CLIENT)
     await client.set(prefix + "ready", "1")
     done = 0
     while done < n:
@@ -288,7 +292,9 @@ def streams_rate(url: str, n: int) -> float:
         _wait_key(r, prefix + "ready", 30)
         start = time.perf_counter()
         for i in range(n):
-            r.xadd(keys.jobs, {"task_id": f"noop-{i}"})  # the entry the service's store.create adds
+            # The entry and the wake token the service's store.create adds (in its Lua script).
+            r.xadd(keys.queue(BENCH_CLIENT), {"task": f"{BENCH_CLIENT}/noop-{i}"})
+            r.lpush(keys.queue_wake, b"1")
         _wait_key(r, prefix + "done", 120)
         return n / (time.perf_counter() - start)
     finally:

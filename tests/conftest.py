@@ -377,17 +377,15 @@ class Service:
 
     settings: Settings
     grpc_target: str
-    rest_url: str | None  # None until rest_bridge exists
-    token: str
+    rest_url: str
+    token: str  # the API key of its one client
     processes: Processes
 
 
 @pytest.fixture(scope="session")
 def service(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Service]:
-    """gRPC server, a real worker (models from models/), and the REST bridge and callback dispatcher
-    when those modules exist, all as `dentalai <name>` processes with one client (`token` is its key)."""
-    import importlib.util
-
+    """gRPC server, a real worker (models from models/), the callback dispatcher and the REST
+    bridge, all as `dentalai <name>` processes with one client (`token` is its key)."""
     token = api_key("test-client")
     models = str(REPO / "models")
     auth = {"clients": [client_entry("test-client", token)]}
@@ -396,12 +394,9 @@ def service(redis_server: RedisServer, tmp_path_factory: pytest.TempPathFactory)
     try:
         procs.start(["grpc"], settings, wait_port=settings.grpc.port)
         procs.start(["worker"], settings, wait_line="worker ready", timeout=120)
-        rest_url = None
-        if importlib.util.find_spec("grpc_server.dispatcher") is not None:
-            procs.start(["dispatcher"], settings)
-        if importlib.util.find_spec("rest_bridge") is not None:
-            procs.start(["api"], settings, wait_port=settings.api.port)
-            rest_url = f"http://127.0.0.1:{settings.api.port}"
+        procs.start(["dispatcher"], settings, wait_line="dispatcher started")
+        procs.start(["api"], settings, wait_port=settings.api.port)
+        rest_url = f"http://127.0.0.1:{settings.api.port}"
         yield Service(settings, f"127.0.0.1:{settings.grpc.port}", rest_url, token, procs)
     finally:
         procs.stop_all()
