@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs everything the service and its tests need on a fresh Debian machine with Python 3.11+:
 # redis-server (apt, when absent), DejaVu fonts for the PDF report, dciodvfy (dicom3tools) and
-# poppler-utils for the artifact tests, a virtual environment in .venv with the project and its
-# dev and ui extras, and the buf CLI (npm) in .tools/. Safe to run again; it only adds what is missing.
+# poppler-utils for the artifact tests, Orthanc and its DICOMweb plugin for the DICOM node's tests,
+# a virtual environment in .venv with the project and its dev and ui extras, and the buf CLI (npm)
+# in .tools/. Safe to run again; it only adds what is missing.
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
@@ -18,6 +19,9 @@ command -v redis-server >/dev/null || apt_install redis-server
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || apt_install fonts-dejavu-core
 command -v dciodvfy >/dev/null || apt_install dicom3tools
 command -v pdftotext >/dev/null || apt_install poppler-utils
+# A real PACS for the DICOM node's tests (tests/dicom/orthanc.py) and for docs/dicom.md's walk-through.
+[ -x /usr/sbin/Orthanc ] || apt_install orthanc
+[ -f /usr/share/orthanc/plugins/libOrthancDicomWeb.so ] || apt_install orthanc-dicomweb
 if [ "${DENTALAI_SKIP_BROWSER:-}" != 1 ] && [ ! -x /usr/bin/chromium ]; then apt_install chromium; fi
 if ! command -v npm >/dev/null; then apt_install npm; fi
 
