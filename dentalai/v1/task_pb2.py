@@ -27,27 +27,31 @@ from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64\x65ntalai/v1/task.proto\x12\x0b\x64\x65ntalai.v1\x1a\x19\x64\x65ntalai/v1/results.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xc8\x01\n\x0f\x41nalysisOptions\x12\x1d\n\x10pixel_spacing_mm\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x34\n\x0ftooth_numbering\x18\x02 \x01(\x0e\x32\x1b.dentalai.v1.ToothNumbering\x12\x11\n\tartifacts\x18\x03 \x03(\t\x12\x10\n\x08\x66indings\x18\x04 \x03(\t\x12\x17\n\ndeidentify\x18\x05 \x01(\x08H\x01\x88\x01\x01\x42\x13\n\x11_pixel_spacing_mmB\r\n\x0b_deidentify\"*\n\tTaskError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"D\n\x06Timing\x12\x11\n\tqueued_ms\x18\x01 \x01(\x03\x12\x15\n\rprocessing_ms\x18\x02 \x01(\x03\x12\x10\n\x08total_ms\x18\x03 \x01(\x03\"\xa2\x02\n\x0c\x43\x61llbackInfo\x12\x0b\n\x03url\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.dentalai.v1.CallbackState\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x33\n\x0flast_attempt_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fnext_attempt_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10last_status_code\x18\x06 \x01(\x05\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x30\n\x0c\x64\x65livered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"E\n\rTaskArtifacts\x12\r\n\x05ready\x18\x01 \x03(\t\x12%\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x16.dentalai.v1.TaskError\"\xfd\x04\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttask_type\x18\x02 \x01(\t\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.dentalai.v1.TaskStatus\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x16.dentalai.v1.TaskError\x12\'\n\x04pano\x18\x08 \x01(\x0b\x32\x17.dentalai.v1.PanoResultH\x00\x12\'\n\x04\x63\x65ph\x18\t \x01(\x0b\x32\x17.dentalai.v1.CephResultH\x00\x12+\n\x08\x63\x61llback\x18\n \x01(\x0b\x32\x19.dentalai.v1.CallbackInfo\x12%\n\x05model\x18\x0b \x01(\x0b\x32\x16.dentalai.v1.ModelInfo\x12#\n\x06timing\x18\x0c \x01(\x0b\x32\x13.dentalai.v1.Timing\x12)\n\x08metadata\x18\r \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ndeliveries\x18\x0e \x01(\x05\x12-\n\x07options\x18\x0f \x01(\x0b\x32\x1c.dentalai.v1.AnalysisOptions\x12-\n\tartifacts\x18\x10 \x01(\x0b\x32\x1a.dentalai.v1.TaskArtifactsB\x08\n\x06result*l\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\r\n\tCANCELLED\x10\x05*g\n\rCallbackState\x12\x1e\n\x1a\x43\x41LLBACK_STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07NOT_DUE\x10\x01\x12\x0b\n\x07PENDING\x10\x02\x12\r\n\tDELIVERED\x10\x03\x12\r\n\tEXHAUSTED\x10\x04\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x16\x64\x65ntalai/v1/task.proto\x12\x0b\x64\x65ntalai.v1\x1a\x19\x64\x65ntalai/v1/results.proto\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xdb\x01\n\x0f\x41nalysisOptions\x12\x1d\n\x10pixel_spacing_mm\x18\x01 \x01(\x01H\x00\x88\x01\x01\x12\x34\n\x0ftooth_numbering\x18\x02 \x01(\x0e\x32\x1b.dentalai.v1.ToothNumbering\x12\x11\n\tartifacts\x18\x03 \x03(\t\x12\x10\n\x08\x66indings\x18\x04 \x03(\t\x12\x17\n\ndeidentify\x18\x05 \x01(\x08H\x01\x88\x01\x01\x12\x11\n\texport_to\x18\x06 \x01(\tB\x13\n\x11_pixel_spacing_mmB\r\n\x0b_deidentify\"*\n\tTaskError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\"D\n\x06Timing\x12\x11\n\tqueued_ms\x18\x01 \x01(\x03\x12\x15\n\rprocessing_ms\x18\x02 \x01(\x03\x12\x10\n\x08total_ms\x18\x03 \x01(\x03\"\xa2\x02\n\x0c\x43\x61llbackInfo\x12\x0b\n\x03url\x18\x01 \x01(\t\x12)\n\x05state\x18\x02 \x01(\x0e\x32\x1a.dentalai.v1.CallbackState\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x33\n\x0flast_attempt_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fnext_attempt_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10last_status_code\x18\x06 \x01(\x05\x12\x12\n\nlast_error\x18\x07 \x01(\t\x12\x30\n\x0c\x64\x65livered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xb5\x02\n\nExportInfo\x12\x13\n\x0b\x64\x65stination\x18\x01 \x01(\t\x12\'\n\x05state\x18\x02 \x01(\x0e\x32\x18.dentalai.v1.ExportState\x12\x10\n\x08\x61ttempts\x18\x03 \x01(\x05\x12\x33\n\x0flast_attempt_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x33\n\x0fnext_attempt_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x12\n\nlast_error\x18\x06 \x01(\t\x12\x30\n\x0c\x64\x65livered_at\x18\x07 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x18\n\x10last_status_code\x18\x08 \x01(\x05\x12\r\n\x05\x66iles\x18\t \x03(\t\"E\n\rTaskArtifacts\x12\r\n\x05ready\x18\x01 \x03(\t\x12%\n\x05\x65rror\x18\x02 \x01(\x0b\x32\x16.dentalai.v1.TaskError\"\xa6\x05\n\x04Task\x12\x0f\n\x07task_id\x18\x01 \x01(\t\x12\x11\n\ttask_type\x18\x02 \x01(\t\x12\'\n\x06status\x18\x03 \x01(\x0e\x32\x17.dentalai.v1.TaskStatus\x12.\n\ncreated_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nstarted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\x06 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12%\n\x05\x65rror\x18\x07 \x01(\x0b\x32\x16.dentalai.v1.TaskError\x12\'\n\x04pano\x18\x08 \x01(\x0b\x32\x17.dentalai.v1.PanoResultH\x00\x12\'\n\x04\x63\x65ph\x18\t \x01(\x0b\x32\x17.dentalai.v1.CephResultH\x00\x12+\n\x08\x63\x61llback\x18\n \x01(\x0b\x32\x19.dentalai.v1.CallbackInfo\x12%\n\x05model\x18\x0b \x01(\x0b\x32\x16.dentalai.v1.ModelInfo\x12#\n\x06timing\x18\x0c \x01(\x0b\x32\x13.dentalai.v1.Timing\x12)\n\x08metadata\x18\r \x01(\x0b\x32\x17.google.protobuf.Struct\x12\x12\n\ndeliveries\x18\x0e \x01(\x05\x12-\n\x07options\x18\x0f \x01(\x0b\x32\x1c.dentalai.v1.AnalysisOptions\x12-\n\tartifacts\x18\x10 \x01(\x0b\x32\x1a.dentalai.v1.TaskArtifacts\x12\'\n\x06\x65xport\x18\x11 \x01(\x0b\x32\x17.dentalai.v1.ExportInfoB\x08\n\x06result*l\n\nTaskStatus\x12\x1b\n\x17TASK_STATUS_UNSPECIFIED\x10\x00\x12\n\n\x06QUEUED\x10\x01\x12\x0b\n\x07RUNNING\x10\x02\x12\r\n\tSUCCEEDED\x10\x03\x12\n\n\x06\x46\x41ILED\x10\x04\x12\r\n\tCANCELLED\x10\x05*x\n\rCallbackState\x12\x1e\n\x1a\x43\x41LLBACK_STATE_UNSPECIFIED\x10\x00\x12\x0b\n\x07NOT_DUE\x10\x01\x12\x0b\n\x07PENDING\x10\x02\x12\r\n\tDELIVERED\x10\x03\x12\r\n\tEXHAUSTED\x10\x04\x12\x0f\n\x0bNO_CALLBACK\x10\x05*\x92\x01\n\x0b\x45xportState\x12\x1c\n\x18\x45XPORT_STATE_UNSPECIFIED\x10\x00\x12\x12\n\x0e\x45XPORT_PENDING\x10\x01\x12\x14\n\x10\x45XPORT_DELIVERED\x10\x02\x12\x11\n\rEXPORT_FAILED\x10\x03\x12\x14\n\x10\x45XPORT_EXHAUSTED\x10\x04\x12\x12\n\x0e\x45XPORT_SKIPPED\x10\x05\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'dentalai.v1.task_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_TASKSTATUS']._serialized_start=1450
-  _globals['_TASKSTATUS']._serialized_end=1558
-  _globals['_CALLBACKSTATE']._serialized_start=1560
-  _globals['_CALLBACKSTATE']._serialized_end=1663
+  _globals['_TASKSTATUS']._serialized_start=1822
+  _globals['_TASKSTATUS']._serialized_end=1930
+  _globals['_CALLBACKSTATE']._serialized_start=1932
+  _globals['_CALLBACKSTATE']._serialized_end=2052
+  _globals['_EXPORTSTATE']._serialized_start=2055
+  _globals['_EXPORTSTATE']._serialized_end=2201
   _globals['_ANALYSISOPTIONS']._serialized_start=130
-  _globals['_ANALYSISOPTIONS']._serialized_end=330
-  _globals['_TASKERROR']._serialized_start=332
-  _globals['_TASKERROR']._serialized_end=374
-  _globals['_TIMING']._serialized_start=376
-  _globals['_TIMING']._serialized_end=444
-  _globals['_CALLBACKINFO']._serialized_start=447
-  _globals['_CALLBACKINFO']._serialized_end=737
-  _globals['_TASKARTIFACTS']._serialized_start=739
-  _globals['_TASKARTIFACTS']._serialized_end=808
-  _globals['_TASK']._serialized_start=811
-  _globals['_TASK']._serialized_end=1448
+  _globals['_ANALYSISOPTIONS']._serialized_end=349
+  _globals['_TASKERROR']._serialized_start=351
+  _globals['_TASKERROR']._serialized_end=393
+  _globals['_TIMING']._serialized_start=395
+  _globals['_TIMING']._serialized_end=463
+  _globals['_CALLBACKINFO']._serialized_start=466
+  _globals['_CALLBACKINFO']._serialized_end=756
+  _globals['_EXPORTINFO']._serialized_start=759
+  _globals['_EXPORTINFO']._serialized_end=1068
+  _globals['_TASKARTIFACTS']._serialized_start=1070
+  _globals['_TASKARTIFACTS']._serialized_end=1139
+  _globals['_TASK']._serialized_start=1142
+  _globals['_TASK']._serialized_end=1820
 # @@protoc_insertion_point(module_scope)
