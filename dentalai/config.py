@@ -79,6 +79,10 @@ class ClientSettings(_Section):
     task_types: list[str] = Field(default_factory=list)
     deidentify: bool = True
     pdf_metadata_keys: list[str] = Field(default_factory=list)
+    # Export destination (exports.destinations) of its succeeded tasks' DICOM results unless a
+    # request names another; "" = none. export_destinations: the others a request may name.
+    export_to: str = ""
+    export_destinations: list[str] = Field(default_factory=list)
 
     @field_validator("key_sha256")
     @classmethod
@@ -168,6 +172,65 @@ class CallbacksSettings(_Section):
         return delays
 
 
+DESTINATION_NAME_PATTERN = r"^[A-Za-z0-9._-]{1,64}$"
+
+
+def _ae_title(value: str, what: str) -> str:
+    # PS3.5 AE VR: 1-16 characters of the default repertoire, no backslash or control characters.
+    if not 1 <= len(value.strip()) <= 16 or not value.isascii() or "\\" in value or not value.isprintable():
+        raise ValueError(f"{what} must be 1-16 printable ASCII characters without a backslash")
+    return value
+
+
+class ExportDestination(_Section):
+    """Where a task's DICOM results go: a C-STORE SCP (`cstore`: ae_title, host, port,
+    calling_ae_title) or a DICOMweb server's STOW-RS (`stowrs`: url, the base URL of the service;
+    instances are POSTed to {url}/studies)."""
+
+    name: str = Field(pattern=DESTINATION_NAME_PATTERN)
+    kind: Literal["cstore", "stowrs"]
+    ae_title: str = ""
+    host: str = ""
+    port: int = Field(default=104, ge=1, le=65535)
+    calling_ae_title: str = "DENTALAI"
+    url: str = ""
+    # Name of an environment variable holding the Authorization header value for STOW-RS (e.g.
+    # "Bearer ..."): the secret stays out of the configuration file.
+    auth_header_env: str = ""
+
+    @model_validator(mode="after")
+    def _complete(self) -> ExportDestination:
+        if self.kind == "cstore":
+            _ae_title(self.ae_title, "ae_title")
+            _ae_title(self.calling_ae_title, "calling_ae_title")
+            if not self.host:
+                raise ValueError("a cstore destination needs a host")
+        else:
+            parts = urlsplit(self.url)
+            if parts.scheme not in ("http", "https") or not parts.hostname:
+                raise ValueError("a stowrs destination needs an http(s) url with a host")
+        return self
+
+
+class ExportsSettings(_Section):
+    destinations: list[ExportDestination]
+    connect_timeout_s: float = Field(gt=0)
+    timeout_s: float = Field(gt=0)
+    concurrency: int = Field(ge=1)
+    lease_s: float = Field(gt=0)
+
+    @field_validator("destinations")
+    @classmethod
+    def _unique(cls, destinations: list[ExportDestination]) -> list[ExportDestination]:
+        names = [d.name for d in destinations]
+        if len(names) != len(set(names)):
+            raise ValueError("destination names must be unique")
+        return destinations
+
+    def destination(self, name: str) -> ExportDestination | None:
+        return next((d for d in self.destinations if d.name == name), None)
+
+
 class SsrfSettings(_Section):
     allow_hosts: list[str]
     allow_cidrs: list[str]
@@ -220,6 +283,7 @@ class Settings(_Section):
     worker: WorkerSettings
     fetch: FetchSettings
     callbacks: CallbacksSettings
+    exports: ExportsSettings
     ssrf: SsrfSettings
     ceph: CephSettings
     artifacts: ArtifactsSettings
@@ -235,6 +299,17 @@ class Settings(_Section):
         if password:
             refuse_placeholder(unquote(password), "the Redis password")
         return url
+
+    @model_validator(mode="after")
+    def _client_destinations(self) -> Settings:
+        names = {d.name for d in self.exports.destinations}
+        for client in self.auth.clients:
+            for name in filter(None, [client.export_to, *client.export_destinations]):
+                if name not in names:
+                    raise ValueError(
+                        f"client {client.id}: export destination {name!r} is not in exports.destinations"
+                    )
+        return self
 
     def auth_problem(self) -> str | None:
         """Why the service must not start as configured: secure by default, so with no client

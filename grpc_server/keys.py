@@ -15,8 +15,11 @@ from another client's id names another task (or none), so ownership needs no che
 | {p}queue-wake                     | list   | a token per new job: idle workers BLPOP it             |
 | {p}jobs:dead                      | stream | jobs abandoned after max_deliveries (12005)            |
 | {p}callbacks:schedule             | zset   | member ref, score = due unix time of its callback      |
+| {p}exports:schedule               | zset   | member ref, score = due unix time of its export        |
+|                                   |        | (exports.py: DICOM results to a destination)           |
 | {p}workers:{id}                   | string | heartbeat: serialized dentalai.v1.WorkerInfo, TTL      |
 | {p}stats:callback:{outcome}       | string | counter of callback attempts by outcome                |
+| {p}stats:export:{outcome}         | string | counter of export attempts by outcome                  |
 | {p}stats:tasks                    | hash   | tasks by status: QUEUED/RUNNING now; final statuses    |
 |                                   |        | are totals (expired tasks are not subtracted)          |
 """
@@ -86,6 +89,10 @@ class Keys:
     def callback_schedule(self) -> str:
         return f"{self.prefix}callbacks:schedule"
 
+    @property
+    def export_schedule(self) -> str:
+        return f"{self.prefix}exports:schedule"
+
     def worker(self, worker_id: str) -> str:
         return f"{self.prefix}workers:{worker_id}"
 
@@ -99,6 +106,9 @@ class Keys:
     @property
     def callback_stat_pattern(self) -> str:
         return f"{self.prefix}stats:callback:*"
+
+    def export_stat(self, outcome: str) -> str:
+        return f"{self.prefix}stats:export:{outcome}"
 
     @property
     def task_stats(self) -> str:
