@@ -59,6 +59,7 @@ _MAGIC = {b"\x89PNG": "PNG", b"\xff\xd8\xff": "JPEG", b"II*\0": "TIFF", b"MM\0*"
 # (7FE0,0010) Pixel Data, (7FE0,0008) Float and (7FE0,0009) Double Float Pixel Data.
 _PIXEL_TAGS = (0x7FE00010, 0x7FE00008, 0x7FE00009)
 _PIXEL_TAGS_LE = {struct.pack("<HH", tag >> 16, tag & 0xFFFF) for tag in _PIXEL_TAGS}
+_PIXEL_TAGS_BE = {struct.pack(">HH", tag >> 16, tag & 0xFFFF) for tag in _PIXEL_TAGS}
 _JPEG_SOF = {*range(0xC0, 0xC4), *range(0xC5, 0xC8), *range(0xC9, 0xCC), *range(0xCD, 0xD0), 0xF7}
 
 
@@ -76,6 +77,35 @@ def decode_image(
     if is_dicom(data):
         return _decode_dicom(data, max_pixels, max_decoded_bytes)
     return _decode_pillow(data, max_pixels, max_decoded_bytes)
+
+
+def dicom_header(data: bytes) -> tuple[Any, bool]:
+    """(the data set of a DICOM file up to its Pixel Data, whether Pixel Data follows), read with
+    the bounds of decoding (at most DICOM_MAX_READS reads; a deflated one inflated only up to
+    DICOM_HEADER_BYTES). The DICOM node routes a received instance by these tags before it stores
+    it, so it must not read more than the worker would. 11002 when the data set cannot be read."""
+    import pydicom
+    from pydicom.filereader import read_dataset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        syntax, meta_end = _file_meta(data)
+        head = _Inflater(memoryview(data)[meta_end:]).read(DICOM_HEADER_BYTES) if syntax == DEFLATED else data
+        reader = _Reader(head)
+        try:
+            if syntax == DEFLATED:
+                ds = read_dataset(reader, False, True, stop_when=lambda tag, vr, length: tag in _PIXEL_TAGS)
+            else:
+                ds = pydicom.dcmread(reader, stop_before_pixels=True)
+        except Exception:
+            too_many = reader.reads > DICOM_MAX_READS
+            raise undecodable(
+                f"DICOM data set has more than {DICOM_MAX_READS} elements and items"
+                if too_many
+                else "DICOM data set could not be read"
+            ) from None
+    start = reader.tell()
+    return ds, head[start : start + 4] in _PIXEL_TAGS_LE | _PIXEL_TAGS_BE
 
 
 def _check_pixels(width: int, height: int, frames: int, max_pixels: int) -> None:

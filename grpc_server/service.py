@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import logging
 import time
-import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from functools import wraps
 from typing import Any, TypeVar
@@ -22,15 +20,15 @@ from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.logs import task_context
 from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import analysis_service_pb2_grpc as pb_grpc
-from dentalai.v1 import results_pb2, task_pb2
+from dentalai.v1 import task_pb2
 from grpc_server.artifact_rpc import get_artifact
 from grpc_server.artifact_store import ArtifactStore
 from grpc_server.clients import Clients
 from grpc_server.keys import Keys, TaskRef
 from grpc_server.queue import JobQueue
 from grpc_server.status import abort, unauthenticated
-from grpc_server.store import CreateOutcome, TaskStore, not_found, now_ts
-from grpc_server.validation import validate_submission
+from grpc_server.store import TaskStore, not_found
+from grpc_server.submission import accept
 
 log = logging.getLogger(__name__)
 audit_log = logging.getLogger("dentalai.audit")
@@ -40,37 +38,6 @@ R = TypeVar("R")
 def ref_of(client: ClientSettings, task_id: str) -> TaskRef:
     """The task a caller names: always one of its own client's (keys.TaskRef)."""
     return TaskRef(client.id, task_id)
-
-
-def submission_hash(request: pb.SubmitAnalysisRequest, image: bytes | None) -> str:
-    """What decides "same body" for an idempotent taskId: the whole request, image included.
-
-    The image bytes are hashed as they are, beside the rest of the request serialized
-    deterministically, so a 20 MiB upload is not serialized a second time just to be hashed."""
-    rest = pb.SubmitAnalysisRequest()
-    for field, value in request.ListFields():  # every field but the image, without copying it
-        if field.name == "image_data":
-            continue
-        if field.message_type is not None:
-            getattr(rest, field.name).CopyFrom(value)
-        else:
-            setattr(rest, field.name, value)
-    head = rest.SerializeToString(deterministic=True)
-    digest = hashlib.sha256(len(head).to_bytes(8, "big") + head)
-    if image is not None:
-        digest.update(image)
-    return _HASH_VERSION + digest.hexdigest()
-
-
-_HASH_VERSION = "v2:"
-
-
-def legacy_hash(stored: str, request: pb.SubmitAnalysisRequest) -> str:
-    """The hash a task stored before submission_hash had (no version prefix), for a resubmission
-    across the upgrade; computed only on that rare path."""
-    if stored.startswith(_HASH_VERSION):
-        return ""
-    return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
 
 
 def unavailable() -> DentalAIError:
@@ -238,56 +205,7 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
         return task
 
     async def _submit(self, client: ClientSettings, request: pb.SubmitAnalysisRequest) -> task_pb2.Task:
-        validate_submission(request, self.settings)
-        if client.task_types and request.task_type not in client.task_types:
-            raise DentalAIError(
-                ErrorCode.UNSUPPORTED_TASK_TYPE,
-                f"taskType {request.task_type!r} is not enabled for this client",
-                [("taskType", "not enabled for this client")],
-            )
-        task_id = request.task_id or uuid.uuid4().hex
-        ref = TaskRef(client.id, task_id)
-        image = request.image_data if request.WhichOneof("image") == "image_data" else None
-        request_hash = submission_hash(request, image)
-        task = task_pb2.Task(
-            task_id=task_id,
-            task_type=request.task_type,
-            status=task_pb2.QUEUED,
-            created_at=now_ts(),
-            callback=task_pb2.CallbackInfo(url=request.callback_url, state=task_pb2.NOT_DUE),
-        )
-        if request.HasField("metadata"):
-            task.metadata.CopyFrom(request.metadata)
-        task.options.CopyFrom(request.options)
-        if task.options.tooth_numbering == 0:
-            task.options.tooth_numbering = results_pb2.FDI
-        with task_context(task_id, client.id):
-            outcome, existing_hash = await self.store.create(
-                ref,
-                task,
-                image,
-                request.image_url,
-                request_hash,
-                self.settings.limits.queue_max_length,
-                client.queue_share,
-            )
-            if outcome == CreateOutcome.FULL:
-                raise DentalAIError(ErrorCode.QUEUE_FULL, "queue full; retry later")
-            if outcome == CreateOutcome.FULL_CLIENT:
-                raise DentalAIError(
-                    ErrorCode.QUEUE_FULL,
-                    f"this client's share of the queue ({client.queue_share} open tasks) is full; "
-                    "retry later",
-                )
-            if outcome == CreateOutcome.EXISTS:
-                if existing_hash != request_hash and existing_hash != legacy_hash(existing_hash, request):
-                    raise DentalAIError(
-                        ErrorCode.TASK_ID_CONFLICT, f"taskId {task_id} already used with a different body"
-                    )
-                log.info("resubmission of an existing task")
-                return await self._get(ref)
-            log.info("task queued", extra={"taskType": task.task_type})
-            return task
+        return await accept(self.store, self.settings, client, request)
 
     async def _service_status(self) -> pb.GetServiceStatusResponse:
         await self.redis.ping()

@@ -28,8 +28,11 @@ def invalid(field: str, reason: str) -> DentalAIError:
     return DentalAIError(ErrorCode.INVALID_PARAMETER, f"{field}: {reason}", [(field, reason)])
 
 
-def validate_submission(request: pb.SubmitAnalysisRequest, settings: Settings) -> None:
-    """Raise DentalAIError (10001 with one field detail, or 10002) for the first rule broken."""
+def validate_submission(
+    request: pb.SubmitAnalysisRequest, settings: Settings, callback_required: bool = True
+) -> None:
+    """Raise DentalAIError (10001 with one field detail, or 10002) for the first rule broken.
+    `callback_required` False admits an empty callbackUrl (the DICOM node's tasks have none)."""
     limits = settings.limits
     if not request.task_type:
         raise invalid("taskType", "required")
@@ -49,9 +52,10 @@ def validate_submission(request: pb.SubmitAnalysisRequest, settings: Settings) -
             raise invalid("imageBase64", "empty image")
         if len(request.image_data) > limits.max_image_bytes:
             raise invalid("imageBase64", f"image larger than {limits.max_image_bytes} bytes")
-    if not request.callback_url:
+    if request.callback_url:
+        check_url("callbackUrl", request.callback_url, settings)
+    elif callback_required:
         raise invalid("callbackUrl", "required")
-    check_url("callbackUrl", request.callback_url, settings)
     if request.task_id and not TASK_ID.fullmatch(request.task_id):
         raise invalid("taskId", "must match [A-Za-z0-9._-]{1,64}")
     if request.HasField("metadata"):

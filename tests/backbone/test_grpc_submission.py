@@ -183,7 +183,7 @@ def _meta(value: int) -> struct_pb2.Struct:
 
 
 def test_submission_hash_covers_every_field_and_the_image() -> None:
-    from grpc_server.service import submission_hash
+    from grpc_server.submission import submission_hash
 
     def request(**change: object) -> pb.SubmitAnalysisRequest:
         return submit_request(HOOK, **{"task_id": "t1", "metadata": _meta(1), **change})
