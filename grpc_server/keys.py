@@ -22,6 +22,8 @@ from another client's id names another task (or none), so ownership needs no che
 | {p}stats:export:{outcome}         | string | counter of export attempts by outcome                  |
 | {p}stats:tasks                    | hash   | tasks by status: QUEUED/RUNNING now; final statuses    |
 |                                   |        | are totals (expired tasks are not subtracted)          |
+| {p}stats:dicom                    | hash   | instances the DICOM node received, by outcome          |
+|                                   |        | (dicom_node/intake.py: accepted, unrouted, ...)        |
 """
 
 from __future__ import annotations
@@ -113,3 +115,7 @@ class Keys:
     @property
     def task_stats(self) -> str:
         return f"{self.prefix}stats:tasks"
+
+    @property
+    def dicom_stats(self) -> str:
+        return f"{self.prefix}stats:dicom"
