@@ -25,6 +25,9 @@ IMAGE_DCM = Kind("image.dcm", "application/dicom", "dcm")
 
 KINDS: dict[str, Kind] = {k.name: k for k in (OVERLAY_PNG, REPORT_PDF, REPORT_DCM, OVERLAY_DCM, IMAGE_DCM)}
 OPTIONS = ("png", "pdf", "dcm")
+# What an export destination gets of a succeeded task (grpc_server/exports.py): the results. The
+# SR references the source image, which a DICOM input's PACS already holds.
+EXPORTED = (REPORT_DCM.name, OVERLAY_DCM.name)
 
 
 def route(task_id: str, name: str) -> str:

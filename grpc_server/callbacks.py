@@ -1,6 +1,7 @@
 """Callback delivery rules (CONTRACT.md section 4): headers, signature, and the retry policy.
 
-Pure functions; the dispatcher (dispatcher.py) does the I/O.
+Pure functions; the dispatcher (dispatcher.py) does the I/O. The retry policy (`plan_next`,
+`retry_delay`) is also the export schedule's (exports.py): one schedule for both.
 
 Signing follows Standard Webhooks: `webhook-signature: v1,<base64 HMAC-SHA256(key, "{id}.{ts}.{body}")>`,
 one space-separated entry per configured secret (rotation: receivers accept any of them). A secret
@@ -19,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from email.utils import parsedate_to_datetime
 from enum import StrEnum
+from typing import NamedTuple
 
 RETRY_STATUSES = frozenset({408, 425, 429})
 
@@ -119,3 +121,25 @@ def retry_delay(
     if retry_after is not None:
         delay = max(delay, min(retry_after, max_retry_after))
     return max(0.0, delay)
+
+
+class Plan(NamedTuple):
+    outcome: str  # an Outcome
+    delay: float | None  # seconds until the next attempt; only for RETRY
+
+
+def plan_next(
+    outcome: str,
+    attempts: int,
+    delays: Sequence[float],
+    jitter: float,
+    retry_after: float | None = None,
+    max_retry_after: float = 3600,
+    rng: random.Random | None = None,
+) -> Plan:
+    """What follows an attempt classified `outcome` (DELIVERED, RETRY or FAILED), the
+    `attempts`-th: a RETRY gets its delay, or becomes EXHAUSTED when that was the last attempt."""
+    if outcome != Outcome.RETRY:
+        return Plan(outcome, None)
+    delay = retry_delay(attempts, delays, jitter, retry_after, max_retry_after, rng)
+    return Plan(Outcome.EXHAUSTED, None) if delay is None else Plan(Outcome.RETRY, delay)

@@ -1,15 +1,11 @@
-"""The callback dispatcher process: posts finished tasks to their callbackUrl with retries.
+"""The dispatcher process: posts finished tasks to their callbackUrl with retries, and beside it
+sends succeeded tasks' DICOM results to their export destination (exports.py).
 
-The schedule is the Redis sorted set `{p}callbacks:schedule` (member = task ref, score = due unix
-time), written by the task store when a task finishes or its callback is re-sent. Each loop:
-
-1. claim: one Lua call takes the due members and re-scores them to now + lease_s, so a second
-   dispatcher skips them, and a dispatcher killed mid-delivery leaves them due again later;
-2. deliver each claimed task in its own asyncio task (at most `callbacks.concurrency` at once, so a
-   slow receiver holds one slot, never the loop);
-3. settle (`TaskStore.settle_callback`, one Lua call): writes the CallbackInfo, counts the attempt
-   and removes or re-scores the member - only if it still carries our lease score (a re-send in
-   between re-armed it: keep that).
+The callback schedule is the Redis sorted set `{p}callbacks:schedule`, worked off by the shared
+loop of schedule.py (claim with a lease, deliver, settle); one attempt here is one POST, settled by
+`TaskStore.settle_callback` (writes the CallbackInfo, counts the attempt and removes or re-scores
+the member - only if it still carries our lease score: a re-send in between re-armed it: keep
+that). A task without a callback URL (a DICOM submission) is dropped from the schedule unsent.
 """
 
 from __future__ import annotations
@@ -22,33 +18,21 @@ import time
 import httpx
 import redis.asyncio as aioredis
 import uvloop
-from google.protobuf.timestamp_pb2 import Timestamp
 from redis.exceptions import RedisError
 
 from dentalai.config import Settings
 from dentalai.logs import task_context
 from dentalai.task_json import callback_bytes
 from dentalai.v1 import task_pb2
-from grpc_server.callbacks import Outcome, classify, parse_retry_after, retry_delay, webhook_headers
+from grpc_server.callbacks import Outcome, classify, parse_retry_after, plan_next, webhook_headers
 from grpc_server.connection import redis_client
+from grpc_server.exports import Exporter
 from grpc_server.keys import Keys, TaskRef
 from grpc_server.netguard import AddressRefused, PinnedTransport
+from grpc_server.schedule import ScheduleLoop, stamp
 from grpc_server.store import TaskStore
 
 log = logging.getLogger(__name__)
-
-_CLAIM = """
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
-for _, member in ipairs(due) do
-  redis.call('ZADD', KEYS[1], ARGV[2], member)
-end
-return due
-"""
-
-def _stamp(unix: float) -> Timestamp:
-    ts = Timestamp()
-    ts.FromNanoseconds(int(unix * 1e9))
-    return ts
 
 
 class Attempt:
@@ -63,7 +47,7 @@ class Attempt:
         self.refused = refused
 
 
-class Dispatcher:
+class Dispatcher(ScheduleLoop):
     def __init__(
         self,
         settings: Settings,
@@ -72,10 +56,13 @@ class Dispatcher:
     ) -> None:
         self.settings = settings
         self.cfg = settings.callbacks
-        self.redis = redis
         self.keys = Keys(settings.key_prefix)
+        super().__init__(
+            redis, self.keys.callback_schedule, concurrency=self.cfg.concurrency,
+            poll_interval_s=self.cfg.poll_interval_s, lease_s=self.cfg.lease_s,
+            drain_s=self.cfg.timeout_s + 2,
+        )  # fmt: skip
         self.store = TaskStore(redis, self.keys, settings.tasks.result_ttl_s)
-        self._claim = redis.register_script(_CLAIM)
         self.http = httpx.AsyncClient(
             transport=transport
             or PinnedTransport(settings.ssrf, limits=httpx.Limits(max_connections=self.cfg.concurrency)),
@@ -83,50 +70,9 @@ class Dispatcher:
             follow_redirects=False,
             trust_env=False,
         )
-        self.inflight: set[asyncio.Task[None]] = set()
 
     async def aclose(self) -> None:
         await self.http.aclose()
-
-    # ---- the loop ------------------------------------------------------------------------------
-
-    async def run(self, stop: asyncio.Event) -> None:
-        """Claim and deliver until `stop` is set; then let the attempts in flight finish."""
-        while not stop.is_set():
-            free = self.cfg.concurrency - len(self.inflight)
-            claimed: list[tuple[TaskRef, str]] = []
-            if free > 0:
-                try:
-                    claimed = await self.claim(free)
-                except (RedisError, OSError) as exc:
-                    log.warning("cannot read the callback schedule: %s", exc)
-            for ref, lease in claimed:
-                job = asyncio.create_task(self.deliver(ref, lease))
-                self.inflight.add(job)
-                job.add_done_callback(self.inflight.discard)
-            if claimed and len(claimed) == free:
-                continue  # more may be due right now
-            await self._pause(stop)
-        if self.inflight:
-            await asyncio.wait(self.inflight, timeout=self.cfg.timeout_s + 2)
-
-    async def _pause(self, stop: asyncio.Event) -> None:
-        waiters: set[asyncio.Future[object]] = {asyncio.ensure_future(stop.wait())}
-        if self.cfg.concurrency - len(self.inflight) <= 0:
-            waiters |= set(self.inflight)  # full: wake when a slot frees
-        done, pending = await asyncio.wait(
-            waiters, timeout=self.cfg.poll_interval_s, return_when=asyncio.FIRST_COMPLETED
-        )
-        for waiter in pending:
-            if waiter not in self.inflight:
-                waiter.cancel()
-
-    async def claim(self, count: int) -> list[tuple[TaskRef, str]]:
-        """Due tasks with the lease score they now carry."""
-        now = time.time()
-        lease = repr(now + self.cfg.lease_s)
-        members = await self._claim(keys=[self.keys.callback_schedule], args=[repr(now), lease, count])
-        return [(TaskRef.parse(m), lease) for m in members]
 
     # ---- one attempt ---------------------------------------------------------------------------
 
@@ -147,6 +93,11 @@ class Dispatcher:
             await self._write(ref, lease, None, "", None)
             return
         task = stored.task
+        if not task.callback.url:
+            # No receiver (a DICOM submission): nothing to send, nothing to retry.
+            info = task_pb2.CallbackInfo(state=task_pb2.NO_CALLBACK)
+            await self._write(ref, lease, info, "", None)
+            return
         body = callback_bytes(task)
         msg_id = stored.webhook_id or f"msg_{ref.task_id}"
         headers = webhook_headers(msg_id, int(time.time()), body, self.cfg.signing_secrets)
@@ -155,27 +106,21 @@ class Dispatcher:
         info = task_pb2.CallbackInfo()
         info.CopyFrom(task.callback)
         info.attempts += 1
-        info.last_attempt_at.CopyFrom(_stamp(now))
+        info.last_attempt_at.CopyFrom(stamp(now))
         info.last_status_code = attempt.status or 0
         info.last_error = attempt.error
-        outcome = Outcome.FAILED if attempt.refused else classify(attempt.status)
-        next_due: float | None = None
-        if outcome == Outcome.RETRY:
-            delay = retry_delay(
-                info.attempts, self.cfg.retry_delays_s, self.cfg.jitter,
-                attempt.retry_after, self.cfg.max_retry_after_s,
-            )
-            if delay is None:
-                outcome = Outcome.EXHAUSTED
-            else:
-                next_due = now + delay
+        outcome, delay = plan_next(
+            Outcome.FAILED if attempt.refused else classify(attempt.status), info.attempts,
+            self.cfg.retry_delays_s, self.cfg.jitter, attempt.retry_after, self.cfg.max_retry_after_s,
+        )  # fmt: skip
+        next_due = None if delay is None else now + delay
         if outcome == Outcome.DELIVERED:
             info.state = task_pb2.DELIVERED
-            info.delivered_at.CopyFrom(_stamp(now))
+            info.delivered_at.CopyFrom(stamp(now))
             info.ClearField("next_attempt_at")
         elif next_due is not None:
             info.state = task_pb2.PENDING
-            info.next_attempt_at.CopyFrom(_stamp(next_due))
+            info.next_attempt_at.CopyFrom(stamp(next_due))
         else:
             info.state = task_pb2.EXHAUSTED
             info.ClearField("next_attempt_at")
@@ -229,15 +174,24 @@ async def serve(settings: Settings) -> None:
         log.warning("callbacks.lease_s <= callbacks.timeout_s: a slow attempt may be sent twice")
     redis = redis_client(settings)
     dispatcher = Dispatcher(settings, redis)
+    exporter = Exporter(settings, redis)
+    exporter.check_destinations()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, stop.set)
-    log.info("dispatcher started", extra={"concurrency": settings.callbacks.concurrency})
+    log.info(
+        "dispatcher started",
+        extra={
+            "concurrency": settings.callbacks.concurrency,
+            "destinations": len(settings.exports.destinations),
+        },
+    )
     try:
-        await dispatcher.run(stop)
+        await asyncio.gather(dispatcher.run(stop), exporter.run(stop))
     finally:
         await dispatcher.aclose()
+        await exporter.aclose()
         await redis.aclose()
     log.info("dispatcher stopped")
 

@@ -10,9 +10,13 @@ Hash fields (keys.Keys.task):
                  (the dispatcher's attempt result, only while it holds the schedule lease), so
                  neither side overwrites the other's facts.
 - `webhook_id`   set once at finish; the same on every delivery attempt and re-send
+- `export`       serialized ExportInfo, only for a task that names an export destination: written
+                 by finish (PENDING and on the export schedule when it SUCCEEDED with its DICOM
+                 results, else SKIPPED) and by `settle_export` (the dispatcher's attempt, under its
+                 lease), like `callback`.
 
 Every state change is one MULTI/EXEC under WATCH (or one Lua script), so a crash never leaves a
-final task without its scheduled callback, and a task taken over by a second worker gets one final
+final task without its scheduled callback (or export), and a task taken over by a second worker gets one final
 state only (the first `finish` wins).
 """
 
@@ -29,6 +33,7 @@ from google.protobuf.message import Message
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.exceptions import WatchError
 
+from artifacts.kinds import EXPORTED
 from dentalai.contract import FINAL_STATUSES
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.v1 import task_pb2
@@ -73,17 +78,18 @@ redis.call('HINCRBY', KEYS[3], 'QUEUED', 1)
 return {'created', ''}
 """
 
-# The dispatcher's settle of one attempt: count it, then - only if the schedule member still
-# carries the dispatcher's lease score (a re-send in between re-armed it: keep that) - write the
-# CallbackInfo (while the task exists) and remove or re-score the member.
-# KEYS: schedule, task hash, stat counter. ARGV: member, lease score, serialized CallbackInfo
-# ('' = leave it), next due score ('' = remove), '1' to count the attempt.
+# The dispatcher's settle of one attempt (a callback or an export): count it, then - only if the
+# schedule member still carries the dispatcher's lease score (a re-send in between re-armed it:
+# keep that) - write the CallbackInfo or ExportInfo (while the task exists) and remove or re-score
+# the member.
+# KEYS: schedule, task hash, stat counter. ARGV: member, lease score, serialized info ('' = leave
+# it), next due score ('' = remove), '1' to count the attempt, hash field of the info.
 _SETTLE = """
 if ARGV[5] == '1' then redis.call('INCR', KEYS[3]) end
 local score = redis.call('ZSCORE', KEYS[1], ARGV[1])
 if (not score) or tonumber(score) ~= tonumber(ARGV[2]) then return 0 end
 if ARGV[3] ~= '' and redis.call('EXISTS', KEYS[2]) == 1 then
-  redis.call('HSET', KEYS[2], 'callback', ARGV[3])
+  redis.call('HSET', KEYS[2], ARGV[6], ARGV[3])
 end
 if ARGV[4] == '' then
   redis.call('ZREM', KEYS[1], ARGV[1])
@@ -178,9 +184,6 @@ class TaskStore:
         to tell a resubmission from a conflict); FULL or FULL_CLIENT (nothing written: 10007).
         """
         callback = task.callback
-        bare = task_pb2.Task()
-        bare.CopyFrom(task)
-        bare.ClearField("callback")
         outcome, existing = await self._create(
             keys=[
                 self.keys.task(ref),
@@ -191,7 +194,7 @@ class TaskStore:
                 self.keys.queue_wake,
             ],
             args=[
-                bare.SerializeToString(),
+                _bare(task),
                 request_hash,
                 callback.SerializeToString(),
                 image or b"",
@@ -220,14 +223,40 @@ class TaskStore:
         write `info` (None: leave the callback as it is) and re-score the schedule member to
         `next_due` (None: remove it) - the last two only while the member still carries `lease`.
         False when the lease was lost (re-sent or re-claimed meanwhile)."""
+        schedule = self.keys.callback_schedule
+        return await self._settle_on(schedule, b"callback", ref, lease, info, stat_key, next_due)
+
+    async def settle_export(
+        self,
+        ref: TaskRef,
+        lease: str,
+        info: task_pb2.ExportInfo | None,
+        stat_key: str | None,
+        next_due: float | None,
+    ) -> bool:
+        """As settle_callback, for the export schedule and the task's ExportInfo."""
+        schedule = self.keys.export_schedule
+        return await self._settle_on(schedule, b"export", ref, lease, info, stat_key, next_due)
+
+    async def _settle_on(
+        self,
+        schedule: str,
+        field: bytes,
+        ref: TaskRef,
+        lease: str,
+        info: Message | None,
+        stat_key: str | None,
+        next_due: float | None,
+    ) -> bool:
         result = await self._settle(
-            keys=[self.keys.callback_schedule, self.keys.task(ref), stat_key or ""],
+            keys=[schedule, self.keys.task(ref), stat_key or ""],
             args=[
                 str(ref),
                 lease,
                 info.SerializeToString() if info is not None else b"",
                 "" if next_due is None else repr(next_due),
                 "1" if stat_key else "0",
+                field,
             ],
         )
         return bool(result)
@@ -249,7 +278,7 @@ class TaskStore:
             task.deliveries += 1
             task.started_at.CopyFrom(now_ts())
             result[0] = RunOutcome.RUN
-            return {b"task": _without_callback(task), b"status": b"RUNNING"}
+            return {b"task": _bare(task), b"status": b"RUNNING"}
 
         stored = await self._transition(
             ref, change, with_image=True, schedule_callback=False, drop_image=False, count_status=True
@@ -266,7 +295,7 @@ class TaskStore:
             task.status = task_pb2.QUEUED
             task.deliveries = max(0, task.deliveries - 1)
             task.ClearField("started_at")
-            return {b"task": _without_callback(task), b"status": b"QUEUED"}
+            return {b"task": _bare(task), b"status": b"QUEUED"}
 
         stored = await self._transition(
             ref, change, with_image=False, schedule_callback=False, drop_image=False, count_status=True
@@ -280,10 +309,14 @@ class TaskStore:
         error: task_pb2.TaskError | None = None,
         model: Message | None = None,
         artifacts: task_pb2.TaskArtifacts | None = None,
+        export_to: str = "",
     ) -> bool:
         """Store the final state (SUCCEEDED with `result`, or FAILED with `error`), set the callback
-        PENDING, give the task its webhook id and ZADD it to the callback schedule due now, all in
-        one transaction. Returns False (nothing written) when the task is already final or gone."""
+        PENDING (NO_CALLBACK without a URL), give the task its webhook id and ZADD it to the
+        callback schedule due now; with `export_to` (a destination name) also its ExportInfo,
+        PENDING and on the export schedule when it succeeded with its DICOM results, else SKIPPED;
+        all in one transaction. Returns False (nothing written) when the task is already final or
+        gone."""
         stamp = now_ts()
 
         def change(stored: StoredTask) -> dict[bytes, bytes] | None:
@@ -303,20 +336,27 @@ class TaskStore:
                 task.artifacts.CopyFrom(artifacts)
             task.finished_at.CopyFrom(stamp)
             _fill_timing(task)
-            callback = task_pb2.CallbackInfo()
-            callback.CopyFrom(task.callback)
-            callback.state = task_pb2.PENDING
-            callback.next_attempt_at.CopyFrom(stamp)
-            return {
-                b"task": _without_callback(task),
+            callback = task.callback
+            if callback.url:
+                callback.state = task_pb2.PENDING
+                callback.next_attempt_at.CopyFrom(stamp)
+            else:
+                callback.state = task_pb2.NO_CALLBACK  # a DICOM submission: nobody to call
+            updates = {
+                b"task": _bare(task),
                 b"status": status_name(task.status).encode(),
                 b"callback": callback.SerializeToString(),
                 b"webhook_id": (stored.webhook_id or f"msg_{uuid.uuid4().hex}").encode(),
             }
+            if export_to:
+                task.export.CopyFrom(_export_info(task, export_to, stamp))
+                updates[b"export"] = task.export.SerializeToString()
+            return updates
 
         stored = await self._transition(
-            ref, change, with_image=False, schedule_callback=True, drop_image=False, count_status=True
-        )
+            ref, change, with_image=False, schedule_callback=True, drop_image=False, count_status=True,
+            schedule_export=True,
+        )  # fmt: skip
         return stored is not None
 
     async def cancel(self, ref: TaskRef) -> tuple[task_pb2.Task, bool]:
@@ -344,7 +384,7 @@ class TaskStore:
                         task.status = task_pb2.CANCELLED
                         task.finished_at.CopyFrom(now_ts())
                         _fill_timing(task)
-                        pipe.hset(key, mapping={b"task": _without_callback(task), b"status": b"CANCELLED"})
+                        pipe.hset(key, mapping={b"task": _bare(task), b"status": b"CANCELLED"})
                         pipe.hdel(key, b"image")
                         pipe.expire(key, self.result_ttl_s)
                         pipe.hincrby(self.keys.task_stats, "QUEUED", -1)
@@ -352,6 +392,7 @@ class TaskStore:
                     else:
                         pipe.delete(key, artifacts)
                         pipe.zrem(self.keys.callback_schedule, str(ref))
+                        pipe.zrem(self.keys.export_schedule, str(ref))
                     await pipe.execute()
                     return task, erase
                 except WatchError:
@@ -370,6 +411,10 @@ class TaskStore:
                     "can be sent again",
                 )
             callback = task.callback
+            if not callback.url:
+                raise DentalAIError(
+                    ErrorCode.TASK_NOT_CANCELLABLE, f"task {ref.task_id} has no callback URL: nothing to send"
+                )
             callback.state = task_pb2.PENDING
             callback.attempts = 0
             callback.next_attempt_at.CopyFrom(now_ts())
@@ -393,6 +438,7 @@ class TaskStore:
         schedule_callback: bool,
         drop_image: bool,
         count_status: bool,
+        schedule_export: bool = False,
     ) -> StoredTask | None:
         """Read under WATCH, let `change` mutate the task and return the fields to write (or None
         for no change), then write them in MULTI/EXEC; retried when another writer got between.
@@ -400,8 +446,10 @@ class TaskStore:
 
         Every caller says what the change implies: `with_image` reads the image and image_url
         too (and returns the task even when `change` declines), `schedule_callback` puts the task
-        on the callback schedule due now, `drop_image` deletes the image, `count_status` moves the
-        stats:tasks counters and, for a final status, drops the image and restarts the TTL."""
+        on the callback schedule due now (when the callback it wrote is PENDING), `schedule_export`
+        on the export schedule (when it wrote a PENDING export), `drop_image` deletes the image,
+        `count_status` moves the stats:tasks counters and, for a final status, drops the image and
+        restarts the TTL."""
         key = self.keys.task(ref)
         fields = _FIELDS + ([b"image", b"image_url"] if with_image else [])
         while True:
@@ -428,37 +476,69 @@ class TaskStore:
                         pipe.expire(key, self.result_ttl_s)
                     elif drop_image:
                         pipe.hdel(key, b"image")
-                    if schedule_callback:
+                    if schedule_callback and _pending(updates, b"callback"):
                         pipe.zadd(self.keys.callback_schedule, {str(ref): time.time()})
+                    if schedule_export and _pending(updates, b"export"):
+                        pipe.zadd(self.keys.export_schedule, {str(ref): time.time()})
                     await pipe.execute()
                     if b"callback" in updates:
                         stored.task.callback.ParseFromString(updates[b"callback"])
+                    if b"export" in updates:
+                        stored.task.export.ParseFromString(updates[b"export"])
                     return stored
                 except WatchError:
                     continue
 
 
-_FIELDS = [b"task", b"callback", b"request_hash", b"webhook_id"]
+_FIELDS = [b"task", b"callback", b"request_hash", b"webhook_id", b"export"]
 
 
 def _decode(values: list[bytes | None], with_image: bool) -> StoredTask:
     task = task_pb2.Task.FromString(values[0] or b"")
     if values[1]:
         task.callback.ParseFromString(values[1])
+    if values[4]:
+        task.export.ParseFromString(values[4])
     return StoredTask(
         task=task,
-        image=values[4] if with_image else None,
-        image_url=(values[5] or b"").decode() if with_image else "",
+        image=values[5] if with_image else None,
+        image_url=(values[6] or b"").decode() if with_image else "",
         request_hash=(values[2] or b"").decode(),
         webhook_id=(values[3] or b"").decode(),
     )
 
 
-def _without_callback(task: task_pb2.Task) -> bytes:
+def _bare(task: task_pb2.Task) -> bytes:
+    """The `task` field: the task without the facts kept in fields of their own."""
     bare = task_pb2.Task()
     bare.CopyFrom(task)
     bare.ClearField("callback")
+    bare.ClearField("export")
     return bare.SerializeToString()
+
+
+def _pending(updates: dict[bytes, bytes], field: bytes) -> bool:
+    """Whether `updates` writes the `callback` or `export` field in its PENDING state."""
+    if field not in updates:
+        return False
+    if field == b"callback":
+        return task_pb2.CallbackInfo.FromString(updates[field]).state == task_pb2.PENDING
+    return task_pb2.ExportInfo.FromString(updates[field]).state == task_pb2.EXPORT_PENDING
+
+
+def _export_info(task: task_pb2.Task, destination: str, now: Timestamp) -> task_pb2.ExportInfo:
+    """A just-finished task's export: due now when it succeeded with its DICOM results."""
+    info = task_pb2.ExportInfo(destination=destination)
+    files = [name for name in EXPORTED if name in task.artifacts.ready]
+    if task.status == task_pb2.SUCCEEDED and files:
+        info.state = task_pb2.EXPORT_PENDING
+        info.files.extend(files)
+        info.next_attempt_at.CopyFrom(now)
+    else:
+        info.state = task_pb2.EXPORT_SKIPPED
+        failed = task.status != task_pb2.SUCCEEDED
+        info.last_error = "the task failed" if failed else "no DICOM results were made"
+    return info
 
 
 def _result_field(task: task_pb2.Task) -> str:

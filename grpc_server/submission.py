@@ -80,7 +80,7 @@ async def accept(
     task is stored with callback state NO_CALLBACK (the DICOM node has no HTTP receiver).
     Raises DentalAIError: 10001/10002 (invalid), 10004 (taskId used with another body), 10007
     (queue or the client's share full); RedisError/OSError when the store is unreachable."""
-    validate_submission(request, settings, callback_required=callback_required)
+    validate_submission(request, settings, callback_required=callback_required, client=client)
     check_task_type(client, request.task_type)
     task_id = request.task_id or uuid.uuid4().hex
     ref = TaskRef(client.id, task_id)

@@ -13,12 +13,13 @@ from urllib.parse import urlsplit
 from google.protobuf.json_format import MessageToDict
 
 from artifacts.kinds import OPTIONS as ARTIFACT_OPTIONS
-from dentalai.config import Settings
+from dentalai.config import ClientSettings, Settings
 from dentalai.contract import FINDING_TYPES
 from dentalai.errors import DentalAIError, ErrorCode
 from dentalai.v1 import analysis_service_pb2 as pb
 from dentalai.v1 import results_pb2
 from grpc_server import netguard
+from grpc_server.export_policy import may_name
 from pipelines.registry import TASK_TYPES
 
 TASK_ID = re.compile(r"[A-Za-z0-9._-]{1,64}")
@@ -29,10 +30,15 @@ def invalid(field: str, reason: str) -> DentalAIError:
 
 
 def validate_submission(
-    request: pb.SubmitAnalysisRequest, settings: Settings, callback_required: bool = True
+    request: pb.SubmitAnalysisRequest,
+    settings: Settings,
+    callback_required: bool = True,
+    client: ClientSettings | None = None,
 ) -> None:
     """Raise DentalAIError (10001 with one field detail, or 10002) for the first rule broken.
-    `callback_required` False admits an empty callbackUrl (the DICOM node's tasks have none)."""
+    `callback_required` False admits an empty callbackUrl (the DICOM node's tasks have none).
+    `client` is the caller, for the export destinations it may name (export_policy.may_name);
+    without it any configured destination passes."""
     limits = settings.limits
     if not request.task_type:
         raise invalid("taskType", "required")
@@ -77,6 +83,11 @@ def validate_submission(
             raise invalid("options.artifacts", f"each value must be one of {', '.join(ARTIFACT_OPTIONS)}")
         if not set(options.findings) <= set(FINDING_TYPES):
             raise invalid("options.findings", f"each value must be one of {', '.join(FINDING_TYPES)}")
+        if options.export_to:
+            known = settings.exports.destination(options.export_to) is not None
+            if not known or (client is not None and not may_name(settings, client, options.export_to)):
+                # One reason for both: another client's destinations are not this caller's business.
+                raise invalid("options.exportTo", "not an export destination of this client")
 
 
 def check_url(field: str, url: str, settings: Settings) -> None:

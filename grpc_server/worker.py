@@ -36,6 +36,7 @@ from dentalai.v1 import results_pb2, task_pb2
 from grpc_server.artifact_step import make_and_store
 from grpc_server.artifact_store import ArtifactStore
 from grpc_server.connection import redis_client
+from grpc_server.export_policy import destination_for
 from grpc_server.fetch import fetch_image
 from grpc_server.keys import Keys
 from grpc_server.processing import process
@@ -136,9 +137,10 @@ class Worker:
             finally:
                 keeper.cancel()
             artifacts = await self._artifacts(job, stored, result, model, inputs)
+            export_to = destination_for(self.settings, job.ref, stored.task.options)
             finished = await self._through_outage(
                 lambda: self.store.finish(
-                    job.ref, result=result, error=error, model=model, artifacts=artifacts
+                    job.ref, result=result, error=error, model=model, artifacts=artifacts, export_to=export_to
                 )
             )
             if not finished:

@@ -162,6 +162,8 @@ def submit_request(body: AnalyzeBody, settings: Settings) -> pb.SubmitAnalysisRe
             request.options.findings.extend(body.options.findings)
         if body.options.deidentify is not None:
             request.options.deidentify = body.options.deidentify
+        if body.options.exportTo is not None:
+            request.options.export_to = body.options.exportTo
     return request
 
 

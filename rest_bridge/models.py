@@ -28,6 +28,11 @@ class AnalyzeOptions(BaseModel):
         description="patient identifiers out of the DICOM artifacts and the PDF; "
         "absent: the client's default",
     )
+    exportTo: StrictStr | None = Field(
+        None,
+        description="name of a configured export destination the DICOM results (report.dcm, "
+        "overlay.dcm) are sent to once the task has succeeded; absent: the client's default",
+    )
 
 
 class AnalyzeBody(BaseModel):
