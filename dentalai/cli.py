@@ -1,4 +1,5 @@
-"""`dentalai` command: `up` (everything on one machine), or one process: grpc | api | worker | dispatcher;
+"""`dentalai` command: `up` (everything on one machine), or one process: grpc | api | worker | dispatcher
+| dicom;
 `analyze` and `ui` belong to the tester tools; `key` prints a new API key and its digest.
 
 Every process reads the same settings (`--config FILE`, DENTALAI_CONFIG, DENTALAI_* variables);
@@ -33,6 +34,7 @@ PROCESSES = {
     "worker": "grpc_server.worker:main",
     "api": "rest_bridge.app:serve",
     "dispatcher": "grpc_server.dispatcher:main",
+    "dicom": "dicom_node.scp:main",  # the DICOM Storage SCP (docs/dicom.md); in `up` when dicom.enabled
 }
 # Tools with their own argument parsing: "module:function(argv)".
 TOOLS = {"analyze": "dentalai.analyze_cmd:main", "ui": "ui.app:main"}
@@ -189,6 +191,7 @@ def up(settings: Settings, config_path: str | None) -> int:
         "api": f"api         http://{settings.api.host}:{settings.api.port} (docs at /docs)",
         "worker": "worker      (no port) models from " + settings.worker.models_dir,
         "dispatcher": "dispatcher  (no port) delivers callbacks",
+        "dicom": "dicom       " + f"{settings.dicom.ae_title}@{settings.dicom.host}:{settings.dicom.port}",
         "ui": f"ui          http://{settings.ui.host}:{settings.ui.port}/ (tester UI, {settings.ui.backend})",
     }
 
@@ -203,6 +206,10 @@ def up(settings: Settings, config_path: str | None) -> int:
                 print(f"{name:<11} NOT STARTED: module {module} is missing from this install", flush=True)
                 continue
             launch(name)
+        if settings.dicom.enabled:
+            launch("dicom")
+        else:
+            print("dicom       not started (dicom.enabled is false)", flush=True)
         if not settings.ui.enabled:
             print("ui          not started (ui.enabled is false)", flush=True)
         elif not _importable("gradio"):
@@ -214,6 +221,8 @@ def up(settings: Settings, config_path: str | None) -> int:
             _wait_port(settings.grpc.host, settings.grpc.port, 30)
         if "api" in started:
             _wait_port(settings.api.host, settings.api.port, 30)
+        if "dicom" in started:
+            _wait_port(settings.dicom.host, settings.dicom.port, 30)
         if "ui" in started:
             _wait_port(settings.ui.host, settings.ui.port, 60)
         print("all started; Ctrl-C stops them", flush=True)

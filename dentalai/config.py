@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import os
+import re
 from pathlib import Path
 from types import UnionType
 from typing import Any, Literal, Union, get_args, get_origin
@@ -263,6 +264,101 @@ class UiSettings(_Section):
     grpc_target: str = ""
 
 
+class DicomCaller(_Section):
+    """A calling AE title the DICOM node accepts and the client (auth.clients) its instances
+    belong to: that client's queue share, task types and de-identification apply as for REST."""
+
+    ae_title: str
+    client: str = Field(pattern=CLIENT_ID_PATTERN)
+
+    @field_validator("ae_title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        return _ae_title(value, "ae_title").strip()
+
+
+class DicomRule(_Section):
+    """A routing rule of the DICOM node (dicom_node/routing.py). An instance matches when, for every
+    entry of `match`, its tag (a DICOM keyword) has a value matching one of the patterns, and no
+    entry of `exclude` matches. A pattern is exact or a glob (`*CEPH*`), or `re:` and a regular
+    expression matching the whole value; all case-insensitive. The first matching rule makes a
+    task of `task_type` with `options` (AnalysisOptions in REST names: {toothNumbering: UNIVERSAL})."""
+
+    name: str = Field(pattern=CLIENT_ID_PATTERN)
+    match: dict[str, list[str]] = Field(min_length=1)
+    exclude: dict[str, list[str]] = Field(default_factory=dict)
+    task_type: str = Field(min_length=1)
+    options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("match", "exclude", mode="before")
+    @classmethod
+    def _as_lists(cls, value: Any) -> Any:
+        if isinstance(value, dict):  # one pattern may be written without its list
+            return {k: [v] if isinstance(v, str) else v for k, v in value.items()}
+        return value
+
+    @field_validator("match", "exclude")
+    @classmethod
+    def _patterns(cls, entries: dict[str, list[str]]) -> dict[str, list[str]]:
+        for keyword, patterns in entries.items():
+            if not keyword.isidentifier() or not patterns:
+                raise ValueError(f"{keyword!r}: a DICOM keyword with at least one pattern")
+            for pattern in patterns:
+                if pattern.startswith("re:"):
+                    try:
+                        re.compile(pattern[3:])
+                    except re.error as exc:
+                        raise ValueError(f"{keyword}: bad regular expression {pattern!r}: {exc}") from None
+        return entries
+
+
+_UID = re.compile(r"[0-9]+(\.[0-9]+)*")
+
+
+class DicomSettings(_Section):
+    """The DICOM node (`dentalai dicom`, docs/dicom.md): a Storage SCP for the calling AE titles of
+    `callers`, routing each instance by `rules` to a task of the caller's client. Tag keywords,
+    task types and options of the rules are checked when that process starts."""
+
+    enabled: bool
+    ae_title: str
+    host: str
+    port: int = Field(ge=0, le=65535)
+    callers: list[DicomCaller]
+    rules: list[DicomRule]
+    sop_classes: list[str] = Field(min_length=1)
+    transfer_syntaxes: list[str] = Field(min_length=1)
+    maximum_associations: int = Field(ge=1)
+    maximum_pdu_size: int = Field(ge=4096, le=2**26)
+    acse_timeout_s: float = Field(gt=0)
+    dimse_timeout_s: float = Field(gt=0)
+    network_timeout_s: float = Field(gt=0)
+    store_timeout_s: float = Field(gt=0)
+
+    @field_validator("ae_title")
+    @classmethod
+    def _title(cls, value: str) -> str:
+        return _ae_title(value, "ae_title").strip()
+
+    @field_validator("sop_classes", "transfer_syntaxes")
+    @classmethod
+    def _uids(cls, uids: list[str]) -> list[str]:
+        for uid in uids:
+            if len(uid) > 64 or not _UID.fullmatch(uid):
+                raise ValueError(f"{uid!r} is not a UID")
+        return uids
+
+    @model_validator(mode="after")
+    def _unique(self) -> DicomSettings:
+        titles = [c.ae_title for c in self.callers]
+        if len(titles) != len(set(titles)):
+            raise ValueError("each calling AE title may be listed once (callers)")
+        names = [r.name for r in self.rules]
+        if len(names) != len(set(names)):
+            raise ValueError("rule names must be unique")
+        return self
+
+
 # The one client of the open development mode (auth.open): every caller is it.
 OPEN_CLIENT_ID = "dev"
 OPEN_CLIENT = ClientSettings(id=OPEN_CLIENT_ID, key_sha256=["0" * 64], deidentify=True)
@@ -288,6 +384,7 @@ class Settings(_Section):
     ceph: CephSettings
     artifacts: ArtifactsSettings
     ui: UiSettings
+    dicom: DicomSettings
     log: LogSettings
 
     @field_validator("redis_url")
@@ -309,6 +406,17 @@ class Settings(_Section):
                     raise ValueError(
                         f"client {client.id}: export destination {name!r} is not in exports.destinations"
                     )
+        return self
+
+    @model_validator(mode="after")
+    def _dicom_callers(self) -> Settings:
+        clients = {c.id for c in self.auth.clients} | ({OPEN_CLIENT_ID} if self.auth.open else set())
+        for caller in self.dicom.callers:
+            if caller.client not in clients:
+                raise ValueError(
+                    f"dicom.callers: AE title {caller.ae_title!r} is mapped to client {caller.client!r}, "
+                    "which is not in auth.clients"
+                )
         return self
 
     def auth_problem(self) -> str | None:

@@ -205,7 +205,7 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
         return task
 
     async def _submit(self, client: ClientSettings, request: pb.SubmitAnalysisRequest) -> task_pb2.Task:
-        return await accept(self.store, self.settings, client, request)
+        return (await accept(self.store, self.settings, client, request)).task
 
     async def _service_status(self) -> pb.GetServiceStatusResponse:
         await self.redis.ping()

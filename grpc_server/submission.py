@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import uuid
+from dataclasses import dataclass
 
 from dentalai.config import ClientSettings, Settings
 from dentalai.errors import DentalAIError, ErrorCode
@@ -53,6 +54,12 @@ def legacy_hash(stored: str, request: pb.SubmitAnalysisRequest) -> str:
     return hashlib.sha256(request.SerializeToString(deterministic=True)).hexdigest()
 
 
+@dataclass(frozen=True)
+class Accepted:
+    task: task_pb2.Task
+    created: bool  # False: a resubmission, answered with the task already stored
+
+
 def check_task_type(client: ClientSettings, task_type: str) -> None:
     """10002 when the client may not submit this task type (auth.clients[].task_types)."""
     if client.task_types and task_type not in client.task_types:
@@ -71,7 +78,7 @@ async def accept(
     *,
     request_hash: str | None = None,
     callback_required: bool = True,
-) -> task_pb2.Task:
+) -> Accepted:
     """Validate `request`, store it as a QUEUED task of `client` and enqueue its job (one atomic
     step, TaskStore.create); the task as stored, or the existing one for a resubmission.
 
@@ -125,6 +132,6 @@ async def accept(
             existing = await store.get(ref)
             if existing is None:  # expired or erased between the two reads
                 raise not_found(ref)
-            return existing
+            return Accepted(existing, created=False)
         log.info("task queued", extra={"taskType": task.task_type})
-        return task
+        return Accepted(task, created=True)
