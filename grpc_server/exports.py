@@ -73,7 +73,7 @@ class Exporter(ScheduleLoop):
     def check_destinations(self) -> None:
         """Warnings at start for what would fail every export later."""
         for dest in self.cfg.destinations:
-            host = urlsplit(dest.url).hostname or "" if dest.kind == "stowrs" else ""
+            host = urlsplit(dest.url).hostname if dest.kind == "stowrs" else None
             if host and netguard.literal_forbidden(host, self.settings.ssrf):
                 log.warning("export destination %s: %s is refused by the SSRF guard (allow-list it in ssrf)",
                             dest.name, host)
