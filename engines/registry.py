@@ -4,6 +4,10 @@
 and TensorRT version are all present; otherwise ONNX Runtime (which itself uses its CUDA provider
 when onnxruntime-gpu is installed). The choice and its reason are logged and kept on the engine
 as `selection_reason`, so the worker and /readyz can show them.
+
+In `auto`, anything that goes wrong while the TensorRT engine is made or warmed up (a stale plan, a
+pycuda MemoryError from `mem_alloc`, a LogicError from the context, a TensorRT error) falls back to
+ONNX Runtime with a warning; only `tensorrt` makes it an error (EngineError).
 """
 
 from __future__ import annotations
@@ -77,12 +81,23 @@ def _try_tensorrt(manifest: ModelManifest, required: bool) -> tuple[Engine | Non
             f"auto: GPU {found.gpu_name} but no plan for TensorRT {found.trt_version} at {plan} "
             f"(build with engines/build_engines.sh)"
         )
+    engine = None
     try:
         engine = tensorrt_engine.TensorRTEngine(manifest, plan_path=plan)
-    except EngineError as exc:
+        if not required:
+            engine.warmup()  # the first execution allocates too: fail over here, not at the first job
+    except Exception as exc:
+        if engine is not None:
+            try:
+                engine.close()
+            except Exception:
+                log.exception("model %s: closing the failed TensorRT engine failed", manifest.name)
         if required:
-            raise
-        # auto: a plan that is stale (other ONNX sha) or unreadable must not stop the worker.
-        log.warning("model %s: TensorRT plan unusable, falling back to ONNX Runtime: %s", manifest.name, exc)
-        return None, f"auto: TensorRT plan unusable ({exc})"
+            if isinstance(exc, EngineError):
+                raise
+            message = f"model {manifest.name!r}: TensorRT failed: {type(exc).__name__}: {exc}"
+            raise EngineError(message) from exc
+        # auto: a stale or unreadable plan, or a CUDA error, must not make the task type unavailable.
+        log.warning("model %s: TensorRT unusable, falling back to ONNX Runtime: %s", manifest.name, exc)
+        return None, f"auto: TensorRT unusable ({type(exc).__name__}: {exc})"
     return engine, f"TensorRT {found.trt_version} on {found.gpu_name}, plan {plan}"

@@ -21,9 +21,11 @@ def write_sample_model(
     classes: int = 3,
     batch: tuple[int, int, int] = (1, 2, 4),
     seed: int = 0,
+    size_range: tuple[int, int, int] | None = None,
 ) -> Path:
     """Write model.onnx (Conv 3x3 -> Relu -> global average -> MatMul + Add), manifest.json and
-    MODEL_CARD.md under `model_dir`; the batch axis is dynamic. Returns `model_dir`."""
+    MODEL_CARD.md under `model_dir`; the batch axis is dynamic, and with `size_range` (min, opt, max)
+    height and width too (manifest `dim_ranges`). Returns `model_dir`."""
     import onnx
     from onnx import TensorProto, helper, numpy_helper
 
@@ -42,13 +44,15 @@ def write_sample_model(
         # A second output of another shape, so multi-output handling is exercised too.
         helper.make_node("Identity", ["relu"], ["features"]),
     ]
+    height: int | str = size if size_range is None else "height"
+    width: int | str = size if size_range is None else "width"
     graph = helper.make_graph(
         nodes,
         name,
-        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", channels, size, size])],
+        [helper.make_tensor_value_info("image", TensorProto.FLOAT, ["batch", channels, height, width])],
         [
             helper.make_tensor_value_info("logits", TensorProto.FLOAT, ["batch", classes]),
-            helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", features, size, size]),
+            helper.make_tensor_value_info("features", TensorProto.FLOAT, ["batch", features, height, width]),
         ],
         initializer=[
             numpy_helper.from_array(conv_w, "conv_w"),
@@ -69,14 +73,17 @@ def write_sample_model(
         "task_type": "sample",
         "onnx": "model.onnx",
         "sha256": hashlib.sha256(onnx_path.read_bytes()).hexdigest(),
-        "inputs": [{"name": "image", "dtype": "float32", "shape": ["batch", channels, size, size]}],
+        "inputs": [{"name": "image", "dtype": "float32", "shape": ["batch", channels, height, width]}],
         "outputs": [
             {"name": "logits", "dtype": "float32", "shape": ["batch", classes]},
-            {"name": "features", "dtype": "float32", "shape": ["batch", features, size, size]},
+            {"name": "features", "dtype": "float32", "shape": ["batch", features, height, width]},
         ],
         "batch": {"min": batch[0], "opt": batch[1], "max": batch[2]},
         "preprocessing": {"mean": 0.0, "std": 1.0},
     }
+    if size_range is not None:
+        bounds = dict(zip(("min", "opt", "max"), size_range, strict=True))
+        manifest["dim_ranges"] = {"height": bounds, "width": bounds}
     (model_dir / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
     (model_dir / "MODEL_CARD.md").write_text(
         f"# {name}\n\nRandom weights made by engines/sample_model.py for engine tests; not a real model.\n"

@@ -92,10 +92,15 @@ def _batch_size(manifest: ModelManifest, named: dict[str, int]) -> int | None:
     return None
 
 
+LEVELS = ("min", "opt", "max")
+
+
 def example_inputs(
-    manifest: ModelManifest, batch: int | None = None, fill: str = "zeros", seed: int = 0
+    manifest: ModelManifest, batch: int | None = None, fill: str = "zeros", seed: int = 0, level: str = "opt"
 ) -> dict[str, np.ndarray]:
-    """Inputs of the manifest's shapes (named axes at their `opt`), for warm-up, checks, benches."""
+    """Inputs of the manifest's shapes, for warm-up, checks, benches: named axes at their `level`
+    ("min", "opt" or "max" of the optimization profile), the batch axis at `batch` when given."""
+    index = LEVELS.index(level)
     rng = np.random.default_rng(seed)
     arrays: dict[str, np.ndarray] = {}
     for spec in manifest.inputs:
@@ -106,7 +111,7 @@ def example_inputs(
             elif axis == 0 and batch is not None:
                 shape.append(batch)
             else:
-                shape.append(dim_range(manifest, dim)[1])
+                shape.append(dim_range(manifest, dim)[index])
         dtype = numpy_dtype(spec.dtype)
         if fill == "zeros":
             arrays[spec.name] = np.zeros(shape, dtype=dtype)

@@ -9,6 +9,18 @@ the bytes the engine copied into fake device memory, so results can be compared 
 OnnxRuntimeEngine. The fake refuses any CUDA call made while its context is not current on the
 calling thread, which is how the push/pop discipline is checked.
 
+Contexts as pycuda has them (pycuda's doc/driver.rst and src/cpp/cuda.hpp): `make_context` makes a
+new context and pushes it; `retain_primary_context` retains the device's one primary context
+without making it current; `detach` of a primary context releases the retain only where it is
+current (and then leaves pycuda's stack) or on the thread that retained it, and is otherwise
+silently skipped (pycuda's "leaked out-of-thread context"), which the fake records.
+
+Errors as pycuda raises them: `Error` and its subclasses `MemoryError`, `LogicError`,
+`RuntimeError`, `LaunchError`. `FakeState.fail` = {step: exception} makes that step raise:
+"init", "Device", "retain_primary_context", "push", "Runtime", "deserialize_cuda_engine",
+"create_execution_context", "Stream", "set_optimization_profile_async", "pagelocked_empty",
+"mem_alloc", "set_tensor_address", "execute_async_v3".
+
 Asynchronous like CUDA: `memcpy_htod_async`, `memcpy_dtoh_async` and `execute_async_v3` only
 enqueue their work on the stream; it is done, in order, when the stream is synchronized. Until
 then an output's host buffer holds whatever it held before (garbage: page-locked buffers start as
@@ -50,9 +62,18 @@ class FakeState:
     device_count: int = 1
     memory: dict[int, bytearray] = field(default_factory=dict)
     calls: list[tuple] = field(default_factory=list)
-    contexts_made: int = 0
+    contexts_made: int = 0  # make_context: a new context each
+    primary_retains: int = 0  # retain_primary_context calls
+    primary_refs: int = 0  # the driver's retain count of the primary context now
+    loggers: int = 0  # trt.Logger instances made
     thread_ids: set[int] = field(default_factory=set)
     streams: dict[int, Any] = field(default_factory=dict)  # handle -> Stream
+    fail: dict[str, BaseException] = field(default_factory=dict)  # step -> what it raises
+
+    def step(self, name: str) -> None:
+        if name in self.fail:
+            self.calls.append(("failed", name))
+            raise self.fail[name]
 
 
 class _ContextStack(threading.local):
@@ -65,35 +86,66 @@ _ADDRESSES = itertools.count(0x1000, 0x1000)
 _HANDLES = itertools.count(0xABC)
 
 
-class FakeCudaError(RuntimeError):
-    pass
+class FakeCudaError(Exception):
+    """pycuda.driver.Error: the base of all pycuda errors."""
+
+
+class FakeCudaMemoryError(FakeCudaError):
+    """pycuda.driver.MemoryError: mem_alloc or related functionality failed."""
+
+
+class FakeCudaLogicError(FakeCudaError):
+    """pycuda.driver.LogicError: e.g. CUDA used before it was initialized."""
+
+
+class FakeCudaRuntimeError(FakeCudaError):
+    """pycuda.driver.RuntimeError."""
+
+
+class FakeCudaLaunchError(FakeCudaError):
+    """pycuda.driver.LaunchError."""
 
 
 def _require_current(state: FakeState, what: str) -> None:
     state.thread_ids.add(threading.get_ident())
     if not _STACK.stack or _STACK.stack[-1].detached:
-        raise FakeCudaError(f"{what}: no current CUDA context on thread {threading.current_thread().name}")
+        thread = threading.current_thread().name
+        raise FakeCudaLogicError(f"{what}: no current CUDA context on thread {thread}")
 
 
 # ---- pycuda.driver ----
 
 class FakeContext:
-    def __init__(self, state: FakeState) -> None:
-        self.state, self.detached = state, False
+    def __init__(self, state: FakeState, primary: bool = False) -> None:
+        self.state, self.detached, self.primary = state, False, primary
+        self.thread = threading.get_ident()  # pycuda remembers the thread that made the object
 
     def push(self) -> None:
+        self.state.step("push")
+        if self.detached:
+            raise FakeCudaLogicError("cannot push a detached context")
         self.state.calls.append(("push",))
         _STACK.stack.append(self)
 
     def pop(self) -> None:  # pycuda: pops the calling thread's current context
         self.state.calls.append(("pop",))
         if not _STACK.stack:
-            raise FakeCudaError("pop with an empty context stack")
+            raise FakeCudaLogicError("pop with an empty context stack")
         _STACK.stack.pop()
 
     def detach(self) -> None:
         self.state.calls.append(("detach",))
+        if self.detached:
+            raise FakeCudaLogicError("cannot detach from invalid context")
+        current = bool(_STACK.stack) and _STACK.stack[-1] is self
+        if self.primary and not current and self.thread != threading.get_ident():
+            self.state.calls.append(("detach-skipped",))  # pycuda's leaked out-of-thread context
+            return
         self.detached = True
+        if self.primary:
+            self.state.primary_refs -= 1
+        if current:
+            _STACK.stack.pop()
 
 
 class FakeDeviceAllocation:
@@ -114,8 +166,9 @@ def make_driver(state: FakeState) -> types.ModuleType:
 
     class Device:
         def __init__(self, index: int) -> None:
+            state.step("Device")
             if index >= state.device_count:
-                raise FakeCudaError(f"invalid device {index}")
+                raise FakeCudaLogicError(f"invalid device {index}")
 
         @staticmethod
         def count() -> int:
@@ -133,10 +186,17 @@ def make_driver(state: FakeState) -> types.ModuleType:
             ctx.push()
             return ctx
 
+        def retain_primary_context(self) -> FakeContext:
+            state.step("retain_primary_context")
+            state.primary_retains += 1
+            state.primary_refs += 1
+            return FakeContext(state, primary=True)  # not made current
+
     class Stream:
         """A queue of work: enqueued by the *_async calls, done by `synchronize` (in order)."""
 
         def __init__(self) -> None:
+            state.step("Stream")
             _require_current(state, "Stream()")
             self.handle = next(_HANDLES)
             self.pending: list[Callable[[], None]] = []
@@ -152,6 +212,7 @@ def make_driver(state: FakeState) -> types.ModuleType:
                 self.pending.pop(0)()
 
     def mem_alloc(nbytes: int) -> FakeDeviceAllocation:
+        state.step("mem_alloc")
         _require_current(state, "mem_alloc")
         return FakeDeviceAllocation(state, nbytes)
 
@@ -176,7 +237,10 @@ def make_driver(state: FakeState) -> types.ModuleType:
         stream.enqueue(copy)
 
     def pagelocked_empty(shape: Any, dtype: Any) -> np.ndarray:
-        """Uninitialised memory: NaN for floats, a byte pattern otherwise (never the right answer)."""
+        """Uninitialised memory: NaN for floats, a byte pattern otherwise (never the right answer).
+        Like cuMemHostAlloc, it needs a current context."""
+        state.step("pagelocked_empty")
+        _require_current(state, "pagelocked_empty")
         buffer = np.empty(shape, dtype)
         if np.issubdtype(buffer.dtype, np.floating):
             buffer.fill(np.nan)
@@ -184,7 +248,7 @@ def make_driver(state: FakeState) -> types.ModuleType:
             buffer.view(np.uint8).fill(0xA5)
         return buffer
 
-    cuda.init = lambda: None
+    cuda.init = lambda: state.step("init")
     cuda.Device = Device
     cuda.Stream = Stream
     cuda.mem_alloc = mem_alloc
@@ -192,6 +256,10 @@ def make_driver(state: FakeState) -> types.ModuleType:
     cuda.memcpy_htod_async = memcpy_htod_async
     cuda.memcpy_dtoh_async = memcpy_dtoh_async
     cuda.Error = FakeCudaError
+    cuda.MemoryError = FakeCudaMemoryError
+    cuda.LogicError = FakeCudaLogicError
+    cuda.RuntimeError = FakeCudaRuntimeError
+    cuda.LaunchError = FakeCudaLaunchError
     return cuda
 
 
@@ -250,6 +318,7 @@ class FakeCudaEngine:
         return self.profiles[name]
 
     def create_execution_context(self) -> FakeExecutionContext:
+        self.state.step("create_execution_context")
         _require_current(self.state, "create_execution_context")
         return FakeExecutionContext(self)
 
@@ -261,6 +330,7 @@ class FakeExecutionContext:
         self.addresses: dict[str, int] = {}
 
     def set_optimization_profile_async(self, index: int, stream_handle: int) -> bool:
+        self.state.step("set_optimization_profile_async")
         self.state.calls.append(("set_optimization_profile_async", index))
         return index == 0
 
@@ -283,6 +353,7 @@ class FakeExecutionContext:
         return self._run(zeros)[name].shape
 
     def set_tensor_address(self, name: str, address: int) -> bool:
+        self.state.step("set_tensor_address")
         self.state.calls.append(("set_tensor_address", name))
         self.addresses[name] = address
         return True
@@ -290,6 +361,7 @@ class FakeExecutionContext:
     def execute_async_v3(self, stream_handle: int) -> bool:
         """Enqueues the inference on the stream of that handle, with the shapes and addresses set
         now (as TensorRT does); it runs when the stream is synchronized."""
+        self.state.step("execute_async_v3")
         _require_current(self.state, "execute_async_v3")
         self.state.calls.append(("execute_async_v3",))
         stream = self.state.streams.get(stream_handle)
@@ -321,13 +393,17 @@ def make_tensorrt(state: FakeState) -> types.ModuleType:
         WARNING = 2
 
         def __init__(self, severity: int = 2) -> None:
+            state.loggers += 1
             self.severity = severity
 
     class Runtime:
         def __init__(self, logger: Logger) -> None:
+            state.step("Runtime")
             self.logger = logger
+            state.calls.append(("Runtime", id(logger)))
 
         def deserialize_cuda_engine(self, data: bytes) -> FakeCudaEngine | None:
+            state.step("deserialize_cuda_engine")
             _require_current(state, "deserialize_cuda_engine")
             try:
                 plan = json.loads(data)
@@ -344,7 +420,12 @@ def make_tensorrt(state: FakeState) -> types.ModuleType:
 
 
 def install(monkeypatch, state: FakeState | None = None) -> FakeState:
-    """Put the fakes into sys.modules for this test only."""
+    """Put the fakes into sys.modules for this test only, with a fresh process-wide TensorRT state
+    (the engine module's shared context and logger) so that tests do not see each other's."""
+    import engines.tensorrt_engine as tensorrt_engine
+
+    monkeypatch.setattr(tensorrt_engine, "_CONTEXTS", {})
+    monkeypatch.setattr(tensorrt_engine, "_LOGGER", None)
     state = state or FakeState()
     driver = make_driver(state)
     pycuda = types.ModuleType("pycuda")
