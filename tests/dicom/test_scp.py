@@ -225,3 +225,22 @@ def test_an_oversized_data_set_aborts_the_association(node: Settings) -> None:
             time.sleep(0.05)
         assert not assoc.is_established
     assert stored_task(node, PACS, big.SOPInstanceUID) is None
+
+
+def test_associations_beyond_the_limit_are_rejected(redis_server: RedisServer, processes: Processes) -> None:
+    settings = node_settings(redis_server.url, dicom={"maximum_associations": 1})
+    processes.start(["dicom"], settings, wait_line="dicom node ready")
+    with associate(settings) as first:
+        assert first.is_established
+        with associate(settings) as second:
+            assert second.is_rejected
+            rejection = second.acceptor.primitive
+            # rejected-transient, by the presentation layer: local limit exceeded
+            assert (rejection.result, rejection.result_source, rejection.diagnostic) == (2, 3, 2)
+    deadline = time.monotonic() + 5  # the first released: room again once its thread has ended
+    while True:
+        with associate(settings) as again:
+            if again.is_established or time.monotonic() > deadline:
+                assert again.is_established
+                break
+        time.sleep(0.1)
