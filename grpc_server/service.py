@@ -207,6 +207,13 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
     async def _submit(self, client: ClientSettings, request: pb.SubmitAnalysisRequest) -> task_pb2.Task:
         return (await accept(self.store, self.settings, client, request)).task
 
+    async def _counters(self, into: Any, prefix: str) -> None:
+        """The string counters under `prefix` (`{prefix}{outcome}`), by outcome."""
+        async for key in self.redis.scan_iter(match=prefix + "*"):
+            value = await self.redis.get(key)
+            if value is not None:
+                into[key.decode()[len(prefix):]] = int(value)
+
     async def _service_status(self) -> pb.GetServiceStatusResponse:
         await self.redis.ping()
         reply = pb.GetServiceStatusResponse(store_reachable=True)
@@ -214,11 +221,10 @@ class AnalysisService(pb_grpc.AnalysisServiceServicer):
         reply.dead_letter_depth = await self.queue.dead_letter_depth()
         for status, count in (await self.redis.hgetall(self.keys.task_stats)).items():
             reply.tasks_by_status[status.decode()] = max(0, int(count))
-        prefix = self.keys.callback_stat("")
-        async for key in self.redis.scan_iter(match=self.keys.callback_stat_pattern):
-            value = await self.redis.get(key)
-            if value is not None:
-                reply.callback_attempts[key.decode()[len(prefix):]] = int(value)
+        await self._counters(reply.callback_attempts, self.keys.callback_stat(""))
+        await self._counters(reply.export_attempts, self.keys.export_stat(""))
+        for outcome, count in (await self.redis.hgetall(self.keys.dicom_stats)).items():
+            reply.dicom_instances[outcome.decode()] = int(count)
         keys = [k async for k in self.redis.scan_iter(match=self.keys.worker_pattern)]
         now = time.time()
         for raw in await self.redis.mget(keys) if keys else []:

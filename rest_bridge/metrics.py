@@ -1,9 +1,10 @@
 """Prometheus metrics of the bridge: its own request latency, and the service's state (tasks by
-status, queue depth, callback attempts by outcome) read from GetServiceStatus at scrape time."""
+status, queue depth, callback and export attempts and DICOM instances by outcome) read from
+GetServiceStatus at scrape time."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 
 from prometheus_client import CollectorRegistry, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
@@ -32,7 +33,7 @@ class ServiceStatusCollector(Collector):
         ready = GaugeMetricFamily("dentalai_ready", "1 when a worker with loaded models was seen recently")
         ready.add_metric([], 1.0 if status.ready else 0.0)
         yield ready
-        depth = GaugeMetricFamily("dentalai_queue_depth", "jobs waiting in the queue stream")
+        depth = GaugeMetricFamily("dentalai_queue_depth", "open jobs in the clients' queue streams")
         depth.add_metric([], float(status.queue_depth))
         yield depth
         dead = GaugeMetricFamily("dentalai_dead_letter_depth", "jobs abandoned after repeated crashes")
@@ -46,15 +47,22 @@ class ServiceStatusCollector(Collector):
         for name, count in sorted(status.tasks_by_status.items()):
             tasks.add_metric([name], float(count))
         yield tasks
-        attempts = CounterMetricFamily(
-            "dentalai_callback_attempts", "callback delivery attempts by outcome", labels=["outcome"]
-        )
-        for outcome, count in sorted(status.callback_attempts.items()):
-            attempts.add_metric([outcome], float(count))
-        yield attempts
+        yield _by_outcome("dentalai_callback_attempts", "callback delivery attempts by outcome",
+                          status.callback_attempts)
+        yield _by_outcome("dentalai_export_attempts", "attempts to export DICOM results, by outcome",
+                          status.export_attempts)
+        yield _by_outcome("dentalai_dicom_instances", "instances the DICOM node received, by outcome",
+                          status.dicom_instances)
         workers = GaugeMetricFamily("dentalai_workers", "workers with a live heartbeat")
         workers.add_metric([], float(len(status.workers)))
         yield workers
+
+
+def _by_outcome(name: str, documentation: str, counts: Mapping[str, int]) -> CounterMetricFamily:
+    family = CounterMetricFamily(name, documentation, labels=["outcome"])
+    for outcome, count in sorted(counts.items()):
+        family.add_metric([outcome], float(count))
+    return family
 
 
 class Metrics:

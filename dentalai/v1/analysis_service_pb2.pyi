@@ -118,7 +118,7 @@ class WorkerInfo(_message.Message):
     def __init__(self, worker_id: _Optional[str] = ..., runtime: _Optional[str] = ..., models: _Optional[_Iterable[str]] = ..., task_types: _Optional[_Iterable[str]] = ..., last_seen: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ...) -> None: ...
 
 class GetServiceStatusResponse(_message.Message):
-    __slots__ = ("store_reachable", "ready", "queue_depth", "tasks_by_status", "workers", "callback_attempts", "dead_letter_depth")
+    __slots__ = ("store_reachable", "ready", "queue_depth", "tasks_by_status", "workers", "callback_attempts", "dead_letter_depth", "dicom_instances", "export_attempts")
     class TasksByStatusEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -133,6 +133,20 @@ class GetServiceStatusResponse(_message.Message):
         key: str
         value: int
         def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class DicomInstancesEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
+    class ExportAttemptsEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: int
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[int] = ...) -> None: ...
     STORE_REACHABLE_FIELD_NUMBER: _ClassVar[int]
     READY_FIELD_NUMBER: _ClassVar[int]
     QUEUE_DEPTH_FIELD_NUMBER: _ClassVar[int]
@@ -140,6 +154,8 @@ class GetServiceStatusResponse(_message.Message):
     WORKERS_FIELD_NUMBER: _ClassVar[int]
     CALLBACK_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     DEAD_LETTER_DEPTH_FIELD_NUMBER: _ClassVar[int]
+    DICOM_INSTANCES_FIELD_NUMBER: _ClassVar[int]
+    EXPORT_ATTEMPTS_FIELD_NUMBER: _ClassVar[int]
     store_reachable: bool
     ready: bool
     queue_depth: int
@@ -147,7 +163,9 @@ class GetServiceStatusResponse(_message.Message):
     workers: _containers.RepeatedCompositeFieldContainer[WorkerInfo]
     callback_attempts: _containers.ScalarMap[str, int]
     dead_letter_depth: int
-    def __init__(self, store_reachable: _Optional[bool] = ..., ready: _Optional[bool] = ..., queue_depth: _Optional[int] = ..., tasks_by_status: _Optional[_Mapping[str, int]] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., callback_attempts: _Optional[_Mapping[str, int]] = ..., dead_letter_depth: _Optional[int] = ...) -> None: ...
+    dicom_instances: _containers.ScalarMap[str, int]
+    export_attempts: _containers.ScalarMap[str, int]
+    def __init__(self, store_reachable: _Optional[bool] = ..., ready: _Optional[bool] = ..., queue_depth: _Optional[int] = ..., tasks_by_status: _Optional[_Mapping[str, int]] = ..., workers: _Optional[_Iterable[_Union[WorkerInfo, _Mapping]]] = ..., callback_attempts: _Optional[_Mapping[str, int]] = ..., dead_letter_depth: _Optional[int] = ..., dicom_instances: _Optional[_Mapping[str, int]] = ..., export_attempts: _Optional[_Mapping[str, int]] = ...) -> None: ...
 
 class GetArtifactRequest(_message.Message):
     __slots__ = ("task_id", "name")

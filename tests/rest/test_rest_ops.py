@@ -6,8 +6,10 @@ from __future__ import annotations
 import uuid
 
 import httpx
+import redis
 from prometheus_client.parser import text_string_to_metric_families
 
+from grpc_server.keys import Keys
 from tests.rest.conftest import RestStack, analyze_body, callbacks_for, wait_task
 
 
@@ -66,6 +68,19 @@ def test_metrics_after_a_delivered_task(rest: RestStack) -> None:
     assert found["dentalai_store_reachable"][0][1] == 1.0
     assert found["dentalai_ready"][0][1] == 1.0
     assert found["dentalai_workers"][0][1] >= 1
+
+
+def test_metrics_count_dicom_instances_and_exports_by_outcome(rest: RestStack) -> None:
+    # The DICOM node and the exporter count in Redis (keys.Keys.dicom_stats, export_stat); the
+    # bridge shows what GetServiceStatus reads from there.
+    keys = Keys(rest.settings.key_prefix)
+    r = redis.Redis.from_url(rest.settings.redis_url)
+    r.hincrby(keys.dicom_stats, "unrouted", 3)
+    r.incrby(keys.export_stat("delivered"), 2)
+    found = samples(httpx.get(f"{rest.url}/metrics").text)
+    dicom = {labels["outcome"]: value for labels, value in found["dentalai_dicom_instances_total"]}
+    exports = {labels["outcome"]: value for labels, value in found["dentalai_export_attempts_total"]}
+    assert dicom["unrouted"] >= 3 and exports["delivered"] >= 2
 
 
 def test_openapi_lists_the_contract_routes(rest: RestStack) -> None:
