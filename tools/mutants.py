@@ -239,7 +239,7 @@ def prove_copy_runs(copy: Path, mutant: Mutant) -> None:
         status, out = run_pytest(copy, mutant.tests, 120, extra=["--co"])
     finally:
         path.write_text(original)
-    if status != "failed" or str(copy) not in out:
+    if status not in ("failed", "error") or PLANTED.strip() not in out or str(copy) not in out:
         raise SystemExit(
             f"a syntax error planted in the copy's {mutant.file} did not fail the collection of "
             f"{' '.join(mutant.tests)} from {copy} ({status}): the tests do not import the copy\n{out}"

@@ -5,7 +5,8 @@ testing, tools/mutants.yaml):
 - a cancelled task's callback cannot be re-sent (cancelling promises no callback);
 - releasing a task that another worker finished meanwhile changes nothing;
 - a finish that races another writer of the task hash is retried, not dropped;
-- a failed task's artifacts answer 10011 with the reason: the task failed.
+- a failed task's artifacts answer 10011 with the reason: the task failed;
+- erasing a finished task takes its callback off the schedule.
 """
 
 from __future__ import annotations
@@ -103,3 +104,14 @@ async def test_a_failed_tasks_artifacts_say_that_it_failed(store: TaskStore) -> 
     with pytest.raises(DentalAIError) as err:
         await get_artifact(store, files, REF, "report.pdf")
     assert err.value.code == 10011 and "FAILED" in err.value.message, err.value.message
+
+
+async def test_erasing_a_finished_task_takes_it_off_the_callback_schedule(store: TaskStore) -> None:
+    await store.mark_running(REF, 3)
+    assert await store.finish(REF, result=results_pb2.PanoResult())
+    schedule = store.keys.callback_schedule
+    assert await store.redis.zscore(schedule, str(REF)) is not None  # its callback is due
+    task, erased = await store.cancel(REF)
+    assert erased and task.status == task_pb2.SUCCEEDED
+    assert await store.redis.zscore(schedule, str(REF)) is None
+    assert not await store.redis.exists(store.keys.task(REF))
