@@ -182,7 +182,10 @@ def make_copy(repo: Path, dest: Path, source: str) -> None:
         tar_path = dest.parent / "head.tar"
         tar_path.write_bytes(archive)
         with tarfile.open(tar_path) as tar:
-            tar.extractall(dest, filter="data")
+            try:
+                tar.extractall(dest, filter="data")
+            except TypeError:  # Python 3.11 before 3.11.4 has no extraction filters
+                tar.extractall(dest)  # noqa: S202 (our own HEAD's archive)
         tar_path.unlink()
     else:
         for rel in tracked_and_new_files(repo):
