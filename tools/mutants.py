@@ -185,7 +185,7 @@ def make_copy(repo: Path, dest: Path, source: str) -> None:
             try:
                 tar.extractall(dest, filter="data")
             except TypeError:  # Python 3.11 before 3.11.4 has no extraction filters
-                tar.extractall(dest)  # noqa: S202 (our own HEAD's archive)
+                tar.extractall(dest)  # our own HEAD's archive
         tar_path.unlink()
     else:
         for rel in tracked_and_new_files(repo):
