@@ -158,7 +158,7 @@ class PanoImage(_message.Message):
     def __init__(self, width: _Optional[int] = ..., height: _Optional[int] = ..., pixel_spacing_mm: _Optional[float] = ..., spacing_source: _Optional[str] = ...) -> None: ...
 
 class Tooth(_message.Message):
-    __slots__ = ("fdi", "number", "score", "bbox", "polygon", "area_px", "universal_label", "findings")
+    __slots__ = ("fdi", "number", "score", "bbox", "polygon", "area_px", "universal_label", "findings", "raw_score", "check_number")
     FDI_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
@@ -167,6 +167,8 @@ class Tooth(_message.Message):
     AREA_PX_FIELD_NUMBER: _ClassVar[int]
     UNIVERSAL_LABEL_FIELD_NUMBER: _ClassVar[int]
     FINDINGS_FIELD_NUMBER: _ClassVar[int]
+    RAW_SCORE_FIELD_NUMBER: _ClassVar[int]
+    CHECK_NUMBER_FIELD_NUMBER: _ClassVar[int]
     fdi: int
     number: int
     score: float
@@ -175,10 +177,12 @@ class Tooth(_message.Message):
     area_px: float
     universal_label: str
     findings: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, fdi: _Optional[int] = ..., number: _Optional[int] = ..., score: _Optional[float] = ..., bbox: _Optional[_Iterable[float]] = ..., polygon: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ..., area_px: _Optional[float] = ..., universal_label: _Optional[str] = ..., findings: _Optional[_Iterable[str]] = ...) -> None: ...
+    raw_score: float
+    check_number: bool
+    def __init__(self, fdi: _Optional[int] = ..., number: _Optional[int] = ..., score: _Optional[float] = ..., bbox: _Optional[_Iterable[float]] = ..., polygon: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ..., area_px: _Optional[float] = ..., universal_label: _Optional[str] = ..., findings: _Optional[_Iterable[str]] = ..., raw_score: _Optional[float] = ..., check_number: _Optional[bool] = ...) -> None: ...
 
 class Finding(_message.Message):
-    __slots__ = ("type", "fdi", "number", "score", "polygon", "bbox", "area_px", "area_mm2")
+    __slots__ = ("type", "fdi", "number", "score", "polygon", "bbox", "area_px", "area_mm2", "raw_score")
     TYPE_FIELD_NUMBER: _ClassVar[int]
     FDI_FIELD_NUMBER: _ClassVar[int]
     NUMBER_FIELD_NUMBER: _ClassVar[int]
@@ -187,6 +191,7 @@ class Finding(_message.Message):
     BBOX_FIELD_NUMBER: _ClassVar[int]
     AREA_PX_FIELD_NUMBER: _ClassVar[int]
     AREA_MM2_FIELD_NUMBER: _ClassVar[int]
+    RAW_SCORE_FIELD_NUMBER: _ClassVar[int]
     type: str
     fdi: int
     number: int
@@ -195,7 +200,8 @@ class Finding(_message.Message):
     bbox: _containers.RepeatedScalarFieldContainer[float]
     area_px: float
     area_mm2: float
-    def __init__(self, type: _Optional[str] = ..., fdi: _Optional[int] = ..., number: _Optional[int] = ..., score: _Optional[float] = ..., polygon: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ..., bbox: _Optional[_Iterable[float]] = ..., area_px: _Optional[float] = ..., area_mm2: _Optional[float] = ...) -> None: ...
+    raw_score: float
+    def __init__(self, type: _Optional[str] = ..., fdi: _Optional[int] = ..., number: _Optional[int] = ..., score: _Optional[float] = ..., polygon: _Optional[_Union[_struct_pb2.ListValue, _Mapping]] = ..., bbox: _Optional[_Iterable[float]] = ..., area_px: _Optional[float] = ..., area_mm2: _Optional[float] = ..., raw_score: _Optional[float] = ...) -> None: ...
 
 class FindingNotAssessed(_message.Message):
     __slots__ = ("type", "reason")
@@ -206,10 +212,12 @@ class FindingNotAssessed(_message.Message):
     def __init__(self, type: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
 
 class PanoSummary(_message.Message):
-    __slots__ = ("tooth_count",)
+    __slots__ = ("tooth_count", "edentulous_jaws")
     TOOTH_COUNT_FIELD_NUMBER: _ClassVar[int]
+    EDENTULOUS_JAWS_FIELD_NUMBER: _ClassVar[int]
     tooth_count: int
-    def __init__(self, tooth_count: _Optional[int] = ...) -> None: ...
+    edentulous_jaws: _containers.RepeatedScalarFieldContainer[str]
+    def __init__(self, tooth_count: _Optional[int] = ..., edentulous_jaws: _Optional[_Iterable[str]] = ...) -> None: ...
 
 class PanoResult(_message.Message):
     __slots__ = ("image", "numbering", "teeth", "missing_teeth", "summary", "findings", "findings_assessed", "findings_not_assessed")
