@@ -29,6 +29,7 @@ from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
 from engines.manifest import ModelManifest
 from pipelines.base_pipeline import infer, pixel_spacing
+from pipelines.calibration import Calibrator
 from pipelines.pano.crown_band import crown_tiles
 from pipelines.pano.numbering import side_quadrant, unerupted
 from pipelines.pano.preprocess import normalise, to_gray_float
@@ -93,14 +94,16 @@ class Roi:
 
 @dataclass(frozen=True)
 class Lesion:
-    """One finding before numbering: outline in input px, peak probability as score."""
+    """One finding before numbering: outline in input px, peak probability as raw score, and the
+    calibrated score (the raw score when the type has no calibration)."""
 
     type: str
-    score: float
+    raw_score: float
     polygon: list[list[float]]
     bbox: list[float]
     area_px: float
     tooth: int  # index into the teeth given to `find`, -1 when none
+    score: float = 0.0
 
 
 def roi_box(
@@ -265,6 +268,14 @@ class FindingType:
     # Films narrower than this (input px) are not assessed for the type: the model's frame upsamples
     # them and its precision on validation dropped (caries: below 0.5 under 1000 px; the model cards).
     min_film_width: int = 0
+    # Raw score (peak probability) and outline area in work px -> probability of a true lesion
+    # (manifest `calibration`); None: the score is the raw score.
+    calibrator: Calibrator | None = None
+
+    def calibrated(self, raw_score: float, area_work: float) -> float:
+        if self.calibrator is None:
+            return raw_score
+        return self.calibrator(raw_score=raw_score, area_work=area_work)
 
     def too_narrow(self, width: int) -> str:
         """Why a film `width` px wide is not assessed for this type, or "" when it is."""
@@ -292,7 +303,8 @@ def find(
             if tooth < 0 and kind.name in TOOTH_LESIONS:
                 continue  # a tooth lesion away from every tooth: on the val films, always a false positive
             polygon, bbox, area = outline(blob, roi)
-            found.append(Lesion(kind.name, round(blob.score, 4), polygon, bbox, area, tooth))
+            score = round(kind.calibrated(blob.score, float(blob.mask.sum())), 4)
+            found.append(Lesion(kind.name, round(blob.score, 4), polygon, bbox, area, tooth, score))
     return found
 
 
@@ -310,7 +322,8 @@ class FindingsModel:
         self.name = manifest.name
         self.types = [
             FindingType(str(t["type"]), int(t["channel"]), float(t["threshold"]), bool(t["default"]),
-                        float(t.get("pixel_threshold", PIXEL_THRESHOLD)), int(t.get("min_film_width", 0)))
+                        float(t.get("pixel_threshold", PIXEL_THRESHOLD)), int(t.get("min_film_width", 0)),
+                        Calibrator.from_manifest(t.get("calibration")))
             for t in manifest.raw["findings"]
         ]
         unknown = sorted({t.name for t in self.types} - set(FINDING_TYPES))
@@ -404,7 +417,7 @@ def add_findings(result: results_pb2.PanoResult, models: Sequence[tuple[Findings
     for fdi, number, lesion in sorted(rows, key=lambda r: (r[0], r[2].type, r[2].bbox[0], r[2].bbox[1])):
         finding = result.findings.add(type=lesion.type, fdi=fdi, number=number, score=lesion.score,
                                       bbox=lesion.bbox, area_px=lesion.area_px,
-                                      area_mm2=round(lesion.area_px * mm * mm, 3))
+                                      area_mm2=round(lesion.area_px * mm * mm, 3), raw_score=lesion.raw_score)
         finding.polygon.extend(lesion.polygon)
     for tooth in teeth:
         kinds = sorted({f.type for f in result.findings if f.fdi == tooth.fdi and f.fdi})

@@ -1,9 +1,24 @@
-"""Panoramic radiograph -> PanoResult (CONTRACT.md section 6): teeth outlines with their numbers."""
+"""Panoramic radiograph -> PanoResult (CONTRACT.md section 6): teeth outlines with their numbers.
+
+Besides the teeth, the pipeline decides two things about the film as a whole:
+- Is it a panoramic radiograph at all? A film on which the tooth model finds fewer than
+  `film_check.min_teeth` teeth must also look like one (`film_check.py`), or it is refused with 11003:
+  noise, a photograph or another kind of radiograph is no edentulous patient.
+- Which jaws are edentulous: a jaw with no tooth found and less than one tooth's worth of the tooth
+  model's probability for that jaw's teeth anywhere on the film (`dentition.py`). An edentulous film
+  is a result (no teeth, every tooth missing, `summary.edentulousJaws`), not an error; 12003 stays
+  for a film whose tooth-like structures none could be outlined.
+Scores: each tooth's `score` is the calibrated probability that it is a tooth with the right number
+(pipelines/calibration.py, fitted on validation films; the manifest's `calibration`), `rawScore`
+the mean tooth probability the `min_score` threshold applies to; a tooth whose number is uncertain
+(`score` below `calibration.check_number_below`) carries `checkNumber`.
+"""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import ClassVar
 
 import numpy as np
@@ -13,7 +28,10 @@ from dentalai.v1 import results_pb2, task_pb2
 from engines.base import Engine
 from pipelines import base_pipeline
 from pipelines.base_pipeline import DecodedImage, Pipeline, StageTimer, infer, require
+from pipelines.calibration import Calibrator
 from pipelines.pano import instances, postrules
+from pipelines.pano.dentition import JAWS, edentulous_jaws
+from pipelines.pano.film_check import FilmCheck
 from pipelines.pano.findings import FINDINGS_MODELS, FindingsModel, add_findings, check_models
 from pipelines.pano.numbering import (
     CLASS_FDI,
@@ -29,10 +47,29 @@ from pipelines.pano.refine import REFINE_MODEL, ToothRefiner
 
 # Channel of the same tooth on the other side (11 <-> 21 ...), for the mirrored pass.
 MIRROR_CHANNELS = [0] + [CLASS_FDI.index(mirror_fdi(f)) for f in CLASS_FDI[1:]]
-# (FDI number, score, outline) of one reported tooth.
-Tooth = tuple[int, float, Outline]
-# (FDI number, score, its own classes, whole-film outline) of one tooth the whole-film model found.
-Found = tuple[int, float, np.ndarray, Outline]
+
+
+@dataclass(frozen=True)
+class Found:
+    """One tooth the whole-film model found: its number, mean tooth probability (`raw_score`), the
+    share of that probability on its number (`number_share`), its own classes and whole-film outline."""
+
+    fdi: int
+    raw_score: float
+    number_share: float
+    own: np.ndarray
+    outline: Outline
+
+
+@dataclass(frozen=True)
+class Tooth:
+    """One reported tooth: number, calibrated score, raw score, whether to check its number, outline."""
+
+    fdi: int
+    score: float
+    raw_score: float
+    check_number: bool
+    outline: Outline
 
 
 @dataclass(frozen=True)
@@ -60,6 +97,14 @@ class PanoConfig:
     # Borders between neighbouring teeth from their up-sampled class probabilities (sub-pixel);
     # off: at the model-pixel edge of the neighbour's mask (pano-teeth 1.0.0's outlines).
     sharp_borders: bool = True
+    # A jaw with no tooth found is edentulous when the tooth model's probability for that jaw's
+    # teeth, summed over the film, is below this many median teeth (740 model px, the median area
+    # of a reported tooth on the training films). On the training films every threshold from 0.75 to
+    # 3 teeth gave the same calls (pano-teeth's card, Edentulous films).
+    edentulous_tooth_mass: float = 1.0
+    tooth_area_px: float = 740.0
+    # Off only for evaluation: no film check (no 11003 for a film without teeth, and no edentulous call).
+    film_check: bool = True
 
 
 class PanoPipeline(Pipeline):
@@ -88,6 +133,16 @@ class PanoPipeline(Pipeline):
         if not 1 < self.channels <= len(CLASS_FDI):
             raise ValueError(f"pano model has {self.channels} channels, expected at most {len(CLASS_FDI)}")
         self.mirror = MIRROR_CHANNELS[: self.channels]
+        raw = engine.manifest.raw or {}
+        directory = Path(engine.manifest.directory)
+        # Without a film check (a model or a test without one) a film without teeth stays 12003: nothing
+        # then says that the jaws are there.
+        check = raw.get("film_check") if self.config.film_check else None
+        self.film_check = FilmCheck.from_manifest(directory, check)
+        calibration = raw.get("calibration") or {}
+        # Without a calibration the score is the raw score and no number is flagged.
+        self.calibrator = Calibrator.from_manifest(calibration)
+        self.check_number_below = float(calibration.get("check_number_below", 0.0))
 
     def check_input(self, pixels: np.ndarray) -> None:
         """11003 for images that cannot be a panoramic radiograph this model can read."""
@@ -113,24 +168,53 @@ class PanoPipeline(Pipeline):
         with timer.stage("postprocess"):
             found, probs = self._teeth(logits.astype(np.float32), prepared.scale_x, prepared.scale_y,
                                        (image.width, image.height))
-        require(bool(found), ErrorCode.NO_USABLE_RESULT, "no teeth found on the image")
-        teeth = [(fdi, score, shape) for fdi, score, _, shape in found]
-        if self.refiner is not None:
+            edentulous = self.dentition(found, probs, prepared.tensor[0])
+            teeth = [self.tooth(f) for f in found]
+        if self.refiner is not None and found:
             with timer.stage("refine"):
-                own_and_outline = [(mine, shape) for _, _, mine, shape in found]
+                own_and_outline = [(f.own, f.outline) for f in found]
                 shapes = self.refiner.refine(self.extras[REFINE_MODEL], gray, probs, own_and_outline,
                                              (prepared.scale_x, prepared.scale_y))
-            teeth = [(fdi, score, shape) for (fdi, score, _), shape in zip(teeth, shapes, strict=True)]
+            teeth = [Tooth(t.fdi, t.score, t.raw_score, t.check_number, shape)
+                     for t, shape in zip(teeth, shapes, strict=True)]
         universal = options.tooth_numbering == results_pb2.UNIVERSAL
-        result = build_result(teeth, image.width, image.height, universal)
+        result = build_result(teeth, image.width, image.height, universal, edentulous)
         if self.findings:
             with timer.stage("findings"):
                 models = [(model, self.extras[name]) for name, model in self.findings.items()]
                 # The findings crop is set by the whole-film outlines, as the findings models were
                 # validated (and the caries model trained) with; findings go to the reported teeth.
-                crop_teeth = [(fdi, np.asarray(shape.polygon)) for fdi, _, _, shape in found]
+                crop_teeth = [(f.fdi, np.asarray(f.outline.polygon)) for f in found]
                 add_findings(result, models, image.pixel_spacing_mm, gray, options, crop_teeth)
         return result
+
+    def tooth(self, found: Found) -> Tooth:
+        """The reported tooth of a found one: its calibrated score and whether to check its number."""
+        if self.calibrator is None:
+            return Tooth(found.fdi, found.raw_score, found.raw_score, False, found.outline)
+        score = round(self.calibrator(raw_score=found.raw_score, number_share=found.number_share), 4)
+        return Tooth(found.fdi, score, found.raw_score, score < self.check_number_below, found.outline)
+
+    def dentition(self, found: list[Found], probs: np.ndarray, image: np.ndarray) -> list[str]:
+        """The edentulous jaws ("upper", "lower") of a film with `found` teeth; 11003 for a film with
+        fewer than the film check's `min_teeth` teeth that does not look like a panoramic, 12003 for
+        one with no tooth found whose jaws are not both edentulous (tooth-like structures none of
+        which could be outlined). `image` is the model input (H, W)."""
+        if self.film_check is None:
+            require(bool(found), ErrorCode.NO_USABLE_RESULT, "no teeth found on the image")
+            return []
+        if len(found) < self.film_check.min_teeth:
+            why = self.film_check.refusal(image)
+            require(not why, ErrorCode.IMAGE_CHECK_FAILED,
+                    f"image does not look like a panoramic radiograph: {len(found)} teeth found and {why}")
+        jaws = edentulous_jaws([f.fdi for f in found], probs,
+                               self.config.edentulous_tooth_mass * self.config.tooth_area_px)
+        if not found:
+            seen = [j for j in JAWS if j not in jaws]
+            require(not seen, ErrorCode.NO_USABLE_RESULT,
+                    f"no tooth could be outlined, though the {' and '.join(seen)} jaw shows tooth-like "
+                    "structures (more than one tooth's worth of the tooth model's probability)")
+        return jaws
 
     def _infer(self, tensor: np.ndarray) -> np.ndarray:
         if not self.config.flip_tta:
@@ -164,7 +248,8 @@ class PanoPipeline(Pipeline):
                 own = probs[mine, y0:y1, x0:x1].sum(axis=0)
             shape = outline(c.mask, (owner >= 0) & (owner != k), foreground, scale_x, scale_y, size, own)
             if shape is not None:
-                found.append((fdi, round(c.foreground, 4), mine, shape))
+                share = float(c.probs[CLASS_FDI.index(fdi)]) / max(c.foreground, 1e-6)
+                found.append(Found(fdi, round(c.foreground, 4), round(share, 4), mine, shape))
         return found, probs
 
 
@@ -187,20 +272,24 @@ def tooth_number(fdi: int, universal: bool) -> int:
 
 
 def build_result(
-    teeth: list[Tooth], width: int, height: int, universal: bool
+    teeth: list[Tooth], width: int, height: int, universal: bool, edentulous: list[str] | None = None
 ) -> results_pb2.PanoResult:
-    """The contract message; teeth sorted by FDI number, missing teeth in the requested system."""
+    """The contract message; teeth sorted by FDI number, missing teeth in the requested system, the
+    edentulous jaws in the summary."""
     result = results_pb2.PanoResult(
         image=results_pb2.PanoImage(width=width, height=height),
         numbering=results_pb2.UNIVERSAL if universal else results_pb2.FDI,
     )
-    for fdi, score, shape in sorted(teeth, key=lambda t: t[0]):
+    for t in sorted(teeth, key=lambda t: t.fdi):
+        shape = t.outline
         tooth = result.teeth.add(
-            fdi=fdi, number=tooth_number(fdi, universal), score=score, bbox=shape.bbox,
-            area_px=shape.area_px, universal_label=universal_label(fdi),
+            fdi=t.fdi, number=tooth_number(t.fdi, universal), score=t.score, bbox=shape.bbox,
+            area_px=shape.area_px, universal_label=universal_label(t.fdi), raw_score=t.raw_score,
+            check_number=t.check_number,
         )
         tooth.polygon.extend(shape.polygon)
-    missing = missing_teeth({t[0] for t in teeth})
+    missing = missing_teeth({t.fdi for t in teeth})
     result.missing_teeth.extend(sorted(tooth_number(f, universal) for f in missing))
     result.summary.tooth_count = len(result.teeth)
+    result.summary.edentulous_jaws.extend(j for j in JAWS if j in (edentulous or []))
     return result

@@ -220,9 +220,11 @@ def test_result_json_shape_universal_numbers_and_mm_areas() -> None:
     data = MessageToDict(result)
     assert data["image"]["pixelSpacingMm"] == 0.1 and data["image"]["spacingSource"] == "request"
     (finding,) = data["findings"]
-    assert set(finding) == {"type", "fdi", "number", "score", "polygon", "bbox", "areaPx", "areaMm2"}
+    assert set(finding) == {"type", "fdi", "number", "score", "polygon", "bbox", "areaPx", "areaMm2",
+                            "rawScore"}
     assert finding["type"] == "caries" and finding["fdi"] == 36 and finding["number"] == fdi_to_universal(36)
-    assert finding["score"] == pytest.approx(0.9526, abs=1e-3)
+    # No calibration in this model's manifest: the score is the raw score (the peak probability).
+    assert finding["score"] == finding["rawScore"] == pytest.approx(0.9526, abs=1e-3)
     assert all(len(p) == 2 for p in finding["polygon"]) and len(finding["polygon"]) >= 8
     x, y, w, h = finding["bbox"]
     cx, cy, r = SPOT
@@ -359,3 +361,23 @@ def test_caries_on_a_crown_still_under_its_primary_predecessor_is_not_reported()
     assert "caries" in ERUPTED_ONLY
     assert caries_on(TEETH + [75]) == [75]
     assert caries_on(TEETH) == [35]
+
+
+def test_finding_scores_are_calibrated_and_the_threshold_stays_on_the_raw_score() -> None:
+    engine = FakeFindingsEngine()
+    # A calibration that maps the spot's peak probability (0.95) to about 0.12, far under the type's
+    # threshold (0.6): the finding is still shown, since the threshold applies to the raw score.
+    engine.manifest.raw["findings"][0]["calibration"] = {
+        "method": "platt", "features": [{"name": "raw_score", "transform": "logit"}], "coef": [1.0],
+        "intercept": -5.0}
+    (finding,) = run(task_pb2.AnalysisOptions(), engine).findings
+    assert finding.raw_score == pytest.approx(0.9526, abs=1e-3)
+    assert finding.score == pytest.approx(1 / (1 + np.exp(5.0 - np.log(0.9526 / 0.0474))), abs=2e-3)
+    # A lesion area feature is read in work px (the largest blob's, as the outline is drawn).
+    engine.manifest.raw["findings"][0]["calibration"] = {
+        "method": "platt", "features": [{"name": "area_work", "transform": "log"}], "coef": [1.0],
+        "intercept": 0.0}
+    (finding,) = run(task_pb2.AnalysisOptions(), engine).findings
+    scale = 2943 / findings.WORK_WIDTH
+    area_work = finding.area_px / scale**2
+    assert finding.score == pytest.approx(area_work / (1 + area_work), abs=2e-3)

@@ -122,7 +122,7 @@ def run_films(
         h, w = pixels.shape
         mine = [f for f in found if f.type == films.finding]
         for t in GRID:
-            kept = [f for f in mine if f.score >= t]
+            kept = [f for f in mine if f.raw_score >= t]  # thresholds apply to the raw score
             per_film[t].append(compare(finding_labels(kept, h, w), len(kept), truth))
             assigned[t] += sum(f.fdi != 0 for f in kept)
     return per_film, assigned, float(np.mean(seconds))

@@ -13,6 +13,13 @@ Dice: mean per-tooth Dice over matched teeth. Masks are compared at the image's 
 The same figures are also given per dentition (`by_dentition`: ground-truth permanent and primary
 teeth; the predicted count is of teeth reported with a number of that dentition), and per image
 whether primary teeth were reported (`images_with_primary`).
+
+Edentulous jaws (`edentulous`): per film and jaw, whether the result calls the jaw edentulous
+(`summary.edentulousJaws`) against whether the film has an annotated tooth in it, and the films the
+pipeline refused (11003: not a panoramic; 12003). Scores (`scores`): ECE and AUROC of the teeth's
+`score` for "a tooth with the right number" (matched at IoU >= 0.5 and the same FDI number) and how
+often the "check number" flag is right; `--records` writes one row per reported tooth (its raw
+features, score and whether it is right) for `calibrate.py`.
 """
 
 from __future__ import annotations
@@ -30,8 +37,10 @@ from engines.base import Engine
 from engines.onnxruntime_engine import PRECISIONS
 from engines.registry import load_engine
 from pipelines.base_pipeline import DecodedImage, PipelineError
+from pipelines.calibration import auroc, ece
+from pipelines.pano.dentition import JAWS, jaw_of
 from pipelines.pano.numbering import is_primary
-from pipelines.pano.pipeline import PanoConfig, PanoPipeline
+from pipelines.pano.pipeline import Found, PanoConfig, PanoPipeline, Tooth
 from pipelines.pano.refine import REFINE_MODEL
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -73,8 +82,75 @@ def match(
     return pairs
 
 
+class ToothRecorder:
+    """Keeps the features of each tooth the pipeline reports (`PanoPipeline.tooth` wrapped), by FDI
+    number, for the film being run."""
+
+    def __init__(self, pipeline: PanoPipeline) -> None:
+        self.rows: dict[int, Found] = {}
+        inner = pipeline.tooth
+
+        def tooth(found: Found) -> Tooth:
+            self.rows[found.fdi] = found
+            return inner(found)
+
+        pipeline.tooth = tooth  # type: ignore[method-assign]
+
+
+def edentulous_summary(films: list[dict]) -> dict:
+    """Counts of the per-film rows: jaws without annotated teeth called edentulous, jaws with annotated
+    teeth called edentulous, films refused."""
+    jaws = {"annotated_edentulous": 0, "called": 0, "with_teeth": 0, "with_teeth_called": [],
+            "edentulous_not_called": []}
+    films_out = {"without_teeth": 0, "without_teeth_answered_edentulous": 0, "with_teeth": 0,
+                 "with_teeth_answered_edentulous": [], "refused": {}}
+    for f in films:
+        if f["code"]:
+            films_out["refused"].setdefault(str(f["code"]), []).append(f["film"])
+        if sum(f["gt_per_jaw"].values()) == 0:
+            films_out["without_teeth"] += 1
+            films_out["without_teeth_answered_edentulous"] += set(f["edentulous"]) == set(JAWS)
+        else:
+            films_out["with_teeth"] += 1
+            if set(f["edentulous"]) == set(JAWS):
+                films_out["with_teeth_answered_edentulous"].append(f["film"])
+        for jaw in JAWS:
+            called = jaw in f["edentulous"]
+            if f["gt_per_jaw"][jaw] == 0:
+                jaws["annotated_edentulous"] += 1
+                jaws["called"] += called
+                if not called:
+                    jaws["edentulous_not_called"].append(f"{f['film']} {jaw}")
+            else:
+                jaws["with_teeth"] += 1
+                if called:
+                    jaws["with_teeth_called"].append(f"{f['film']} {jaw} ({f['gt_per_jaw'][jaw]} annotated)")
+    return {"films": films_out, "jaws": jaws}
+
+
+def score_summary(teeth: list[dict]) -> dict:
+    """How well the teeth's scores say which reported tooth is right (a tooth with the right number)."""
+    if not teeth:
+        return {}
+    right = [t["right"] for t in teeth]
+    flagged = [t for t in teeth if t["check_number"]]
+    wrong = [t for t in teeth if not t["right"]]
+    return {
+        "teeth": len(teeth), "right": int(sum(right)),
+        "ece_score": ece([t["score"] for t in teeth], right),
+        "ece_raw": ece([t["raw_score"] for t in teeth], right),
+        "auroc_score": auroc([t["score"] for t in teeth], right),
+        "auroc_raw": auroc([t["raw_score"] for t in teeth], right),
+        "check_number": {"flagged": len(flagged), "flagged_wrong": sum(not t["right"] for t in flagged),
+                         "wrong": len(wrong), "wrong_flagged": sum(t["check_number"] for t in wrong)},
+    }
+
+
 def evaluate(pipeline: PanoPipeline, coco: dict, images_dir: Path, ids: list[int] | None) -> dict:
     images = {im["id"]: im for im in coco["images"]}
+    recorder = ToothRecorder(pipeline)
+    films: list[dict] = []
+    tooth_rows: list[dict] = []
     by_image: dict[int, list[dict]] = {}
     for ann in coco["annotations"]:
         by_image.setdefault(ann["image_id"], []).append(ann)
@@ -95,15 +171,29 @@ def evaluate(pipeline: PanoPipeline, coco: dict, images_dir: Path, ids: list[int
         anns = by_image.get(image_id, [])
         gt = [polygon_mask(np.asarray(a["segmentation"][0], np.float32).reshape(-1, 2), h, w) for a in anns]
         start = time.perf_counter()
+        recorder.rows = {}
+        code, edentulous, reported = 0, [], []
         try:
             result = pipeline.run(DecodedImage(pixels), task_pb2.AnalysisOptions())
             teeth = [(t.fdi, polygon_points(t)) for t in result.teeth]
+            edentulous, reported = list(result.summary.edentulous_jaws), list(result.teeth)
         except PipelineError as exc:
-            errors[str(int(exc.code))] = errors.get(str(int(exc.code)), 0) + 1
+            code = int(exc.code)
+            errors[str(code)] = errors.get(str(code), 0) + 1
             teeth = []
         seconds.append(time.perf_counter() - start)
         pred = [polygon_mask(poly, h, w) for _, poly in teeth]
         pairs = match(pred, gt)
+        gt_of = {i: anns[j]["category_id"] for i, j, _ in pairs}
+        for i, t in enumerate(reported):
+            f = recorder.rows.get(t.fdi)
+            tooth_rows.append({"film": str(image_id), "fdi": t.fdi, "score": t.score,
+                               "raw_score": t.raw_score,
+                               "number_share": f.number_share if f else 1.0, "check_number": t.check_number,
+                               "matched": i in gt_of, "right": gt_of.get(i) == t.fdi})
+        per_jaw = {jaw: sum(jaw_of(a["category_id"]) == jaw for a in anns) for jaw in JAWS}
+        films.append({"film": str(image_id), "file": im["file_name"], "code": code, "edentulous": edentulous,
+                      "teeth": len(teeth), "gt_per_jaw": per_jaw})
         tp += len(pairs)
         fp += len(pred) - len(pairs)
         fn += len(gt) - len(pairs)
@@ -155,6 +245,10 @@ def evaluate(pipeline: PanoPipeline, coco: dict, images_dir: Path, ids: list[int
             for k, r in dentition.items()
         },
         "images_with_primary": images_with_primary,
+        "edentulous": edentulous_summary(films),
+        "scores": score_summary(tooth_rows),
+        "films": films,
+        "tooth_records": tooth_rows,
         "per_fdi": {
             str(f): {
                 "gt": int(r["gt"]),
@@ -178,10 +272,34 @@ def print_table(report: dict) -> None:
     for kind, row in report["images_with_primary"].items():
         print(f"images with {kind} ground truth: {row['images']}, with primary teeth reported: "
               f"{row['reported_primary']}")
+    print_edentulous(report["edentulous"])
+    print_scores(report["scores"])
     print(f"{'FDI':>4} {'gt':>4} {'recall':>7} {'number':>7} {'dice':>6}")
     for fdi, row in report["per_fdi"].items():
         print(f"{fdi:>4} {row['gt']:>4} {row['recall']:7.3f} "
               f"{row['numbering_accuracy']:7.3f} {row['dice']:6.3f}")
+
+
+def print_edentulous(e: dict) -> None:
+    films, jaws = e["films"], e["jaws"]
+    print(f"edentulous: films without an annotated tooth answered edentulous (both jaws) "
+          f"{films['without_teeth_answered_edentulous']} / {films['without_teeth']}; films with annotated "
+          f"teeth answered edentulous {len(films['with_teeth_answered_edentulous'])} / {films['with_teeth']} "
+          f"{films['with_teeth_answered_edentulous']}; refused {films['refused']}")
+    print(f"  jaws without an annotated tooth called edentulous {jaws['called']} / "
+          f"{jaws['annotated_edentulous']} "
+          f"(not called: {jaws['edentulous_not_called']}); jaws with annotated teeth called edentulous "
+          f"{len(jaws['with_teeth_called'])} / {jaws['with_teeth']} {jaws['with_teeth_called']}")
+
+
+def print_scores(s: dict) -> None:
+    if not s:
+        return
+    c = s["check_number"]
+    print(f"scores of {s['teeth']} reported teeth ({s['right']} right: a tooth, right number): ECE score "
+          f"{s['ece_score']:.4f} (raw {s['ece_raw']:.4f}), AUROC score {s['auroc_score']:.3f} (raw "
+          f"{s['auroc_raw']:.3f}); check number: {c['flagged']} flagged, {c['flagged_wrong']} of them wrong; "
+          f"{c['wrong_flagged']} of {c['wrong']} wrong teeth flagged")
 
 
 def add_engine_arguments(parser: argparse.ArgumentParser) -> None:
@@ -222,6 +340,9 @@ def main() -> None:
     parser.add_argument("--min-score", type=float, default=PanoConfig.min_score,
                         help="teeth reported from this mean tooth probability (the pipeline's default)")
     parser.add_argument("--out", type=Path)
+    parser.add_argument("--records", type=Path, help="JSON rows of the reported teeth (for calibrate.py)")
+    parser.add_argument("--no-film-check", action="store_true",
+                        help="ablation: no film check (a film without teeth is 12003, no edentulous call)")
     args = parser.parse_args()
     data = ROOT.parent / "shared" / "data" / "pano" / args.dataset
     args.coco = args.coco or data / "annotations.json"
@@ -232,10 +353,14 @@ def main() -> None:
         ids = raw if isinstance(raw, list) else raw[args.split_key]
     engine = engine_for(args.model, args)
     config = PanoConfig(renumber=not args.no_renumber, flip_tta=not args.no_flip_tta,
-                        sharp_borders=not args.no_sharp_borders, min_score=args.min_score)
+                        sharp_borders=not args.no_sharp_borders, min_score=args.min_score,
+                        film_check=not args.no_film_check)
     pipeline = PanoPipeline(engine, config, refine_extras(args))
     report = evaluate(pipeline, json.loads(args.coco.read_text()), args.images, ids)
     print_table(report)
+    records = report.pop("tooth_records")
+    if args.records:
+        args.records.write_text(json.dumps(records) + "\n")
     if args.out:
         args.out.write_text(json.dumps(report, indent=1) + "\n")
 

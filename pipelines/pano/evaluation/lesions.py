@@ -83,8 +83,23 @@ def components(mask: np.ndarray) -> tuple[int, np.ndarray]:
 def match(pred: np.ndarray, n_pred: int, gt: np.ndarray, n_gt: int, iou: float = MATCH_IOU) -> set[int]:
     """Greedy one-to-one matches at IoU >= `iou` between two label maps (0 = background): the
     matched true lesions (0-based)."""
+    return {j for _, j in pairs(pred, n_pred, gt, n_gt, iou)}
+
+
+def matched_predictions(
+    pred: np.ndarray, n_pred: int, gt_mask: np.ndarray, iou: float = MATCH_IOU
+) -> set[int]:
+    """The predicted lesions (0-based labels - 1 of `pred`) that `compare` counts as true positives."""
+    n_gt, gt = components(gt_mask)
+    return {i for i, _ in pairs(pred, n_pred, gt, n_gt, iou)}
+
+
+def pairs(
+    pred: np.ndarray, n_pred: int, gt: np.ndarray, n_gt: int, iou: float = MATCH_IOU
+) -> list[tuple[int, int]]:
+    """The (predicted, true) lesion pairs (0-based) of `match`."""
     if n_pred == 0 or n_gt == 0:
-        return set()
+        return []
     joint = np.bincount(pred.ravel().astype(np.int64) * (n_gt + 1) + gt.ravel(),
                         minlength=(n_pred + 1) * (n_gt + 1)).reshape(n_pred + 1, n_gt + 1)
     inter = joint[1:, 1:].astype(np.float64)
@@ -92,6 +107,7 @@ def match(pred: np.ndarray, n_pred: int, gt: np.ndarray, n_gt: int, iou: float =
     ious = inter / np.maximum(union, 1)
     used_p: set[int] = set()
     used_g: set[int] = set()
+    out = []
     for flat in np.argsort(-ious, axis=None):
         i, j = divmod(int(flat), n_gt)
         if ious[i, j] < iou:
@@ -99,7 +115,8 @@ def match(pred: np.ndarray, n_pred: int, gt: np.ndarray, n_gt: int, iou: float =
         if i not in used_p and j not in used_g:
             used_p.add(i)
             used_g.add(j)
-    return used_g
+            out.append((i, j))
+    return out
 
 
 def compare(pred: np.ndarray, n_pred: int, gt_mask: np.ndarray, iou: float = MATCH_IOU) -> Counts:
