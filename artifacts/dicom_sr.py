@@ -7,7 +7,8 @@ made with highdicom.
   coded evaluation), the eight ISBI classes and the summary as coded evaluations.
 - pano: one planar ROI group per tooth (closed SCOORD POLYLINE, finding site = the SNOMED CT tooth,
   tracking identifier "tooth <FDI>", score and area); one per finding when the result has them;
-  the missing teeth as coded evaluations of a dentition group.
+  the missing teeth, the edentulous jaws (maxilla, mandible) and the teeth whose number is to be
+  checked as coded evaluations of a dentition group.
 
 Speed: highdicom checks every content item it makes (about 2.5 ms for a tooth's group), which was
 most of the artifacts' time. It builds the first group of each shape; the next groups of that shape
@@ -56,6 +57,10 @@ MEAN = CodedConcept(codes.SCT.MeanValueOfPopulation.value, "SCT", "Mean value of
 SD = CodedConcept(codes.DCM.StandardDeviationOfPopulation.value, "DCM", "Standard deviation of population")
 PROPERTY = hd.sr.RelationshipTypeValues.HAS_PROPERTIES
 MISSING = dc.local("missing-tooth", "Missing tooth")
+EDENTULOUS = dc.local("edentulous-jaw", "Edentulous jaw")
+CHECK_NUMBER = dc.local("check-number", "Tooth number to be checked")
+JAW = {"upper": CodedConcept(codes.SCT.Maxilla.value, "SCT", "Maxilla"),
+       "lower": CodedConcept(codes.SCT.Mandible.value, "SCT", "Mandible")}
 EMPTY = (dc.local("result", "Result"), dc.local("empty", "No landmarks or teeth found"))
 PROCEDURE = {
     "ceph": dc.local("ceph", "Cephalometric analysis"),
@@ -443,7 +448,11 @@ def _pano(data: Mapping[str, Any]) -> list[Group]:
         groups.append(Group(FINDINGS[(bool(fdi), bool(f.get("areaMm2")))], values))
     universal = data.get("numbering") == "UNIVERSAL"
     missing = [universal_to_fdi(int(n)) if universal else int(n) for n in data.get("missingTeeth") or []]
-    if missing:
+    edentulous = [j for j in (data.get("summary") or {}).get("edentulousJaws") or [] if j in JAW]
+    check = [int(t["fdi"]) for t in data.get("teeth") or [] if t.get("checkNumber")]
+    if missing or edentulous or check:
+        evaluations = ([(EDENTULOUS, JAW[j]) for j in edentulous] + [(MISSING, dc.tooth(f)) for f in missing]
+                       + [(CHECK_NUMBER, dc.tooth(f)) for f in check])
 
         def dentition(
             v: Values, source: SourceImageForRegion, algorithm: AlgorithmIdentification, restamp: bool
@@ -451,7 +460,7 @@ def _pano(data: Mapping[str, Any]) -> list[Group]:
             return MeasurementsAndQualitativeEvaluations(
                 tracking_identifier=TrackingIdentifier(uid=hd.UID(), identifier="dentition"),
                 algorithm_id=algorithm,
-                qualitative_evaluations=[QualitativeEvaluation(MISSING, dc.tooth(f)) for f in missing],
+                qualitative_evaluations=[QualitativeEvaluation(name, value) for name, value in evaluations],
             )
 
         groups.append(Group(dentition, {}))

@@ -33,6 +33,7 @@ from reportlab.platypus import (
     TableStyle,
 )
 
+from dentalai.overlay import check_number_teeth, edentulous_text
 from dentalai.task_json import findings_status, model_label, tooth_designation
 
 # Binary streams: ASCII85 (reportlab's default, for 7-bit mail) is encoded in pure Python here and
@@ -259,6 +260,8 @@ def _pano_tables(data: Mapping[str, Any], body: ParagraphStyle, heading: Paragra
                     text = f"{teeth[f].get('score', 0):.2f}"
                     if universal:
                         text = f"#{tooth_designation(teeth[f], 'UNIVERSAL')}\n{text}"
+                    if teeth[f].get("checkNumber"):
+                        text += "\ncheck no."
                 else:
                     text = "missing"
                 if by_tooth.get(f):
@@ -274,6 +277,8 @@ def _pano_tables(data: Mapping[str, Any], body: ParagraphStyle, heading: Paragra
             for c, f in enumerate(row):
                 if f not in teeth:
                     style.append(("TEXTCOLOR", (c, r), (c, r), colors.HexColor("#9a1b1b")))
+                elif teeth[f].get("checkNumber"):
+                    style.append(("BACKGROUND", (c, r), (c, r), colors.HexColor("#fff3b0")))
                 if by_tooth.get(f):
                     style.append(("BACKGROUND", (c, r), (c, r), colors.HexColor("#fbe3f5")))
         table.setStyle(TableStyle(style + missing_style))
@@ -287,6 +292,18 @@ def _pano_tables(data: Mapping[str, Any], body: ParagraphStyle, heading: Paragra
             body,
         )
     )
+    edentulous = edentulous_text(data)
+    if edentulous:
+        story.append(Paragraph(f"<b>Edentulous:</b> {_esc(edentulous.removeprefix('edentulous: '))}", body))
+    checks = check_number_teeth(data)
+    if checks:
+        story.append(Paragraph(
+            f"<b>Check number:</b> {_esc(', '.join(checks))} (the tooth's number is uncertain: its score, "
+            "the "
+            "probability that it is a tooth with this number, is low)", body))
+    story.append(Paragraph(
+        "Scores are calibrated probabilities (validation films): for a tooth, that it is a tooth with this "
+        "number; for a finding, that it is a true lesion (models' cards).", body))
     story.append(Paragraph("Findings", heading))
     if findings:
         rows = [["type", "tooth (Universal, FDI)" if universal else "tooth (FDI)", "score", "area"]]
@@ -304,13 +321,13 @@ def _pano_tables(data: Mapping[str, Any], body: ParagraphStyle, heading: Paragra
     for status in statuses:
         story.append(Paragraph(f"<b>{_esc(status.type)}:</b> {_esc(status.text)}", body))
     story.append(Paragraph("Teeth", heading))
-    rows = [["FDI", "number", "score", "area (px)", "box x, y, w, h (px)"]]
+    rows = [["FDI", "number", "score", "area (px)", "box x, y, w, h (px)", ""]]
     for f in sorted(teeth):
         t = teeth[f]
         box = ", ".join(f"{v:.0f}" for v in t.get("bbox") or [])
         rows.append(
             [str(f), tooth_designation(t, numbering), f"{t.get('score', 0):.2f}", f"{t.get('areaPx', 0):.0f}",
-             box]  # fmt: skip
+             box, "check number" if t.get("checkNumber") else ""]  # fmt: skip
         )
-    story.append(_table(rows, [20 * mm, 20 * mm, 20 * mm, 30 * mm, 60 * mm], font, size=6.5))
+    story.append(_table(rows, [20 * mm, 20 * mm, 20 * mm, 30 * mm, 60 * mm, 25 * mm], font, size=6.5))
     return story

@@ -33,6 +33,10 @@ LANDMARK_COLOUR = (255, 235, 60)
 FINDING_COLOURS: dict[str, tuple[int, int, int]] = {"caries": (255, 0, 255), "periapical": (255, 255, 255)}
 FINDING_COLOUR = FINDING_COLOURS["caries"]
 NOT_ASSESSED = (128, 128, 128)  # legend entry of a finding type not looked for on the film
+# A tooth whose number is uncertain (`checkNumber`): its label ends in "?", in this colour.
+CHECK_NUMBER_COLOUR = (255, 255, 0)
+CHECK_NUMBER_MARK = "?"
+EDENTULOUS_COLOUR = (255, 255, 255)
 LOW_CONFIDENCE_COLOUR = (255, 90, 90)
 # Lines of the main analyses: (label, from, to, colour, extend as a plane).
 CEPH_LINES: tuple[tuple[str, str, str, tuple[int, int, int], bool], ...] = (
@@ -60,11 +64,28 @@ def result_dict(result: Message | Mapping[str, Any]) -> dict[str, Any]:
     return data
 
 
+def edentulous_text(data: Mapping[str, Any]) -> str:
+    """What a pano result says of its edentulous jaws ("" when none): "edentulous: upper and lower
+    jaw (no teeth found)", "edentulous: upper jaw"."""
+    jaws = [j for j in ("upper", "lower") if j in ((data.get("summary") or {}).get("edentulousJaws") or [])]
+    if not jaws:
+        return ""
+    text = f"edentulous: {' and '.join(jaws)} jaw"
+    return text + (" (no teeth found)" if not data.get("teeth") else "")
+
+
+def check_number_teeth(data: Mapping[str, Any]) -> list[str]:
+    """The designations of the teeth whose number is to be checked, in the result's numbering."""
+    numbering = str(data.get("numbering", ""))
+    return [tooth_designation(t, numbering) for t in data.get("teeth") or [] if t.get("checkNumber")]
+
+
 def result_kind(data: Mapping[str, Any]) -> str:
     """'ceph' or 'pano' from the fields present; raises ValueError otherwise."""
     if "landmarks" in data or "measurements" in data:
         return "ceph"
-    if "teeth" in data or "missingTeeth" in data or "numbering" in data:
+    summary = data.get("summary") or {}
+    if "teeth" in data or "missingTeeth" in data or "numbering" in data or "edentulousJaws" in summary:
         return "pano"
     raise ValueError("not a ceph or pano result: no landmarks or teeth")
 
@@ -189,6 +210,8 @@ def _draw_pano(
         )
         cx, cy = points.mean(axis=0)
         text = tooth_designation(tooth, str(data.get("numbering", "")))
+        if tooth.get("checkNumber"):  # "check number": the label asks, in its own colour
+            text, colour = text + CHECK_NUMBER_MARK, CHECK_NUMBER_COLOUR
         (tw, th), _ = cv2.getTextSize(text, cv2.FONT_HERSHEY_SIMPLEX, style.font, style.font_thick)
         _label(canvas, text, (int(cx - tw / 2), int(cy + th / 2)), colour, style)
     kinds: list[str] = []
@@ -208,6 +231,12 @@ def _draw_pano(
     legend = [(f"Q{q}", c) for q, c in QUADRANT_COLOURS.items()] + [
         (k, FINDING_COLOURS.get(k, FINDING_COLOUR)) for k in kinds
     ] + [(f"{t.type}: not assessed", NOT_ASSESSED) for t in findings_status(data) if not t.assessed]
+    checks = check_number_teeth(data)
+    if checks:
+        legend.append((f"{CHECK_NUMBER_MARK} check number: {', '.join(checks)}", CHECK_NUMBER_COLOUR))
+    edentulous = edentulous_text(data)
+    if edentulous:
+        legend.append((edentulous, EDENTULOUS_COLOUR))
     _legend(canvas, legend, style)
 
 

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from dentalai.overlay import result_dict
+from dentalai.overlay import check_number_teeth, edentulous_text, result_dict
 from dentalai.task_json import findings_status, model_label, tooth_designation
 
 MEASUREMENT_COLUMNS = ["id", "name", "value", "unit", "norm", "interpretation"]
 CLASS_COLUMNS = ["id", "name", "value", "unit", "class", "label"]
-TOOTH_COLUMNS = ["number", "fdi", "score", "areaPx", "bbox", "findings"]
+TOOTH_COLUMNS = ["number", "fdi", "score", "check", "areaPx", "bbox", "findings"]
 
 
 def task_result(task: dict[str, Any]) -> dict[str, Any] | None:
@@ -54,7 +54,8 @@ def measurement_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
     if "teeth" in data:
         numbering = str(data.get("numbering", ""))
         rows = [
-            [tooth_designation(t, numbering), t.get("fdi"), _num(t.get("score", 0)), _num(t.get("areaPx", 0)),
+            [tooth_designation(t, numbering), t.get("fdi"), _num(t.get("score", 0)),
+             "check number" if t.get("checkNumber") else "", _num(t.get("areaPx", 0)),
              ", ".join(str(_num(v)) for v in t.get("bbox") or []), ", ".join(t.get("findings") or [])]
             for t in data.get("teeth") or []
         ]  # fmt: skip
@@ -86,14 +87,18 @@ def finding_rows(data: dict[str, Any]) -> list[list[Any]]:
 
 
 def class_rows(data: dict[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    """ceph: the eight classifications and the summary; pano: count and missing teeth."""
+    """ceph: the eight classifications and the summary; pano: count, missing teeth, edentulous jaws and
+    the teeth whose number is to be checked."""
     if "teeth" in data:
         summary = data.get("summary") or {}
         missing = ", ".join(str(n) for n in data.get("missingTeeth") or []) or "none"
+        checks = check_number_teeth(data)
         return ["item", "value"], [
             ["numbering", data.get("numbering", "")],
             ["tooth count", summary.get("toothCount", len(data.get("teeth") or []))],
             ["missing teeth", missing],
+            ["edentulous jaws", edentulous_text(data).removeprefix("edentulous: ") or "none"],
+            ["check number", ", ".join(checks) if checks else "none"],
             *finding_rows(data),
         ]
     rows = [
