@@ -149,7 +149,7 @@ def up(settings: Settings, config_path: str | None) -> int:
     env = dict(os.environ)
     if config_path:
         env["DENTALAI_CONFIG"] = config_path
-    if not settings.redis_url:
+    if not settings.redis_url and not settings.redis.sentinels:
         try:
             proc, url = _start_redis(Path("var"))
         except FileNotFoundError:
@@ -160,7 +160,8 @@ def up(settings: Settings, config_path: str | None) -> int:
         where_port = url.rsplit("@", 1)[1]
         print(f"redis       {where_port} (data in var/redis, password in var/redis-password)", flush=True)
     else:
-        print("redis       " + settings.redis_url.rsplit("@", 1)[-1], flush=True)
+        where = settings.redis_url.rsplit("@", 1)[-1] or "sentinels " + ", ".join(settings.redis.sentinels)
+        print("redis       " + where, flush=True)
     if not settings.callbacks.signing_secrets:
         # Signed by default: one secret per installation, made on the first start.
         secret, path, created = webhook_secret(Path("var"))

@@ -264,6 +264,43 @@ class UiSettings(_Section):
     grpc_target: str = ""
 
 
+class RedisSettings(_Section):
+    """Redis behind Sentinel (`sentinels` non-empty; then `redis_url` stays empty) and the
+    durability of an acceptance (docs/deployment.md#redis-with-sentinel)."""
+
+    sentinels: list[str]  # "host:port" of each Sentinel; empty = redis_url
+    master_name: str = Field(min_length=1)
+    password: str  # the data nodes' requirepass (Sentinel mode; a redis_url carries its own)
+    sentinel_password: str  # the Sentinels' requirepass; "" = none
+    db: int = Field(ge=0)
+    # A submission answers 202 (and a callback or export goes out) only once this many replicas
+    # hold it (WAIT after the script that writes it); 0 = as soon as the primary has it.
+    # wait_timeout_ms bounds that wait (10008 after it for a submission).
+    wait_replicas: int = Field(ge=0)
+    wait_timeout_ms: int = Field(ge=1, le=5000)  # le: below every client's socket timeout
+
+    @field_validator("sentinels")
+    @classmethod
+    def _addresses(cls, sentinels: list[str]) -> list[str]:
+        for address in sentinels:
+            sentinel_address(address)  # ValueError names the bad one
+        return sentinels
+
+    @field_validator("password", "sentinel_password")
+    @classmethod
+    def _generated(cls, password: str) -> str:
+        return refuse_placeholder(password, "a Redis password") if password else password
+
+
+def sentinel_address(address: str) -> tuple[str, int]:
+    """("host", port) of "host:port" or "[v6]:port"."""
+    host, sep, port = address.rpartition(":")
+    host = host.removeprefix("[").removesuffix("]")
+    if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError(f"sentinel address {address!r} is not host:port")
+    return host, int(port)
+
+
 class DicomCaller(_Section):
     """A calling AE title the DICOM node accepts and the client (auth.clients) its instances
     belong to: that client's queue share, task types and de-identification apply as for REST."""
@@ -370,6 +407,7 @@ class LogSettings(_Section):
 
 class Settings(_Section):
     redis_url: str
+    redis: RedisSettings
     key_prefix: str
     grpc: GrpcSettings
     api: ApiSettings
@@ -396,6 +434,14 @@ class Settings(_Section):
         if password:
             refuse_placeholder(unquote(password), "the Redis password")
         return url
+
+    @model_validator(mode="after")
+    def _one_redis(self) -> Settings:
+        if self.redis_url and self.redis.sentinels:
+            raise ValueError("set either redis_url or redis.sentinels, not both")
+        if self.redis.password and not self.redis.sentinels:
+            raise ValueError("redis.password is for Sentinel mode; a redis_url carries its own password")
+        return self
 
     @model_validator(mode="after")
     def _client_destinations(self) -> Settings:

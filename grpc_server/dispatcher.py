@@ -61,6 +61,7 @@ class Dispatcher(ScheduleLoop):
             redis, self.keys.callback_schedule, concurrency=self.cfg.concurrency,
             poll_interval_s=self.cfg.poll_interval_s, lease_s=self.cfg.lease_s,
             drain_s=self.cfg.timeout_s + 2,
+            wait_replicas=settings.redis.wait_replicas, wait_timeout_ms=settings.redis.wait_timeout_ms,
         )  # fmt: skip
         self.store = TaskStore(redis, self.keys, settings.tasks.result_ttl_s)
         self.http = httpx.AsyncClient(

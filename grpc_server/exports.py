@@ -57,6 +57,7 @@ class Exporter(ScheduleLoop):
             redis, self.keys.export_schedule, concurrency=self.cfg.concurrency,
             poll_interval_s=settings.callbacks.poll_interval_s, lease_s=self.cfg.lease_s,
             drain_s=3 * self.cfg.timeout_s,
+            wait_replicas=settings.redis.wait_replicas, wait_timeout_ms=settings.redis.wait_timeout_ms,
         )  # fmt: skip
         self.store = TaskStore(redis, self.keys, settings.tasks.result_ttl_s)
         self.artifacts = ArtifactStore(redis, self.keys, settings.tasks.result_ttl_s)

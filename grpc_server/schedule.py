@@ -54,6 +54,8 @@ class ScheduleLoop(ABC):
         poll_interval_s: float,
         lease_s: float,
         drain_s: float,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
     ) -> None:
         self.redis = redis
         self.schedule_key = schedule_key
@@ -61,6 +63,9 @@ class ScheduleLoop(ABC):
         self.poll_interval_s = poll_interval_s
         self.lease_s = lease_s
         self.drain_s = drain_s  # how long a stop waits for the attempts in flight
+        # redis.wait_replicas: nothing is sent out before that many replicas hold it (see claim).
+        self.wait_replicas = wait_replicas
+        self.wait_timeout_ms = wait_timeout_ms
         self._claim = redis.register_script(_CLAIM)
         self.inflight: set[asyncio.Task[None]] = set()
 
@@ -100,8 +105,24 @@ class ScheduleLoop(ABC):
                 waiter.cancel()
 
     async def claim(self, count: int) -> list[tuple[TaskRef, str]]:
-        """Due tasks with the lease score they now carry."""
+        """Due tasks with the lease score they now carry.
+
+        With wait_replicas, the claim's WAIT (same pipeline, same connection) must see that many
+        replicas acknowledge it, and with it everything written before it, the task's final state
+        included: a callback never announces a result that a failover could still take back (and
+        rerun under a new webhook-id). Unconfirmed, nothing is delivered now; the leases run out
+        and the members are due again."""
         now = time.time()
         lease = repr(now + self.lease_s)
-        members = await self._claim(keys=[self.schedule_key], args=[repr(now), lease, count])
+        args = [repr(now), lease, count]
+        if not self.wait_replicas:
+            members = await self._claim(keys=[self.schedule_key], args=args)
+        else:
+            async with self.redis.pipeline(transaction=False) as pipe:
+                await self._claim(keys=[self.schedule_key], args=args, client=pipe)
+                pipe.wait(self.wait_replicas, self.wait_timeout_ms)
+                members, acked = await pipe.execute()
+            if members and acked < self.wait_replicas:
+                log.warning("%d due on %s held: no replica confirmed them", len(members), self.schedule_key)
+                return []
         return [(TaskRef.parse(m), lease) for m in members]

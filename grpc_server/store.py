@@ -48,10 +48,14 @@ TaskStatus = task_pb2.TaskStatus
 # client's stream (queue.py), whose client joins the rotation on its first job, at the head: next.
 # KEYS: task, client stream, stats, rotation, clients set, wake list.
 # ARGV: task, request hash, callback, image, total cap, ttl, ref, image_url, client share,
-#       client id, stream key prefix, consumer group, wake tokens kept.
+#       client id, stream key prefix, consumer group, wake tokens kept, '1' when a WAIT follows.
+# With a WAIT after it, "exists" writes the stored hash back unchanged: WAIT counts only this
+# connection's writes, and this one (replicated after the task's own) makes it cover the task.
 _CREATE = """
 if redis.call('EXISTS', KEYS[1]) == 1 then
-  return {'exists', redis.call('HGET', KEYS[1], 'request_hash') or ''}
+  local stored = redis.call('HGET', KEYS[1], 'request_hash') or ''
+  if ARGV[14] == '1' then redis.call('HSET', KEYS[1], 'request_hash', stored) end
+  return {'exists', stored}
 end
 if redis.call('XLEN', KEYS[2]) >= tonumber(ARGV[9]) then
   return {'full-client', ''}
@@ -176,40 +180,60 @@ class TaskStore:
         request_hash: str,
         queue_max_length: int,
         client_share: int,
+        *,
+        wait_replicas: int = 0,
+        wait_timeout_ms: int = 1000,
     ) -> tuple[CreateOutcome, str]:
         """Store a new QUEUED task of `ref`'s client and append its job to that client's stream,
         atomically.
 
-        Returns (outcome, stored request hash): CREATED; EXISTS (nothing written; compare the hash
+        Returns (outcome, stored request hash): CREATED; EXISTS (nothing changed; compare the hash
         to tell a resubmission from a conflict); FULL or FULL_CLIENT (nothing written: 10007).
+        With `wait_replicas` (redis.wait_replicas), CREATED and EXISTS also mean that many
+        replicas hold the task; raises 10008 when they do not confirm it within wait_timeout_ms
+        (the task stays on the primary: a retry with the same taskId finds it and waits again).
         """
-        callback = task.callback
-        outcome, existing = await self._create(
-            keys=[
-                self.keys.task(ref),
-                self.keys.queue(ref.client_id),
-                self.keys.task_stats,
-                self.keys.queue_rotation,
-                self.keys.queue_clients,
-                self.keys.queue_wake,
-            ],
-            args=[
-                _bare(task),
-                request_hash,
-                callback.SerializeToString(),
-                image or b"",
-                queue_max_length,
-                self.result_ttl_s,
-                str(ref),
-                image_url,
-                client_share,
-                ref.client_id,
-                self.keys.queue_prefix,
-                CONSUMER_GROUP,
-                WAKE_TOKENS,
-            ],
-        )
-        return CreateOutcome(outcome.decode()), existing.decode()
+        keys = [
+            self.keys.task(ref),
+            self.keys.queue(ref.client_id),
+            self.keys.task_stats,
+            self.keys.queue_rotation,
+            self.keys.queue_clients,
+            self.keys.queue_wake,
+        ]
+        args = [
+            _bare(task),
+            request_hash,
+            task.callback.SerializeToString(),
+            image or b"",
+            queue_max_length,
+            self.result_ttl_s,
+            str(ref),
+            image_url,
+            client_share,
+            ref.client_id,
+            self.keys.queue_prefix,
+            CONSUMER_GROUP,
+            WAKE_TOKENS,
+            "1" if wait_replicas else "0",
+        ]
+        if not wait_replicas:
+            outcome, existing = await self._create(keys=keys, args=args)
+            return CreateOutcome(outcome.decode()), existing.decode()
+        # The script and its WAIT in one pipeline: both on one connection (WAIT counts that
+        # connection's writes), and a retry after a lost connection sends both again.
+        async with self.redis.pipeline(transaction=False) as pipe:  # reset (connection back) on errors too
+            await self._create(keys=keys, args=args, client=pipe)
+            pipe.wait(wait_replicas, wait_timeout_ms)
+            (outcome, existing), acked = await pipe.execute()
+        created = CreateOutcome(outcome.decode())
+        if acked < wait_replicas and created in (CreateOutcome.CREATED, CreateOutcome.EXISTS):
+            raise DentalAIError(
+                ErrorCode.QUEUE_UNAVAILABLE,
+                f"task {ref.task_id[:64]} is stored but not yet confirmed by {wait_replicas} Redis "
+                f"replica(s) within {wait_timeout_ms} ms; retry with the same taskId and body",
+            )
+        return created, existing.decode()
 
     async def settle_callback(
         self,

@@ -115,6 +115,8 @@ async def accept(
             request_hash,
             settings.limits.queue_max_length,
             client.queue_share,
+            wait_replicas=settings.redis.wait_replicas,  # durable acceptance (10008 when unconfirmed)
+            wait_timeout_ms=settings.redis.wait_timeout_ms,
         )
         if outcome == CreateOutcome.FULL:
             raise DentalAIError(ErrorCode.QUEUE_FULL, "queue full; retry later")
