@@ -124,16 +124,29 @@ def whsec() -> str:
 
 def generated_secret(key_sha256: str) -> dict[str, str]:
     """The template's keys with values made as docs/deployment.md says."""
-    password = secrets.token_hex(32)  # openssl rand -hex 32
     values = {
         "DENTALAI_AUTH__CLIENTS": json.dumps([{"id": "clinic-a", "key_sha256": [key_sha256]}]),
         "DENTALAI_CALLBACKS__SIGNING_SECRETS": json.dumps([whsec()]),
-        "REDIS_PASSWORD": password,
-        # The template's URL with its placeholder password replaced: host, port and db as shipped.
-        "DENTALAI_REDIS_URL": TEMPLATE["DENTALAI_REDIS_URL"].replace(TEMPLATE["REDIS_PASSWORD"], password),
+        "REDIS_PASSWORD": secrets.token_hex(32),  # openssl rand -hex 32
     }
     assert set(values) == set(TEMPLATE)
     return values
+
+
+def workload_env(workload: str, secret: Mapping[str, str]) -> dict[str, str]:
+    """The environment Kubernetes gives the first container of a workload from the Secret: all of
+    it (envFrom) and its secretKeyRefs (DENTALAI_REDIS__PASSWORD from REDIS_PASSWORD, ...)."""
+    for path in sorted(K8S.glob("*.yaml")):
+        for doc in yaml.safe_load_all(path.read_text()):
+            if doc and doc["kind"] == "Deployment" and doc["metadata"]["name"] == workload:
+                container = doc["spec"]["template"]["spec"]["containers"][0]
+                env = dict(secret) if container.get("envFrom") else {}
+                for entry in container.get("env", []):
+                    ref = entry.get("valueFrom", {}).get("secretKeyRef")
+                    env[entry["name"]] = secret[ref["key"]] if ref else entry["value"]
+                env.pop("DENTALAI_CONFIG", None)  # the test passes the ConfigMap's file itself
+                return env
+    raise LookupError(workload)
 
 
 def test_the_shipped_secret_is_refused(configmap: str) -> None:
@@ -141,14 +154,17 @@ def test_the_shipped_secret_is_refused(configmap: str) -> None:
         load_config(configmap, environ=dict(TEMPLATE))
     # Each of its values alone is refused, naming its setting.
     settings_in_it = {name: setting_of(name) for name in TEMPLATE if name.startswith(ENV_PREFIX)}
-    assert set(settings_in_it.values()) == {"auth.clients", "callbacks.signing_secrets", "redis_url"}
+    assert set(settings_in_it.values()) == {"auth.clients", "callbacks.signing_secrets"}
     for name, setting in settings_in_it.items():
         with pytest.raises(ConfigError) as refused:
             load_config(configmap, environ={name: TEMPLATE[name]})
         assert f": {setting}" in str(refused.value), (name, str(refused.value))
-    # REDIS_PASSWORD (Redis, its sentinels, HAProxy) is the password of the URL, and a placeholder.
-    assert urlsplit(TEMPLATE["DENTALAI_REDIS_URL"]).password == TEMPLATE["REDIS_PASSWORD"]
-    assert "REPLACE" in TEMPLATE["REDIS_PASSWORD"]  # redis.yaml's init script refuses it
+    # REDIS_PASSWORD (Redis, its sentinels, and the processes using them as redis.password) is a
+    # placeholder that redis.yaml's init script and the config both refuse.
+    assert "REPLACE" in TEMPLATE["REDIS_PASSWORD"]
+    with pytest.raises(ConfigError) as refused:
+        load_config(configmap, environ=workload_env("dentalai-grpc", TEMPLATE))
+    assert ": redis.password" in str(refused.value)
 
 
 def test_configmap_with_a_generated_secret_passes(configmap: str, capsys: pytest.CaptureFixture[str]) -> None:
@@ -160,10 +176,12 @@ def test_configmap_with_a_generated_secret_passes(configmap: str, capsys: pytest
     assert [c.id for c in settings.auth.clients] == ["clinic-a"]
     assert settings.auth.clients[0].key_sha256 == [key_digest(key)]
     assert settings.callbacks.signing_secrets == json.loads(secret["DENTALAI_CALLBACKS__SIGNING_SECRETS"])
-    url = urlsplit(settings.redis_url)
-    service = _k8s("Service", "redis-master")
-    assert (url.hostname, url.port) == (service["metadata"]["name"], service["spec"]["ports"][0]["port"])
-    assert url.password == secret["REDIS_PASSWORD"]
+    # Each process that uses Redis gets the Secret's one password for the nodes and the sentinels.
+    for workload in ("dentalai-grpc", "dentalai-worker-gpu", "dentalai-dispatcher"):
+        own = load_config(configmap, environ=workload_env(workload, secret))
+        assert own.redis.password == own.redis.sentinel_password == secret["REDIS_PASSWORD"], workload
+        assert own.redis.sentinels and not own.redis_url
+    assert load_config(configmap, environ=workload_env("dentalai-api", secret)).redis.password == ""
 
 
 def test_the_documented_create_command_has_the_templates_keys() -> None:

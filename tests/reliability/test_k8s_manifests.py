@@ -1,8 +1,10 @@
 """deploy/k8s: every document parses, workloads have probes and limits, images and names agree,
-the ConfigMap's config.yaml passes the service's own validation, Redis and its HAProxy take the
-password from the Secret, the Redis init script refuses the template's password, and the
-NetworkPolicies admit exactly the connections docs/deployment.md describes. The Secret's values
-and every DENTALAI_* name: test_deploy_settings.py."""
+the ConfigMap's config.yaml passes the service's own validation and points the processes at the
+Redis StatefulSet's sentinels, Redis, its sentinels and the processes that use it take the password
+from the Secret, the Redis init script refuses the template's password, the NetworkPolicies admit
+exactly the connections docs/deployment.md describes, and the KEDA overlay scales the GPU workers
+on the bridge's queue-depth gauge. The Secret's values and every DENTALAI_* name:
+test_deploy_settings.py."""
 
 from __future__ import annotations
 
@@ -152,8 +154,8 @@ def test_configmap_passes_config_validation_and_holds_no_secret(tmp_path: Path) 
     host, port = settings.api.grpc_target.split(":")
     assert host == grpc_service["metadata"]["name"]
     assert int(port) == grpc_service["spec"]["ports"][0]["port"] == settings.grpc.port
-    # The Redis URL carries the password: it comes from the Secret only (DENTALAI_REDIS_URL).
-    assert settings.redis_url == ""
+    # Redis through its sentinels; the password comes from the Secret only (DENTALAI_REDIS__PASSWORD).
+    assert settings.redis_url == "" and settings.redis.password == "" == settings.redis.sentinel_password
     assert not settings.auth.clients and not settings.auth.open
     assert settings.callbacks.signing_secrets == []
 
@@ -182,7 +184,18 @@ def test_secret_references_name_keys_of_the_template() -> None:
             assert _env_sources(c)[0] == {SECRET}, f"{workload} does not get {SECRET}"
 
 
-def test_redis_its_sentinels_and_haproxy_take_the_password_from_the_secret() -> None:
+# The workloads that run a dentalai process using Redis (the REST bridge talks only gRPC).
+REDIS_USERS = {"dentalai-grpc", "dentalai-worker-gpu", "dentalai-dispatcher"}
+
+
+def _statefulset_redis() -> tuple[dict[str, Any], dict[str, Any], str]:
+    """(the StatefulSet, its headless Service, init.sh)."""
+    sts = _named("StatefulSet", "redis")
+    init = _named("ConfigMap", "redis-scripts")["data"]["init.sh"]
+    return sts, _named("Service", sts["spec"]["serviceName"]), init
+
+
+def test_redis_its_sentinels_and_its_users_take_the_password_from_the_secret() -> None:
     password_ref = (SECRET, "REDIS_PASSWORD")
     redis_pod = _pod("redis")
     by_name = {c["name"]: _env_sources(c)[1] for c in _containers(redis_pod)}
@@ -192,12 +205,33 @@ def test_redis_its_sentinels_and_haproxy_take_the_password_from_the_secret() -> 
     # No password on a command line (visible in the pod spec and in ps).
     for c in _containers(redis_pod):
         assert "requirepass" not in " ".join(c.get("command", []) + c.get("args", [])), c["name"]
-    proxy = _pod("redis-master-proxy")["spec"]["containers"][0]
-    assert _env_sources(proxy)[1]["REDIS_PASSWORD"] == password_ref
-    cfg = _named("ConfigMap", "redis-haproxy")["data"]["haproxy.cfg"].splitlines()
-    checks = [line.strip() for line in cfg if line.strip().startswith("tcp-check")]
-    assert checks[0] == 'tcp-check send "AUTH ${REDIS_PASSWORD}\\r\\n"', checks
-    assert checks[1] == "tcp-check expect string +OK"
+    # The processes that use Redis get the one Secret value for the nodes and the sentinels; no
+    # other workload gets it under a DENTALAI_ name, and no proxy stands in front of Redis.
+    for workload in _dentalai_processes():
+        refs = _env_sources(_pod(workload)["spec"]["containers"][0])[1]
+        wanted = {"DENTALAI_REDIS__PASSWORD": password_ref, "DENTALAI_REDIS__SENTINEL_PASSWORD": password_ref}
+        if workload in REDIS_USERS:
+            assert wanted.items() <= refs.items(), workload
+        else:
+            assert not any(name.startswith("DENTALAI_REDIS") for name in refs), workload
+    assert not [f for f, d in DOCS if "haproxy" in str(d).lower() or "redis-master" in str(d)]
+
+
+def test_processes_find_redis_through_the_statefulsets_sentinels(tmp_path: Path) -> None:
+    settings = _configmap_settings(tmp_path)
+    sts, headless, init = _statefulset_redis()
+    sentinel_port = next(p["port"] for p in headless["spec"]["ports"] if p["name"] == "sentinel")
+    name, service = sts["metadata"]["name"], headless["metadata"]["name"]
+    pods = [f"{name}-{i}.{service}" for i in range(sts["spec"]["replicas"])]
+    assert settings.redis.sentinels == [f"{pod}:{sentinel_port}" for pod in pods]
+    assert f"sentinel monitor {settings.redis.master_name} " in init
+    # Durable acceptance needs a replica to confirm, and there must be one to spare.
+    assert 1 <= settings.redis.wait_replicas <= sts["spec"]["replicas"] - 1
+    assert "min-replicas-to-write 1" in init and "min-replicas-max-lag 10" in init
+    # The probes of the Redis users reach it through the same client as the processes.
+    for workload in ("dentalai-worker-gpu", "dentalai-dispatcher"):
+        probe = str(_pod(workload)["spec"]["containers"][0]["livenessProbe"])
+        assert "sync_redis_client" in probe and "redis_url" not in probe, workload
 
 
 # ---- the Redis init script (redis.yaml's redis-scripts), run with the POSIX sh ----------------------
@@ -249,6 +283,7 @@ def test_redis_init_writes_the_password_into_both_configs(tmp_path: Path) -> Non
     sentinel_conf = (tmp_path / "conf" / "sentinel.conf").read_text().splitlines()
     assert f'requirepass "{password}"' in redis_conf
     assert f'masterauth "{password}"' in redis_conf  # replicas log in to the master
+    assert "min-replicas-to-write 1" in redis_conf  # a primary without replicas stops taking writes
     assert "replicaof redis-0.redis-headless.dentalai.svc.cluster.local 6379" in redis_conf
     assert f'requirepass "{password}"' in sentinel_conf
     monitor = next(i for i, line in enumerate(sentinel_conf) if line.startswith("sentinel monitor "))
@@ -352,18 +387,13 @@ def test_network_policies_admit_exactly_the_intended_connections() -> None:
     expected = {
         ("dentalai-api", 8000): set(sources),
         ("dentalai-grpc", 50051): {"dentalai-api", "grpc-client here", "grpc-client in a labelled namespace"},
-        ("redis-master-proxy", 6379): processes,  # Redis only through the proxy, only for dentalai
-        ("redis", 6379): {"redis", "redis-master-proxy"},
-        ("redis", 26379): {"redis"},
+        # Sentinel clients: a sentinel names the master, then they connect to that pod.
+        ("redis", 6379): {"redis"} | REDIS_USERS,
+        ("redis", 26379): {"redis"} | REDIS_USERS,
     }
     # Every port a pod listens on has a decision above; worker and dispatcher listen on none.
-    declared = {
-        (name, p["containerPort"])
-        for name in pods
-        for c in _pod(name)["spec"]["containers"]
-        for p in c.get("ports", [])
-        if p["name"] != "health"  # HAProxy's /healthz: the kubelet, from the pod's node
-    }
+    declared = {(name, p["containerPort"]) for name in pods for c in _pod(name)["spec"]["containers"]
+                for p in c.get("ports", [])}  # fmt: skip
     assert declared == set(expected)
     for name in ("dentalai-worker-gpu", "dentalai-dispatcher"):
         assert not any(c.get("ports") for c in _pod(name)["spec"]["containers"]), name
@@ -385,3 +415,35 @@ def test_workers_and_dispatchers_may_connect_out() -> None:
             spec = policy["spec"]
             if "Egress" in spec["policyTypes"] and _selects(spec["podSelector"], labels):
                 assert {} in spec.get("egress", []), f"{policy['metadata']['name']} limits {name}'s egress"
+
+
+# ---- KEDA: the GPU workers scale on the total queue depth ---------------------------------------
+
+AUTOSCALING = K8S / "autoscaling"
+
+
+def test_keda_overlay_scales_the_gpu_workers_on_the_bridges_queue_gauge() -> None:
+    kust = yaml.safe_load((AUTOSCALING / "kustomization.yaml").read_text())
+    assert ".." in kust["resources"]  # the whole base set, plus the scaler
+    files = [AUTOSCALING / f for f in kust["resources"] if f != ".."]
+    docs = [d for path in files for d in yaml.safe_load_all(path.read_text())]
+    scaler = next(d for d in docs if d["kind"] == "ScaledObject")
+    assert scaler["apiVersion"] == "keda.sh/v1alpha1"
+    target = _named("Deployment", scaler["spec"]["scaleTargetRef"]["name"])
+    assert target["metadata"]["name"] == "dentalai-worker-gpu"
+    # At least one worker: the bridges' /readyz needs one, and a GPU worker is slow to start.
+    assert 1 <= scaler["spec"]["minReplicaCount"] < scaler["spec"]["maxReplicaCount"]
+    # The HPA owns the count: the overlay removes the Deployment's fixed replicas.
+    patch = next(p for p in kust["patches"] if p["target"]["name"] == "dentalai-worker-gpu")
+    assert yaml.safe_load(patch["patch"]) == [{"op": "remove", "path": "/spec/replicas"}]
+    assert "replicas" in target["spec"]  # ... which the base has
+    # One trigger on the total of every client's stream: the gauge the bridge exports.
+    (trigger,) = scaler["spec"]["triggers"]
+    assert trigger["type"] == "prometheus" and float(trigger["metadata"]["threshold"]) >= 1
+    query = trigger["metadata"]["query"]
+    assert query.startswith("max(") and "dentalai_queue_depth{" in query  # each bridge reports the total
+    from dentalai.v1 import analysis_service_pb2 as pb
+    from rest_bridge.metrics import Metrics
+
+    exported = Metrics().render(pb.GetServiceStatusResponse(store_reachable=True, queue_depth=7)).decode()
+    assert "\ndentalai_queue_depth 7.0\n" in exported
