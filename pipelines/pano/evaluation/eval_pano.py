@@ -38,7 +38,7 @@ from engines.onnxruntime_engine import PRECISIONS
 from engines.registry import load_engine
 from pipelines.base_pipeline import DecodedImage, PipelineError
 from pipelines.calibration import auroc, ece
-from pipelines.pano.dentition import JAWS, jaw_of
+from pipelines.pano.dentition import JAWS, jaw_mass, jaw_of
 from pipelines.pano.numbering import is_primary
 from pipelines.pano.pipeline import Found, PanoConfig, PanoPipeline, Tooth
 from pipelines.pano.refine import REFINE_MODEL
@@ -82,19 +82,31 @@ def match(
     return pairs
 
 
+# Edentulous thresholds (teeth of tooth probability) the report also counts the calls at.
+MASS_SWEEP = (0.25, 0.5, 1.0, 2.0, 4.0)
+
+
 class ToothRecorder:
     """Keeps the features of each tooth the pipeline reports (`PanoPipeline.tooth` wrapped), by FDI
-    number, for the film being run."""
+    number, and each jaw's tooth mass in teeth (`PanoPipeline.dentition` wrapped), for the film
+    being run."""
 
     def __init__(self, pipeline: PanoPipeline) -> None:
         self.rows: dict[int, Found] = {}
-        inner = pipeline.tooth
+        self.masses: dict[str, float] = {}
+        inner, dentition = pipeline.tooth, pipeline.dentition
+        unit = pipeline.config.tooth_area_px
 
         def tooth(found: Found) -> Tooth:
             self.rows[found.fdi] = found
             return inner(found)
 
+        def record(found: list[Found], probs: np.ndarray, image: np.ndarray) -> list[str]:
+            self.masses = {jaw: round(jaw_mass(probs, jaw) / unit, 3) for jaw in JAWS}
+            return dentition(found, probs, image)
+
         pipeline.tooth = tooth  # type: ignore[method-assign]
+        pipeline.dentition = record  # type: ignore[method-assign]
 
 
 def edentulous_summary(films: list[dict]) -> dict:
@@ -125,7 +137,23 @@ def edentulous_summary(films: list[dict]) -> dict:
                 jaws["with_teeth"] += 1
                 if called:
                     jaws["with_teeth_called"].append(f"{f['film']} {jaw} ({f['gt_per_jaw'][jaw]} annotated)")
-    return {"films": films_out, "jaws": jaws}
+    # The calls other thresholds would make (a jaw with no tooth reported and less tooth mass than
+    # the threshold), on the films the film check let through.
+    sweep = []
+    for t in MASS_SWEEP:
+        called = with_teeth = 0
+        for f in films:
+            if f["code"] == 11003 or not f["jaw_mass"]:
+                continue
+            for jaw in JAWS:
+                call = f["jaw_teeth"][jaw] == 0 and f["jaw_mass"][jaw] < t
+                if f["gt_per_jaw"][jaw] == 0:
+                    called += call
+                else:
+                    with_teeth += call
+        sweep.append({"teeth_of_mass": t, "annotated_edentulous_called": called,
+                      "with_teeth_called": with_teeth})
+    return {"films": films_out, "jaws": jaws, "mass_sweep": sweep}
 
 
 def score_summary(teeth: list[dict]) -> dict:
@@ -171,7 +199,7 @@ def evaluate(pipeline: PanoPipeline, coco: dict, images_dir: Path, ids: list[int
         anns = by_image.get(image_id, [])
         gt = [polygon_mask(np.asarray(a["segmentation"][0], np.float32).reshape(-1, 2), h, w) for a in anns]
         start = time.perf_counter()
-        recorder.rows = {}
+        recorder.rows, recorder.masses = {}, {}
         code, edentulous, reported = 0, [], []
         try:
             result = pipeline.run(DecodedImage(pixels), task_pb2.AnalysisOptions())
@@ -192,8 +220,10 @@ def evaluate(pipeline: PanoPipeline, coco: dict, images_dir: Path, ids: list[int
                                "number_share": f.number_share if f else 1.0, "check_number": t.check_number,
                                "matched": i in gt_of, "right": gt_of.get(i) == t.fdi})
         per_jaw = {jaw: sum(jaw_of(a["category_id"]) == jaw for a in anns) for jaw in JAWS}
+        jaw_teeth = {jaw: sum(jaw_of(f) == jaw for f in recorder.rows) for jaw in JAWS}
         films.append({"film": str(image_id), "file": im["file_name"], "code": code, "edentulous": edentulous,
-                      "teeth": len(teeth), "gt_per_jaw": per_jaw})
+                      "teeth": len(teeth), "gt_per_jaw": per_jaw, "jaw_teeth": jaw_teeth,
+                      "jaw_mass": recorder.masses})
         tp += len(pairs)
         fp += len(pred) - len(pairs)
         fn += len(gt) - len(pairs)
@@ -290,6 +320,10 @@ def print_edentulous(e: dict) -> None:
           f"{jaws['annotated_edentulous']} "
           f"(not called: {jaws['edentulous_not_called']}); jaws with annotated teeth called edentulous "
           f"{len(jaws['with_teeth_called'])} / {jaws['with_teeth']} {jaws['with_teeth_called']}")
+    sweep = ", ".join(f"{r['teeth_of_mass']}: {r['annotated_edentulous_called']} / {r['with_teeth_called']}"
+                      for r in e["mass_sweep"])
+    print(f"  at other thresholds (teeth of tooth mass: edentulous jaws called / jaws with teeth "
+          f"called): {sweep}")
 
 
 def print_scores(s: dict) -> None:
