@@ -7,9 +7,9 @@ size (edges: the mandible's border, the palate, the rami), each standardised; 4,
 model is a probabilistic PCA of those features over the training panoramics of the three sets (and
 augmented copies of them: gamma, zoom, shift, blur, as other devices' films differ): a film's score
 is its negative log-likelihood per feature up to a constant, the Mahalanobis distance within the
-first components plus the residual over the noise variance. A panoramic film scores about 1; noise,
-photographs and cephalograms 2.2-5. The threshold is a high quantile of the scores of training films
-held out of the fit (five folds), so that it reflects films the model has not seen
+first components plus the residual over the noise variance. A panoramic film scores about 1 (0.5-1.7),
+a cephalogram 1.6-2.1, noise and shapes 2-2.4. The threshold (1.6) is a high quantile of the scores
+of training films held out of the fit (five folds), so that it reflects films the model has not seen
 (`pipelines/pano/evaluation/film_check_fit.py` fits it; the numbers are in manifest.json
 `film_check`, the arrays in the file it names).
 

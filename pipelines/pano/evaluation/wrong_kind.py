@@ -150,7 +150,7 @@ def main() -> None:
 
 
 def _generated(size: tuple[int, int], aspect: tuple[float, float]) -> Iterator[tuple[str, np.ndarray]]:
-    """Each kind at `size`, then 80 random variants (seed 2; the film check was fitted with seed 1)."""
+    """Each kind at `size`, then 80 random variants (seed 2; film_check_fit reports seed 1)."""
     for kind in non_radiographs.KINDS:
         yield f"{kind} (one)", non_radiographs.image(kind, *size)
     for kind, img in non_radiographs.random_images(seed=2, n=80, aspect=aspect, width=size[0]):
