@@ -92,3 +92,26 @@ def test_scores_are_calibrated_probabilities(pipeline: object) -> None:
     assert all(t.check_number == (t.score < 0.5) for t in result.teeth)
     for f in result.findings:
         assert 0 < f.score < 1 and f.raw_score >= 0.2
+
+
+def test_the_worker_step_answers_an_edentulous_jpeg_with_a_result_and_its_artifacts(pipeline: object) -> None:
+    """`grpc_server.processing.process` (decode, check, pipeline: what the worker runs before the
+    callback) on the film's own JPEG bytes, then the artifacts the worker makes of the result."""
+    from artifacts.make import Source, make_artifacts
+    from dentalai.config import load_config
+    from dentalai.task_json import message_dict
+    from grpc_server.processing import process
+
+    raw = (TUFTS / "2.jpg").read_bytes() if (TUFTS / "2.jpg").is_file() else None
+    if raw is None:
+        pytest.skip(f"../shared/data is absent here: {TUFTS / '2.jpg'}")
+    limits = load_config(environ={}).limits
+    result, image = process(pipeline, raw, task_pb2.AnalysisOptions(), limits)
+    data = message_dict(result)
+    assert data["summary"] == {"toothCount": 0, "edentulousJaws": ["upper", "lower"]}
+    files = make_artifacts(Source("pano", data, image.pixels, raw, "jpeg", "edentulous-2"), 1600)
+    assert {"overlay.png", "report.pdf", "report.dcm"} <= set(files)
+    ok, png = cv2.imencode(".png", non_radiographs.image("uniform noise", 2000, 1000))
+    with pytest.raises(PipelineError) as err:
+        process(pipeline, png.tobytes(), task_pb2.AnalysisOptions(), limits)
+    assert err.value.code == ErrorCode.IMAGE_CHECK_FAILED
