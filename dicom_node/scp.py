@@ -221,7 +221,11 @@ def serve(settings: Settings, stop: threading.Event) -> None:
                "callers": len(cfg.callers), "rules": len(router.rules)},
     )  # fmt: skip
     try:
-        stop.wait()
+        # With a timeout: the kernel may deliver SIGTERM to another of this process's threads, and
+        # a main thread blocked in an untimed wait would then never run the Python handler (seen:
+        # a stop ignored until `dentalai up` killed the node 30 s later).
+        while not stop.wait(0.2):
+            pass
     finally:
         server.shutdown()  # no new associations; a C-STORE being handled is answered first
         deadline = time.monotonic() + STOP_GRACE_S
