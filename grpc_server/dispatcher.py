@@ -18,10 +18,8 @@ import time
 import httpx
 import redis.asyncio as aioredis
 import uvloop
-from redis.exceptions import RedisError
 
 from dentalai.config import Settings
-from dentalai.logs import task_context
 from dentalai.task_json import callback_bytes
 from dentalai.v1 import task_pb2
 from grpc_server.callbacks import Outcome, classify, parse_retry_after, plan_next, webhook_headers
@@ -48,6 +46,8 @@ class Attempt:
 
 
 class Dispatcher(ScheduleLoop):
+    what = "callback"
+
     def __init__(
         self,
         settings: Settings,
@@ -77,17 +77,7 @@ class Dispatcher(ScheduleLoop):
 
     # ---- one attempt ---------------------------------------------------------------------------
 
-    async def deliver(self, ref: TaskRef, lease: str) -> None:
-        with task_context(ref.task_id, ref.client_id):
-            try:
-                await self._deliver(ref, lease)
-            except (RedisError, OSError) as exc:
-                # The lease runs out and the entry is due again: at least once, never lost.
-                log.warning("callback not settled (Redis): %s", exc)
-            except Exception:
-                log.exception("callback delivery failed unexpectedly")
-
-    async def _deliver(self, ref: TaskRef, lease: str) -> None:
+    async def attempt(self, ref: TaskRef, lease: str) -> None:
         stored = await self.store.get_stored(ref)
         if stored is None or stored.task.callback.state != task_pb2.PENDING:
             # Expired task, or nothing pending (stale entry): drop it from the schedule.

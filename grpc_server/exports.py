@@ -20,10 +20,8 @@ from urllib.parse import urlsplit
 
 import httpx
 import redis.asyncio as aioredis
-from redis.exceptions import RedisError
 
 from dentalai.config import ExportDestination, Settings
-from dentalai.logs import task_context
 from dentalai.v1 import task_pb2
 from grpc_server import netguard
 from grpc_server.artifact_store import ArtifactStore
@@ -44,6 +42,8 @@ _STATES = {
 
 
 class Exporter(ScheduleLoop):
+    what = "export"
+
     def __init__(
         self,
         settings: Settings,
@@ -83,17 +83,7 @@ class Exporter(ScheduleLoop):
 
     # ---- one attempt ---------------------------------------------------------------------------
 
-    async def deliver(self, ref: TaskRef, lease: str) -> None:
-        with task_context(ref.task_id, ref.client_id):
-            try:
-                await self._deliver(ref, lease)
-            except (RedisError, OSError) as exc:
-                # The lease runs out and the entry is due again: at least once, never lost.
-                log.warning("export not settled (Redis): %s", exc)
-            except Exception:
-                log.exception("export failed unexpectedly")
-
-    async def _deliver(self, ref: TaskRef, lease: str) -> None:
+    async def attempt(self, ref: TaskRef, lease: str) -> None:
         stored = await self.store.get_stored(ref)
         if stored is None or stored.task.export.state != task_pb2.EXPORT_PENDING:
             # Expired or erased task, or nothing pending (stale entry): drop it from the schedule.

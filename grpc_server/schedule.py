@@ -23,6 +23,7 @@ import redis.asyncio as aioredis
 from google.protobuf.timestamp_pb2 import Timestamp
 from redis.exceptions import RedisError
 
+from dentalai.logs import task_context
 from grpc_server.keys import TaskRef
 
 log = logging.getLogger(__name__)
@@ -69,9 +70,23 @@ class ScheduleLoop(ABC):
         self._claim = redis.register_script(_CLAIM)
         self.inflight: set[asyncio.Task[None]] = set()
 
-    @abstractmethod
+    # What one attempt delivers, for the log lines ("callback", "export").
+    what = "delivery"
+
     async def deliver(self, ref: TaskRef, lease: str) -> None:
         """One attempt for `ref`, settled under `lease`; never raises."""
+        with task_context(ref.task_id, ref.client_id):
+            try:
+                await self.attempt(ref, lease)
+            except (RedisError, OSError) as exc:
+                # The lease runs out and the entry is due again: at least once, never lost.
+                log.warning("%s not settled (Redis): %s", self.what, exc)
+            except Exception:
+                log.exception("%s failed unexpectedly", self.what)
+
+    @abstractmethod
+    async def attempt(self, ref: TaskRef, lease: str) -> None:
+        """One attempt for `ref`, settled under `lease` while the member still carries it."""
 
     async def run(self, stop: asyncio.Event) -> None:
         """Claim and deliver until `stop` is set; then let the attempts in flight finish."""
