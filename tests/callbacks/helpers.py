@@ -6,6 +6,7 @@ import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from google.protobuf import json_format, struct_pb2
 
@@ -80,18 +81,26 @@ class Harness:
 
 
 @asynccontextmanager
-async def running_dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
+async def running_loop(settings: Settings, loop_cls: Any, stop_timeout_s: float = 15.0) -> AsyncIterator[Any]:
+    """A ScheduleLoop of `loop_cls` (the Dispatcher, the Exporter) running in this event loop on its
+    own Redis client; stopped as its process stops it (the attempts in flight finish)."""
     redis = redis_client(settings)
-    dispatcher = Dispatcher(settings, redis)
+    loop = loop_cls(settings, redis)
     stop = asyncio.Event()
-    loop_task = asyncio.create_task(dispatcher.run(stop))
+    loop_task = asyncio.create_task(loop.run(stop))
     try:
-        yield dispatcher
+        yield loop
     finally:
         stop.set()
-        await asyncio.wait_for(loop_task, 15)
-        await dispatcher.aclose()
+        await asyncio.wait_for(loop_task, stop_timeout_s)
+        await loop.aclose()
         await redis.aclose()
+
+
+@asynccontextmanager
+async def running_dispatcher(settings: Settings) -> AsyncIterator[Dispatcher]:
+    async with running_loop(settings, Dispatcher) as dispatcher:
+        yield dispatcher
 
 
 async def received(receiver, count: int, timeout: float = 10):  # noqa: ANN001, ANN201

@@ -29,6 +29,7 @@ from grpc_server.connection import redis_client
 from grpc_server.exports import Exporter
 from grpc_server.keys import Keys, TaskRef
 from grpc_server.store import TaskStore, now_ts
+from tests.callbacks.helpers import running_loop
 from tests.dicom.orthanc import ORTHANC, Orthanc
 from tests.reports import samples
 from tests.security.dicom_samples import native
@@ -124,17 +125,8 @@ class Harness:
 async def running_exporter(
     settings: Settings, exporter_cls: type[Exporter] = Exporter
 ) -> AsyncIterator[Exporter]:
-    redis = redis_client(settings)
-    exporter = exporter_cls(settings, redis)
-    stop = asyncio.Event()
-    loop_task = asyncio.create_task(exporter.run(stop))
-    try:
+    async with running_loop(settings, exporter_cls, stop_timeout_s=60) as exporter:
         yield exporter
-    finally:
-        stop.set()
-        await asyncio.wait_for(loop_task, 60)
-        await exporter.aclose()
-        await redis.aclose()
 
 
 def restart(orthanc: Orthanc, timeout: float = 60) -> None:
