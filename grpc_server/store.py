@@ -388,39 +388,29 @@ class TaskStore:
         stream and the worker skips it); a final one is erased at once with its artifacts, image
         and pending callback. Returns (the task, erased). Raises 10009 when unknown, 10010 when
         RUNNING (its worker holds it: erase it once it has finished)."""
-        key, artifacts = self.keys.task(ref), self.keys.artifacts(ref)
-        while True:
-            async with self.redis.pipeline(transaction=True) as pipe:
-                try:
-                    await pipe.watch(key)
-                    values = await pipe.hmget(key, _FIELDS)
-                    if values[0] is None:
-                        raise not_found(ref)
-                    task = _decode(values, with_image=False).task
-                    if task.status == task_pb2.RUNNING:
-                        raise DentalAIError(
-                            ErrorCode.TASK_NOT_CANCELLABLE,
-                            f"task {ref.task_id} is RUNNING; it can be erased once it has finished",
-                        )
-                    erase = task.status != task_pb2.QUEUED
-                    pipe.multi()
-                    if not erase:
-                        task.status = task_pb2.CANCELLED
-                        task.finished_at.CopyFrom(now_ts())
-                        _fill_timing(task)
-                        pipe.hset(key, mapping={b"task": _bare(task), b"status": b"CANCELLED"})
-                        pipe.hdel(key, b"image")
-                        pipe.expire(key, self.result_ttl_s)
-                        pipe.hincrby(self.keys.task_stats, "QUEUED", -1)
-                        pipe.hincrby(self.keys.task_stats, "CANCELLED", 1)
-                    else:
-                        pipe.delete(key, artifacts)
-                        pipe.zrem(self.keys.callback_schedule, str(ref))
-                        pipe.zrem(self.keys.export_schedule, str(ref))
-                    await pipe.execute()
-                    return task, erase
-                except WatchError:
-                    continue
+        erased = [False]
+
+        def change(stored: StoredTask) -> dict[bytes, bytes] | None:
+            task = stored.task
+            if task.status == task_pb2.RUNNING:
+                raise DentalAIError(
+                    ErrorCode.TASK_NOT_CANCELLABLE,
+                    f"task {ref.task_id} is RUNNING; it can be erased once it has finished",
+                )
+            if task.status != task_pb2.QUEUED:
+                erased[0] = True
+                return _ERASE
+            task.status = task_pb2.CANCELLED
+            task.finished_at.CopyFrom(now_ts())
+            _fill_timing(task)
+            return {b"task": _bare(task), b"status": b"CANCELLED"}
+
+        stored = await self._transition(
+            ref, change, with_image=False, schedule_callback=False, drop_image=True, count_status=True
+        )
+        if stored is None:
+            raise not_found(ref)
+        return stored.task, erased[0]
 
     async def resend(self, ref: TaskRef) -> task_pb2.Task:
         """Re-arm a finished task's callback: state PENDING, attempts reset, due now (same
@@ -466,7 +456,9 @@ class TaskStore:
     ) -> StoredTask | None:
         """Read under WATCH, let `change` mutate the task and return the fields to write (or None
         for no change), then write them in MULTI/EXEC; retried when another writer got between.
-        Returns the (changed) task, or None when it is gone or `change` declined.
+        Returns the (changed) task, or None when it is gone or `change` declined. `change` may
+        return _ERASE instead of fields: the task, its artifacts and its schedule entries are then
+        deleted together (and the task returned as it was).
 
         Every caller says what the change implies: `with_image` reads the image and image_url
         too (and returns the task even when `change` declines), `schedule_callback` puts the task
@@ -490,6 +482,12 @@ class TaskStore:
                         await pipe.unwatch()
                         return stored if with_image else None
                     pipe.multi()
+                    if updates is _ERASE:
+                        pipe.delete(key, self.keys.artifacts(ref))
+                        pipe.zrem(self.keys.callback_schedule, str(ref))
+                        pipe.zrem(self.keys.export_schedule, str(ref))
+                        await pipe.execute()
+                        return stored
                     pipe.hset(key, mapping=updates)
                     new_status = stored.task.status
                     if count_status and new_status != old_status:
@@ -515,6 +513,8 @@ class TaskStore:
 
 
 _FIELDS = [b"task", b"callback", b"request_hash", b"webhook_id", b"export"]
+# What a `_transition` change returns to erase the task (compared by identity).
+_ERASE: dict[bytes, bytes] = {}
 
 
 def _decode(values: list[bytes | None], with_image: bool) -> StoredTask:
