@@ -10,8 +10,6 @@ loopback servers:
 from __future__ import annotations
 
 import asyncio
-import socket
-import threading
 import time
 from collections.abc import Iterator
 
@@ -20,64 +18,24 @@ import pytest
 from dentalai.errors import DentalAIError
 from grpc_server.fetch import fetch_image
 from tests.conftest import CallbackReceiver, make_settings
+from tests.scripted_server import ScriptedServer
 
 CAP = 64 * 1024
 
 
-class Scripted:
-    """A loopback HTTP server that answers every GET with `script`: (delay_s, bytes) pieces sent in
-    order, then holds the connection open until stop()."""
-
-    def __init__(self, script: list[tuple[float, bytes]]) -> None:
-        self.script = script
-        self.stopped = threading.Event()
-        self.sock = socket.socket()
-        self.sock.bind(("127.0.0.1", 0))
-        self.sock.listen(8)
-        self.sock.settimeout(0.2)
-        self.url = f"http://127.0.0.1:{self.sock.getsockname()[1]}/img.png"
-        threading.Thread(target=self._serve, daemon=True).start()
-
-    def _serve(self) -> None:
-        while not self.stopped.is_set():
-            try:
-                conn, _ = self.sock.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            threading.Thread(target=self._answer, args=(conn,), daemon=True).start()
-
-    def _answer(self, conn: socket.socket) -> None:
-        with conn:
-            try:
-                conn.recv(65536)
-                for delay, data in self.script:
-                    if self.stopped.wait(delay):
-                        return
-                    conn.sendall(data)
-                self.stopped.wait(30)
-            except OSError:
-                pass
-
-    def stop(self) -> None:
-        self.stopped.set()
-        self.sock.close()
-
-
 @pytest.fixture
-def declared_too_large() -> Iterator[Scripted]:
+def declared_too_large() -> Iterator[ScriptedServer]:
     """Declares a body 10 x the cap, then sends nothing."""
-    server = Scripted([(0, b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % (10 * CAP))])
+    server = ScriptedServer([(0, b"HTTP/1.1 200 OK\r\ncontent-length: %d\r\n\r\n" % (10 * CAP))])
     yield server
     server.stop()
 
 
-async def test_a_declared_oversize_body_is_refused_at_once(declared_too_large: Scripted) -> None:
+async def test_a_declared_oversize_body_is_refused_at_once(declared_too_large: ScriptedServer) -> None:
     settings = make_settings("redis://127.0.0.1:1/0", limits={"max_image_bytes": CAP}, fetch={"timeout_s": 5})
     started = time.monotonic()
     with pytest.raises(DentalAIError) as err:
-        await asyncio.wait_for(fetch_image(declared_too_large.url, settings), 20)
+        await asyncio.wait_for(fetch_image(declared_too_large.url_for("/img.png"), settings), 20)
     assert err.value.code == 11001 and f"larger than {CAP} bytes" in err.value.message, err.value.message
     assert time.monotonic() - started < 2
 
@@ -91,18 +49,18 @@ async def test_an_empty_body_is_a_download_failure(callback_receiver: CallbackRe
 
 
 @pytest.fixture
-def dripping() -> Iterator[Scripted]:
+def dripping() -> Iterator[ScriptedServer]:
     """A close-delimited 200 whose body comes 16 bytes every 0.2 s for about 8 s."""
     head = b"HTTP/1.0 200 OK\r\ncontent-type: image/png\r\n\r\n"
-    server = Scripted([(0, head)] + [(0.2, b"\x89PNG" + b"\0" * 12)] * 40)
+    server = ScriptedServer([(0, head)] + [(0.2, b"\x89PNG" + b"\0" * 12)] * 40)
     yield server
     server.stop()
 
 
-async def test_a_dripping_server_is_cut_at_the_total_timeout(dripping: Scripted) -> None:
+async def test_a_dripping_server_is_cut_at_the_total_timeout(dripping: ScriptedServer) -> None:
     settings = make_settings("redis://127.0.0.1:1/0", fetch={"timeout_s": 1})
     started = time.monotonic()
     with pytest.raises(DentalAIError) as err:
-        await asyncio.wait_for(fetch_image(dripping.url, settings), 30)
+        await asyncio.wait_for(fetch_image(dripping.url_for("/img.png"), settings), 30)
     assert err.value.code == 11001 and "timed out" in err.value.message, err.value.message
     assert time.monotonic() - started < 3
